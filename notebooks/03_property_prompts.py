@@ -1,0 +1,174 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Property prompts $\mathcal{P}^P$: a defect lies on the object and is small
+#
+# Words alone do not stop a detector from answering "defect" with half the image. SAA+ adds what an inspector knows
+# about *where* and *how large* defects are: they lie on the inspected object, and they cover only a fraction of it.
+# The object itself is found with one more prompt: the object word.
+#
+# ## Learning goals
+# 1. Write both forms of $\mathcal{P}^P$: the paper's (masks: IoU with the object, area ratio) and the official
+#    code's (boxes: area ratio only).
+# 2. Read the per-category property table (object count, maximum area ratio).
+# 3. Measure the effect of $\mathcal{P}^P$ on and off, and how the result depends on $\theta_{area}$.
+
+# %% tags=["parameters"]
+dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
+root = None  # data set folder; None: data/synthetic (generated on first use)
+categories = None  # e.g. ["washer"]; None: every category
+variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
+behaviour = "code"  # code (the official implementation) | paper
+models = "tiny"  # official | tiny (random weights, tests only) | random
+device = "cpu"  # cpu | cuda | auto
+n_images = 2  # images per category, anomalous and normal alternating
+out_dir = None  # figures go to <out_dir>/figures; None: shown only
+seed = 0  # synthetic data and random-weight models
+saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+
+# %%
+# %matplotlib inline
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from saa_lib import metrics, report, viz
+from saa_lib import notebook_report as nb
+from saa_lib.cache import StageCache
+from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.pipeline import SAAPipeline
+from saa_lib.utils import resolve_device
+from saa_lib.zoo import load_models
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
+loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                     download=False)
+TAG = nb.banner(loaded)
+pipe = SAAPipeline(loaded, StageCache())
+figures = nb.Figures(out_dir)
+ds = nb.open_data(dataset, root, categories, seed)
+t0 = time.perf_counter()
+items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
+print(f"{len(items)} images: stages in {time.perf_counter() - t0:.1f} s (cache {pipe.cache.stats()['hits']})")
+
+# %% [markdown]
+# ## 1. The idea as a formula
+#
+# The object prompt gives object boxes $o_j$ (and, in the paper, their SAM masks $m_{obj}$). **Paper**: candidate mask
+# $m_i$ is kept iff
+#
+# $$\mathrm{IoU}(m_i, m_{obj}) \ge \theta_{IoU} \quad\text{and}\quad |m_i| \le \theta_{area}\, |m_{obj}| .$$
+#
+# **Official code** (`behaviour="code"`): on boxes, with areas as fractions of the image and no IoU test,
+#
+# $$0 < |b_i| < \theta_{area} \cdot \max_j |o_j|, \qquad \text{object boxes with } |o_j| < 1/\text{count}
+#   \text{ when count} > 1 .$$
+#
+# $\theta_{area}$ (`max_area_ratio`) and the object count come from the category's property table:
+
+# %%
+rows = ["| category | object word | count | max area ratio θ_area | K (P^C) |", "|---|---|---:|---:|---:|"]
+for pr in {it.prompts.category: it.prompts for it in items}.values():
+    rows.append(f"| {pr.category} | {pr.object_word} | {pr.count} | {pr.max_area_ratio} | {pr.top_k} |")
+display(Markdown("\n".join(rows)))
+on = nb.make_config(variant, behaviour, saliency_backbone)
+off = nb.switched_off(on, "property")
+print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
+
+# %% [markdown]
+# ## 2. A known case
+#
+# In the hand-built washer (real `tf_efficientnet_lite0` saliency), the box phrased "defect" covers the whole washer:
+# language cannot stop it, the area ratio does.
+
+# %%
+lite0 = load_saliency_backbone("tf_efficientnet_lite0")
+case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^P off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "property")),
+            "P^P on": pipe.score(case.stages, case.prompts, case_on)}
+display(Markdown(nb.fate_table(case, case_res)))
+for lab, res in case_res.items():
+    outside = res.anomaly_map[~case.mask].max()
+    print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
+          f"highest score outside the defect {outside:.2f} (image score {res.image_score:.2f})")
+
+# %%
+fig = viz.compare_results(case.image, case_res, case.mask,
+                          title="known case: the area ratio removes the whole-washer box phrased 'defect'")
+figures.save(fig, "03_known_case_property", readme=True)
+plt.show()
+
+# %% [markdown]
+# With the official code's fusion offset ($\delta = 1$) the hole can stay the highest pixel even with $\mathcal{P}^P$
+# off, so one image's max-F1 hardly moves; but the whole washer now glows, which raises the score of every *normal*
+# washer — image-level detection and the category-wide normalisation of the metrics pay for it.
+#
+# How strict should $\theta_{area}$ be? A sweep on the known case (both behaviours):
+
+# %%
+ratios = np.geomspace(0.002, 1.0, 25)
+fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+for beh, style in (("code", "-"), ("paper", "--")):
+    cfg_b = nb.make_config(variant, beh, "tf_efficientnet_lite0")
+    case_b = nb.known_case(lite0, cfg_b, category="washer", defect="hole", seed=seed)
+    kept, f1 = [], []
+    for r in ratios:
+        res = pipe.score(case_b.stages, case_b.prompts, cfg_b.with_(max_area_ratio=float(r), use_confidence=False))
+        kept.append(sum(x.removed_by is None for x in res.regions))
+        f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case_b.mask[None]))
+    ax[0].plot(ratios, kept, style, marker="o", ms=3, label=f"{beh} behaviour")
+    ax[1].plot(ratios, f1, style, marker="o", ms=3, label=f"{beh} behaviour")
+ax[0].set_ylabel("regions kept (P^C off)")
+ax[1].set_ylabel("max-F1-pixel (this image)")
+for a in ax:
+    a.axvline(case.prompts.max_area_ratio, color="#999999", lw=1, ls=":")
+    a.set_xscale("log")
+    a.set_xlabel("θ_area (max area ratio, log scale)")
+    a.legend(fontsize=8)
+fig.suptitle("known case: sweeping θ_area with P^C off (dotted: the washer's table value)", fontsize=10)
+fig.tight_layout()
+figures.save(fig, "03_area_ratio_sweep", readme=True)
+plt.show()
+
+# %% [markdown]
+# ## 3. On the data set: the same images, $\mathcal{P}^P$ off and on
+
+# %%
+first = next(it for it in items if it.sample.label == 1)
+res = {"P^P off": pipe.score(first.stages, first.prompts, off), "P^P on": pipe.score(first.stages, first.prompts, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
+figures.save(fig, "03_property_on_off")
+plt.show()
+
+# %%
+runs = nb.category_runs(pipe, items, [off, on])
+display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
+                 + "\n**image AUROC (%)**\n\n" + report.metric_table(runs, "image_auroc")))
+
+# %% [markdown]
+# ## Exercises
+# 1. Score the known case with `behaviour="paper"` and $\mathcal{P}^P$ on. Which candidate does the IoU test remove
+#    that the official code keeps, and why can the code's box test not see it?
+# 2. For a category with several objects per image (`count > 1`, e.g. VisA `macaroni1`), what does the code do with an
+#    object box that covers the whole image? Check with `saa_lib.prompts.property.object_boxes_keep`.
+# 3. From the sweep, pick the largest $\theta_{area}$ that still removes both whole-washer boxes. Relate it to the
+#    ratio of the washer's box area to its largest defect box area.
+#
+# Answers: `notebooks/answers/03_answers.md`.

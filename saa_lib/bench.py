@@ -1,0 +1,215 @@
+"""``saa bench``: per-stage latency and peak memory, and the ratios that matter for dataset-scale runs.
+
+Stages: generator (GroundingDINO), SAM image encoder, SAM decoder, saliency features, saliency kNN, prompt filters +
+fusion (scoring), metrics. Ratios measured in the same run: one GDINO forward for all prompts vs one per prompt; batched
+SAM decoding vs one call per box; the five-variant ablation vs five independent runs; re-scoring after a threshold
+change (ms per image). Writes ``bench.json`` and ``bench.md`` (machine and versions recorded). Random-weight models are
+fine for timing; the output says which were used.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+
+
+class PeakMemory:
+    """Peak extra memory of a block: CUDA allocator peak on GPU, sampled process RSS on CPU (MiB)."""
+
+    def __init__(self, device: torch.device, interval: float = 0.005):
+        self.device, self.interval, self.peak_mib = device, interval, 0.0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._base = torch.cuda.memory_allocated()
+        else:
+            self._proc = psutil.Process()
+            self._base = self._peak = self._proc.memory_info().rss
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak_mib = (torch.cuda.max_memory_allocated() - self._base) / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self._peak = max(self._peak, self._proc.memory_info().rss)
+            self.peak_mib = (self._peak - self._base) / 2**20
+
+
+@contextmanager
+def timed(device: torch.device, record: dict, name: str):
+    """Adds ``{name: {"ms": ..., "peak_mib": ...}}`` to ``record`` for the block."""
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        yield
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        ms = (time.perf_counter() - t0) * 1e3
+    record[name] = {"ms": round(ms, 2), "peak_mib": round(mem.peak_mib, 1)}
+
+
+def machine() -> dict:
+    import segment_anything  # noqa: F401
+    import timm
+    import transformers
+
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": psutil.cpu_count(),
+            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "torch": torch.__version__,
+            "timm": timm.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def knn_scaling(device: torch.device, sides=(200, 400, 600, 800), dim: int = 64, neighbours: int = 400) -> list:
+    """Exact chunked kNN saliency on P = side² pixels: time and peak memory as the input grows."""
+    from .prompts.saliency import knn_saliency
+
+    out = []
+    for side in sides:
+        feats = torch.nn.functional.normalize(torch.randn(side // 4 * side // 4, dim, device=device), dim=1)
+        rec: dict = {}
+        with timed(device, rec, "knn"):
+            knn_saliency(feats, neighbours, "farthest", chunk_size=1024)
+        out.append({"input_side": side, "pixels_at_stride4": feats.shape[0], **rec["knn"]})
+    return out
+
+
+def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4, out: Path = Path("results/bench"),
+              seed: int = 0) -> dict:
+    """Measure everything once; returns and writes the results."""
+    from . import metrics as M
+    from .cache import StageCache
+    from .config import ABLATION_VARIANTS, variant_config
+    from .data.synthetic import generate_synthetic
+    from .data import open_dataset
+    from .pipeline import SAAPipeline
+    from .prompts.language import category_prompts
+    from .prompts.saliency import knn_saliency, pixel_features
+    from .utils import resolve_device
+    from .zoo import load_models
+
+    dev = resolve_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = generate_synthetic(out / "data", seed=seed)
+    ds = open_dataset("synthetic", root)
+    cat = ds.categories[0]
+    images = [s.load_image() for s in ds.samples(cat)[:n_images]]
+    models = load_models(models_kind, device=dev, seed=seed)
+    prompts = category_prompts(cat, "synthetic")
+    cfg = variant_config("saa_plus")
+    pipe = SAAPipeline(models, StageCache(enabled=False))
+    captions = [e.caption for e in prompts.entries]
+    stages: dict = {}
+    ratios: dict = {}
+    img = images[0]
+    pipe.generator.detect(img, captions[:1])  # warm-up
+    with timed(dev, stages, "generator (all prompts, batched)"):
+        det = pipe.generator.detect(img, captions)
+    with timed(dev, stages, "generator (one forward per prompt)"):
+        for c in captions:
+            pipe.generator.detect(img, [c])
+    with timed(dev, stages, "generator (single joined caption)"):
+        pipe.generator.detect(img, captions, single_caption=True)
+    boxes = det.boxes[: max(1, min(len(det), 32))] if len(det) else np.array([[8, 8, 64, 64]], np.float32)
+    pipe.refiner._image_key = None
+    with timed(dev, stages, "SAM image encoder"):
+        pipe.refiner.set_image(img)
+    with timed(dev, stages, f"SAM decoder ({len(boxes)} boxes, batched)"):
+        pipe.refiner.segment(img, boxes)
+    with timed(dev, stages, f"SAM decoder ({len(boxes)} boxes, one call each)"):
+        for b in boxes:
+            pipe.refiner.segment(img, b[None])
+    with timed(dev, stages, "saliency features"):
+        feats = pixel_features(models.saliency, img, cfg.saliency.input_size)
+    with timed(dev, stages, "saliency kNN"):
+        knn_saliency(feats.reshape(-1, feats.shape[-1]), cfg.saliency.neighbours, cfg.saliency.aggregate)
+    st = pipe.stages(img, prompts, cfg, prompts.select(True), True)
+    with timed(dev, stages, "prompt filters + fusion (one variant)"):
+        pipe.score(st, prompts, cfg)
+    maps = np.random.default_rng(0).random((len(images) * 25, 400, 400), dtype=np.float32)
+    masks = maps > 0.99
+    with timed(dev, stages, f"metrics ({len(maps)} maps 400x400)"):
+        M.category_metrics(maps, masks)
+
+    configs = [variant_config(v) for v in ABLATION_VARIANTS]
+    t0 = time.perf_counter()
+    for im in images:
+        SAAPipeline(models, StageCache(out / "cache_single", enabled=False)).run(im, prompts, cfg)
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ab = SAAPipeline(models, StageCache(out / "cache_ablation"))
+    for im in images:
+        ab.run_variants(im, prompts, configs)
+    five = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for c in configs:
+        solo = SAAPipeline(models, StageCache(enabled=False))
+        for im in images:
+            solo.run(im, prompts, c)
+    independent = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    changed = cfg.with_(box_threshold=cfg.box_threshold + 0.05, top_k=3)
+    for im in images:
+        ab.run(im, prompts, changed)  # every expensive stage comes from the cache
+    rescore_ms = (time.perf_counter() - t0) * 1e3 / len(images)
+
+    gen_one = stages["generator (one forward per prompt)"]["ms"]
+    gen_all = stages["generator (all prompts, batched)"]["ms"]
+    dec_keys = [k for k in stages if k.startswith("SAM decoder")]
+    ratios = {
+        "generator: batched all prompts / one forward per prompt": round(gen_all / gen_one, 3),
+        "generator: single joined caption / one forward per prompt":
+            round(stages["generator (single joined caption)"]["ms"] / gen_one, 3),
+        "SAM decoder: batched / one call per box": round(stages[dec_keys[0]]["ms"] / stages[dec_keys[1]]["ms"], 3),
+        "ablation (5 variants, one cached pass) / one saa_plus run (goal <= 1.3)": round(five / one, 3),
+        "ablation (5 variants, one cached pass) / five independent runs": round(five / independent, 3),
+        "re-scoring after a threshold change, ms per image (goal <= 50)": round(rescore_ms, 2),
+    }
+    result = {"machine": machine(), "device": str(dev), "models": models.describe(),
+              "meaningful": models.meaningful, "images": len(images), "stages": stages, "ratios": ratios,
+              "knn_scaling": knn_scaling(dev)}
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(to_markdown(result))
+    return result
+
+
+def to_markdown(r: dict) -> str:
+    lines = [f"# saa bench — {r['device']}, {r['models']}", "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in r["machine"].items()), "",
+             "| stage | ms | peak MiB |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v['ms']:.1f} | {v['peak_mib']:.1f} |" for k, v in r["stages"].items()]
+    lines += ["", "| ratio | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in r["ratios"].items()]
+    lines += ["", "Saliency kNN (exact, chunked, 400 neighbours):", "", "| input side | pixels (stride 4) | ms | "
+              "peak MiB |", "|---:|---:|---:|---:|"]
+    lines += [f"| {x['input_side']} | {x['pixels_at_stride4']} | {x['ms']:.1f} | {x['peak_mib']:.1f} |"
+              for x in r["knn_scaling"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(args) -> int:
+    r = run_bench(args.models, args.device, args.images, Path(args.out))
+    print(to_markdown(r))
+    print(f"wrote {Path(args.out) / 'bench.json'} and bench.md")
+    return 0

@@ -1,0 +1,92 @@
+"""Content-addressed stage cache.
+
+The expensive stages (generator, refiner, saliency) are pure functions of (image content, model, their own settings):
+their outputs are stored as ``.npz`` files named by the sha1 of exactly those inputs. A changed threshold, K or prompt
+switch changes no key of an expensive stage, so only the cheap scoring re-runs. Writes are atomic (temporary file +
+rename); an entry that cannot be read back, or whose stored key differs, is deleted and recomputed, never trusted.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .download import saa_home
+from .utils import settings_digest
+
+
+class StageCache:
+    """``get(stage, key_parts, compute)``: the stored arrays for these inputs, or ``compute()``'s, stored.
+
+    ``root=None`` -> ``$SAA_HOME/cache``; ``enabled=False`` computes every time. ``hits`` / ``misses`` count per stage.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
+        self.root = Path(root) if root is not None else saa_home() / "cache"
+        self.enabled = enabled
+        self.hits: dict[str, int] = {}
+        self.misses: dict[str, int] = {}
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key[:2] / f"{key}.npz"
+
+    @staticmethod
+    def key(stage: str, key_parts: dict) -> str:
+        """The entry name for ``stage`` with these inputs (sha1 of their JSON)."""
+        return settings_digest({"stage": stage, **key_parts})
+
+    def _count(self, stage: str, hit: bool) -> None:
+        counter = self.hits if hit else self.misses
+        counter[stage] = counter.get(stage, 0) + 1
+
+    def load(self, stage: str, key: str) -> dict | None:
+        """The stored arrays, or None if absent, corrupt (then removed) or the cache is off. Counts hits/misses."""
+        data = self._read(stage, key) if self.enabled else None
+        self._count(stage, data is not None)
+        return data
+
+    def _read(self, stage: str, key: str) -> dict | None:
+        path = self.path(stage, key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:  # never unpickle what is on disk
+                data = {k: z[k] for k in z.files}
+            if str(data.pop("__key__")) != key:
+                raise ValueError("key mismatch")
+            return data
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def save(self, stage: str, key: str, arrays: dict) -> None:
+        """Store ``arrays`` atomically (nothing when the cache is off)."""
+        if not self.enabled:
+            return
+        path = self.path(stage, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, __key__=np.array(key), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, stage: str, key_parts: dict, compute: Callable[[], dict]) -> dict:
+        """Arrays of ``stage`` for ``key_parts`` (a JSON-able dict), computed and stored on a miss."""
+        key = self.key(stage, key_parts)
+        data = self.load(stage, key)
+        if data is None:
+            data = compute()
+            self.save(stage, key, data)
+        return data
+
+    def stats(self) -> dict:
+        return {"hits": dict(self.hits), "misses": dict(self.misses)}

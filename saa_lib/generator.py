@@ -1,0 +1,220 @@
+"""Generator: GroundingDINO turns text prompts into candidate boxes with confidences.
+
+One forward per prompt entry, as the official code does (an entry's caption may hold several phrases ``"a. b. c."``);
+entries of one image whose captions have the same token length run as one batch (padding would change the outputs). ``single_caption=True`` joins every entry into one caption (one forward,
+faster; each box is then attributed to the entry whose tokens it matches best).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .utils import split_on_oom
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]"}
+
+
+def normalize_caption(caption: str) -> str:
+    """Lower case, single spaces, ending with ``.`` (GroundingDINO's caption convention)."""
+    caption = " ".join(caption.lower().strip().split())
+    return caption if caption.endswith(".") else caption + "."
+
+
+def decode_tokens(tokens: list[str]) -> str:
+    """WordPiece tokens -> text (``##`` pieces glued, special tokens and dots dropped)."""
+    words: list[str] = []
+    for t in tokens:
+        if t in SPECIAL_TOKENS or t == ".":
+            continue
+        if t.startswith("##") and words:
+            words[-1] += t[2:]
+        else:
+            words.append(t)
+    return " ".join(words)
+
+
+@dataclass
+class Detections:
+    """Generator output for one image: every box whose confidence exceeds the stage's floor.
+
+    boxes: (M, 4) float32 xyxy pixels; scores: (M,) float32 max token confidence; entry: (M,) int32 index into
+    ``captions``; token_conf: (M, T) float32 confidence of each caption token (0-padded); tokens[e]: the tokens of
+    caption e (length <= T).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    entry: np.ndarray
+    token_conf: np.ndarray
+    captions: list[str]
+    tokens: list[list[str]]
+    image_hw: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def phrases(self, text_threshold: float) -> list[str]:
+        """The phrase of each box: its caption's tokens with confidence > ``text_threshold``."""
+        out = []
+        for conf, e in zip(self.token_conf, self.entry):
+            toks = self.tokens[int(e)]
+            out.append(decode_tokens([t for t, c in zip(toks, conf[: len(toks)]) if c > text_threshold]))
+        return out
+
+    def select(self, keep: np.ndarray) -> "Detections":
+        keep = np.asarray(keep)
+        return Detections(self.boxes[keep], self.scores[keep], self.entry[keep], self.token_conf[keep],
+                          self.captions, self.tokens, self.image_hw)
+
+    def only(self, e: int) -> "Detections":
+        """The boxes of caption ``e`` alone, as a one-caption :class:`Detections`."""
+        keep = self.entry == e
+        t = len(self.tokens[e])
+        return Detections(self.boxes[keep], self.scores[keep], np.zeros(int(keep.sum()), np.int32),
+                          self.token_conf[keep][:, :t], [self.captions[e]], [self.tokens[e]], self.image_hw)
+
+    @staticmethod
+    def empty(captions: list[str], tokens: list[list[str]], image_hw: tuple[int, int]) -> "Detections":
+        t = max((len(x) for x in tokens), default=0)
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
+                          np.zeros((0, t), np.float32), list(captions), [list(x) for x in tokens], image_hw)
+
+    @staticmethod
+    def concat(parts: list["Detections"]) -> "Detections":
+        """Join detections of different captions of the same image (entry indices renumbered)."""
+        captions, tokens, offset, rows = [], [], 0, []
+        t = max((p.token_conf.shape[1] for p in parts), default=0)
+        for p in parts:
+            rows.append((p.boxes, p.scores, p.entry + offset,
+                         np.pad(p.token_conf, ((0, 0), (0, t - p.token_conf.shape[1])))))
+            captions += p.captions
+            tokens += p.tokens
+            offset += len(p.captions)
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        b, s, e, c = (np.concatenate(x) for x in zip(*rows))
+        return Detections(b.astype(np.float32), s.astype(np.float32), e.astype(np.int32), c.astype(np.float32),
+                          captions, tokens, parts[0].image_hw)
+
+    def to_arrays(self) -> dict:
+        return {"boxes": self.boxes, "scores": self.scores, "entry": self.entry, "token_conf": self.token_conf,
+                "captions": np.array(self.captions, dtype=str),
+                "tokens": np.array(["\t".join(t) for t in self.tokens], dtype=str),
+                "image_hw": np.array(self.image_hw)}
+
+    @staticmethod
+    def from_arrays(a: dict) -> "Detections":
+        return Detections(a["boxes"], a["scores"], a["entry"], a["token_conf"], [str(c) for c in a["captions"]],
+                          [str(t).split("\t") if str(t) else [] for t in a["tokens"]],
+                          tuple(int(x) for x in a["image_hw"]))
+
+
+def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 1333) -> torch.Tensor:
+    """(3, h, w) normalised tensor: shorter side ``min_size``, longer side at most ``max_size`` (GDINO's transform).
+
+    ``image``: (H, W, 3) uint8 RGB.
+    """
+    h, w = image.shape[:2]
+    scale = min_size / min(h, w)
+    if max(h, w) * scale > max_size:
+        scale = max_size / max(h, w)
+    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
+    return (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+
+@dataclass
+class Generator:
+    """GroundingDINO wrapper: image + captions -> :class:`Detections`.
+
+    ``model`` is a ``groundingdino`` GroundingDINO module (with ``.tokenizer``); ``floor`` is the confidence a box needs
+    to be kept at all (the box threshold is applied later, so changing it re-runs nothing).
+    """
+
+    model: torch.nn.Module
+    min_size: int = 800
+    max_size: int = 1333
+    floor: float = 0.05
+    autocast: torch.dtype | None = None
+    _tokens: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def tokens(self, caption: str) -> list[str]:
+        """Tokens of a caption as the model sees them (``[CLS] ... [SEP]``)."""
+        if caption not in self._tokens:
+            ids = self.model.tokenizer(caption)["input_ids"]
+            self._tokens[caption] = self.model.tokenizer.convert_ids_to_tokens(ids)
+        return self._tokens[caption]
+
+    @torch.no_grad()
+    def _forward(self, captions: list[str], x: torch.Tensor):
+        batch = x.unsqueeze(0).expand(len(captions), -1, -1, -1).contiguous()
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            out = self.model(batch, captions=list(captions))
+        return out["pred_logits"].float().sigmoid().cpu(), out["pred_boxes"].float().cpu()
+
+    def detect(self, image: np.ndarray, captions: list[str], single_caption: bool = False) -> Detections:
+        """Boxes for every caption (one batched forward, or one joined caption). ``image``: (H, W, 3) uint8."""
+        captions = [normalize_caption(c) for c in captions]
+        hw = tuple(image.shape[:2])
+        tokens = [self.tokens(c) for c in captions]
+        if not captions:
+            return Detections.empty([], [], hw)
+        x = resize_for_gdino(image, self.min_size, self.max_size).to(self.device)
+        if single_caption and len(captions) > 1:
+            return self._detect_joined(x, captions, tokens, hw)
+        # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding
+        # (measured up to 0.4 in box confidence), so a padded batch would not reproduce one forward per entry.
+        logits, boxes = [None] * len(captions), [None] * len(captions)
+        for n in sorted({len(t) for t in tokens}):
+            group = [i for i, t in enumerate(tokens) if len(t) == n]
+            parts = split_on_oom(self._forward, [captions[i] for i in group], x)
+            for i, lg, bx in zip(group, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])):
+                logits[i], boxes[i] = lg, bx  # (nq, 256) token confidences, (nq, 4) cxcywh in [0, 1]
+        dets = []
+        for e, toks in enumerate(tokens):
+            conf = logits[e][:, : len(toks)]
+            dets.append(self._collect(conf, logits[e].max(1).values, boxes[e], [captions[e]], [toks], hw,
+                                      np.zeros(len(conf), np.int32)))
+        return Detections.concat(dets)
+
+    def _detect_joined(self, x, captions, tokens, hw) -> Detections:
+        joined = " ".join(captions)
+        jt = self.tokens(joined)
+        logits, boxes = self._forward([joined], x)
+        # token span of each caption inside the joined one (WordPiece splits on '.', so spans concatenate)
+        spans, start = [], 1
+        for toks in tokens:
+            n = len(toks) - 2  # without [CLS]/[SEP]
+            spans.append((start, start + n))
+            start += n
+        conf = logits[0, :, : len(jt)]
+        span_max = torch.stack([conf[:, a:b].max(1).values for a, b in spans], 1)  # (nq, E)
+        entry = span_max.argmax(1).numpy().astype(np.int32)
+        per_entry = torch.zeros(len(conf), max(len(t) for t in tokens))
+        for q, e in enumerate(entry):  # move each query's span confidences into its caption's token positions
+            a, b = spans[e]
+            per_entry[q, 1: 1 + b - a] = conf[q, a:b]
+        return self._collect(per_entry, logits[0].max(1).values, boxes[0], captions, tokens, hw, entry)
+
+    def _collect(self, conf, score, boxes, captions, tokens, hw, entry) -> Detections:
+        keep = (score > self.floor).numpy()
+        h, w = hw
+        b = boxes[keep]
+        xyxy = torch.cat([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1).clamp(0, 1)
+        xyxy = (xyxy * torch.tensor([w, h, w, h], dtype=xyxy.dtype)).numpy().astype(np.float32)
+        t = max(len(x) for x in tokens)
+        tc = np.zeros((int(keep.sum()), t), np.float32)
+        c = conf[keep].numpy()
+        tc[:, : c.shape[1]] = c
+        return Detections(xyxy, score[keep].numpy().astype(np.float32), entry[keep], tc, list(captions),
+                          [list(x) for x in tokens], hw)

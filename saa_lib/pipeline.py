@@ -1,0 +1,254 @@
+"""The SAA / SAA+ pipeline: expensive stages (cached) then cheap scoring (hybrid prompts + fusion).
+
+``SAAPipeline.stages`` runs generator, refiner and saliency for one image (each through the stage cache);
+``score`` applies P^L, P^P, P^S, P^C and the fusion for one variant, in milliseconds. ``run_variants`` scores any number
+of variants from one pass of the expensive stages, which is how the ablation study is computed.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cache import StageCache
+from .config import SAAConfig
+from .fusion import fuse_regions, image_score
+from .generator import Detections, Generator, normalize_caption
+from .prompts.confidence import top_k_keep
+from .prompts.language import CategoryPrompts, language_keep
+from .prompts.property import (object_boxes_keep, object_reference_area, property_keep_boxes,
+                               property_keep_masks)
+from .prompts.saliency import mean_in_masks, rescore, saliency_map
+from .refiner import Refiner
+from .utils import image_digest, settings_digest
+
+MIN_IMAGE_SIDE = 32
+
+
+@dataclass
+class Region:
+    """One candidate region and what became of it (``removed_by`` is None for the regions fused into the map)."""
+
+    box: list[float]
+    prompt: str
+    phrase: str
+    confidence: float
+    score: float
+    mask_area: float
+    saliency: float | None
+    removed_by: str | None
+
+
+@dataclass
+class StageOutputs:
+    """The expensive, cached results for one image.
+
+    detections: candidates of every prompt entry in ``entry_ids`` (indices into ``CategoryPrompts.entries``);
+    masks: (M, R, R) bool, one per detection, at the evaluation resolution R; object_detections / object_masks: the
+    object prompt's boxes and (paper behaviour only) masks; saliency: (R, R) float32 or None.
+    """
+
+    image_hw: tuple[int, int]
+    entry_ids: tuple[int, ...]
+    detections: Detections
+    masks: np.ndarray
+    object_detections: Detections
+    object_masks: np.ndarray | None
+    saliency: np.ndarray | None
+
+
+@dataclass
+class ImageResult:
+    """anomaly_map: (R, R) float32; image_score: its max; regions: every candidate with its fate."""
+
+    anomaly_map: np.ndarray
+    image_score: float
+    regions: list[Region] = field(default_factory=list)
+    variant: str = ""
+
+    def regions_json(self) -> list[dict]:
+        return [asdict(r) for r in self.regions]
+
+
+def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
+    """(M, H, W) bool -> (M, size, size) bool, nearest neighbour (as the official evaluation resizes masks)."""
+    if masks.shape[-2:] == (size, size):
+        return masks.astype(bool)
+    if len(masks) == 0:
+        return np.zeros((0, size, size), bool)
+    t = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.uint8)[:, None].float()
+    return (F.interpolate(t, size=(size, size), mode="nearest")[:, 0] > 0.5).numpy()
+
+
+def resize_map(amap: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(h, w) float -> (H, W) float32, bilinear."""
+    t = torch.from_numpy(np.ascontiguousarray(amap, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def check_image(image: np.ndarray, name: str = "image") -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ValueError(f"{name}: image is {image.shape[1]}x{image.shape[0]} px; SAA+ needs at least "
+                         f"{MIN_IMAGE_SIDE} px per side (upsample it first)")
+
+
+class SAAPipeline:
+    """Composes the stages for one set of models.
+
+    ``models``: a :class:`saa_lib.zoo.Models` (``gdino``, ``sam``, ``saliency``, ``identity``, GDINO input sizes).
+    ``cache``: a :class:`StageCache` (None: an in-memory-free, always-compute cache).
+    """
+
+    def __init__(self, models, cache: StageCache | None = None, autocast: torch.dtype | None = None,
+                 max_per_caption: int = 100):
+        self.models = models
+        self.cache = cache if cache is not None else StageCache(enabled=False)
+        has_detector = getattr(models, "gdino", None) is not None  # saliency-only model sets have none
+        self.generator = (Generator(models.gdino, models.gdino_min_size, models.gdino_max_size, autocast=autocast)
+                          if has_detector else None)
+        self.refiner = Refiner(models.sam, autocast=autocast) if has_detector else None
+        self.max_per_caption = max_per_caption
+
+    # ----- expensive stages -------------------------------------------------------------------------------------------
+    def _detect(self, image, digest, captions: list[str], single_caption: bool) -> list[Detections]:
+        """Detections per caption, each cached on its own; the missing ones run as one batched forward."""
+        common = {"image": digest, "model": self.models.identity, "min": self.generator.min_size,
+                  "max": self.generator.max_size, "floor": self.generator.floor, "cap": self.max_per_caption}
+        if single_caption and len(captions) > 1:
+            key = {**common, "captions": [normalize_caption(c) for c in captions], "joined": True}
+            d = self.cache.get("generator", key, lambda: self._cap(
+                self.generator.detect(image, captions, single_caption=True)).to_arrays())
+            joined = Detections.from_arrays(d)
+            return [joined.only(e) for e in range(len(captions))]
+        keys = [self.cache.key("generator", {**common, "caption": normalize_caption(c)}) for c in captions]
+        found = [self.cache.load("generator", k) for k in keys]
+        missing = [i for i, f in enumerate(found) if f is None]
+        if missing:
+            fresh = self._cap(self.generator.detect(image, [captions[i] for i in missing]))
+            for j, i in enumerate(missing):
+                found[i] = fresh.only(j).to_arrays()
+                self.cache.save("generator", keys[i], found[i])
+        return [Detections.from_arrays(f) for f in found]
+
+    def _cap(self, det: Detections) -> Detections:
+        """At most ``max_per_caption`` most confident boxes per caption."""
+        keep = np.zeros(len(det), bool)
+        for e in np.unique(det.entry):
+            idx = np.flatnonzero(det.entry == e)
+            keep[idx[np.argsort(-det.scores[idx], kind="stable")[: self.max_per_caption]]] = True
+        return det.select(keep)
+
+    def _segment(self, image, digest, det: Detections, size: int) -> np.ndarray:
+        key = {"image": digest, "model": self.models.identity, "boxes": settings_digest(
+            {"b": np.round(det.boxes, 3).tolist()}), "size": size}
+        d = self.cache.get("refiner", key, lambda: {"masks": np.packbits(
+            resize_masks(self.refiner.segment(image, det.boxes), size), axis=-1)})
+        return np.unpackbits(d["masks"], axis=-1, count=size).astype(bool).reshape(len(det), size, size)
+
+    def _saliency(self, image, digest, config: SAAConfig) -> np.ndarray:
+        backbone = self.models.saliency
+        key = {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
+               "settings": asdict(config.saliency), "size": config.eval_resolution}
+        r = config.eval_resolution
+        d = self.cache.get("saliency", key, lambda: {"saliency": saliency_map(image, backbone, config.saliency,
+                                                                               (r, r))})
+        return d["saliency"]
+
+    def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
+               entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None) -> StageOutputs:
+        """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8."""
+        check_image(image)
+        digest = image_digest(image)
+        r = config.eval_resolution
+        entry_ids = prompts.select(config.use_language) if entry_ids is None else tuple(entry_ids)
+        if config.saliency_only:
+            entry_ids = ()
+        captions = [prompts.entries[i].caption for i in entry_ids]
+        parts = self._detect(image, digest, captions, config.single_caption) if captions else []
+        hw = tuple(image.shape[:2])
+        det = Detections.concat(parts) if parts else Detections.empty([], [], hw)
+        masks = (np.concatenate([self._segment(image, digest, p, r) for p in parts]) if parts
+                 else np.zeros((0, r, r), bool))
+        if not config.saliency_only and self.generator is None:
+            raise ValueError(f"variant {config.variant!r} needs GroundingDINO and SAM; these models are saliency-only")
+        obj = (self._detect(image, digest, [prompts.object_word], False)[0] if not config.saliency_only
+               else Detections.empty([], [], hw))
+        obj_masks = self._segment(image, digest, obj, r) if config.behaviour == "paper" and len(obj) else None
+        want_sal = (config.use_saliency or config.saliency_only) if need_saliency is None else need_saliency
+        sal = self._saliency(image, digest, config) if want_sal else None
+        return StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, sal)
+
+    # ----- cheap scoring ----------------------------------------------------------------------------------------------
+    def score(self, st: StageOutputs, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
+        """Apply the variant's hybrid prompts and fuse (no model is run)."""
+        r = config.eval_resolution
+        if config.saliency_only:
+            if st.saliency is None:
+                raise ValueError("saliency_only needs the saliency stage")
+            return ImageResult(st.saliency.astype(np.float32), image_score(st.saliency), [], config.variant)
+        det = st.detections
+        entries = [prompts.entries[st.entry_ids[e]] for e in det.entry]
+        phrases = det.phrases(config.text_threshold)
+        used = np.array([config.use_language or e.kind == "agnostic" for e in entries], bool)  # prompts of the variant
+        alive = used & (det.scores > config.box_threshold)
+        removed = np.array([None] * len(det), dtype=object)
+        removed[~alive] = "threshold"
+
+        def drop(keep, why):
+            nonlocal alive
+            removed[alive & ~keep] = why
+            alive = alive & keep
+
+        if config.use_language:
+            drop(language_keep(phrases, [e.object_phrase for e in entries]), "language")
+        if config.use_property:
+            ratio = config.max_area_ratio if config.max_area_ratio is not None else prompts.max_area_ratio
+            count = config.object_count if config.object_count is not None else prompts.count
+            obj = st.object_detections
+            obj_keep = (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count)
+            if config.behaviour == "code":
+                ref = object_reference_area(obj.boxes[obj_keep], st.image_hw)
+                drop(property_keep_boxes(det.boxes, st.image_hw, ref, ratio), "property")
+            else:
+                om = st.object_masks
+                obj_mask = (om[obj_keep].any(0) if om is not None and obj_keep.any() else np.ones((r, r), bool))
+                drop(property_keep_masks(st.masks, obj_mask, config.min_iou, ratio), "property")
+        scores = det.scores.astype(np.float64)
+        sal_mean = None
+        if config.use_saliency:
+            if st.saliency is None:
+                raise ValueError("this variant uses P^S: compute the stages with the saliency map")
+            sal_mean = mean_in_masks(st.masks, st.saliency)
+            scores = rescore(scores, st.masks, st.saliency, config.gain)
+        if config.use_confidence:
+            k = config.top_k if config.top_k is not None else prompts.top_k
+            drop(top_k_keep(scores, k, alive), "confidence")
+        amap = fuse_regions(st.masks[alive], scores[alive], config.offset)
+        areas = st.masks.reshape(len(det), -1).mean(1) if len(det) else np.zeros(0)
+        regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
+                          float(det.scores[i]), float(scores[i]), float(areas[i]),
+                          None if sal_mean is None else float(sal_mean[i]), removed[i])
+                   for i in np.flatnonzero(used)]
+        return ImageResult(amap, image_score(amap), regions, config.variant)
+
+    def run(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
+        """One image, one variant."""
+        return self.score(self.stages(image, prompts, config), prompts, config)
+
+    def run_variants(self, image: np.ndarray, prompts: CategoryPrompts,
+                     configs: list[SAAConfig]) -> list[ImageResult]:
+        """Several variants from one pass of the expensive stages (the union of what they need)."""
+        if len({(c.behaviour, c.eval_resolution, c.single_caption, c.saliency) for c in configs}) > 1:
+            warnings.warn("variants differ in stage settings; stages are computed with the first one's")
+        base = configs[0]
+        entries = tuple(sorted({i for c in configs if not c.saliency_only for i in prompts.select(c.use_language)}))
+        need_sal = any(c.use_saliency or c.saliency_only for c in configs)
+        if not all(c.saliency_only for c in configs):
+            base = base.with_(saliency_only=False)
+        st = self.stages(image, prompts, base, entries, need_sal)
+        return [self.score(st, prompts, c) for c in configs]

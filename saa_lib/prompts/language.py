@@ -1,0 +1,132 @@
+"""P^L, language prompts: class-agnostic prompts, per-category expert prompts and user prompts.
+
+The tables (MVTec AD, VisA, KSDD2, MTD and the workbook's synthetic set) are data in
+``saa_lib/resources/saa_tables.yaml``. A category the tables do not have needs ``extra`` prompts; its name is then the
+object word and the default property settings apply.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import yaml
+
+TABLES = ("mvtec", "visa", "ksdd2", "mtd", "synthetic")
+#: other names of table categories (the MTD release calls its one category "magnetic tile")
+ALIASES = {"magnetic_tile": "mtd", "magnetic-tile": "mtd", "mt": "mtd", "kolektorsdd2": "ksdd2"}
+DEFAULT_PROPERTY = {"count": 1, "similar": False, "top_k": 5, "max_area_ratio": 0.9}
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    """One GroundingDINO forward: ``caption`` (may hold several phrases ``"a. b."``) and the object phrase whose boxes
+    are discarded. ``kind`` is ``"agnostic"``, ``"expert"`` or ``"user"``."""
+
+    caption: str
+    object_phrase: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class CategoryPrompts:
+    """Everything the tables say about one category."""
+
+    category: str
+    table: str | None
+    object_word: str
+    entries: tuple[PromptEntry, ...]
+    count: int
+    similar: bool
+    top_k: int
+    max_area_ratio: float
+
+    def select(self, use_language: bool) -> tuple[int, ...]:
+        """Indices of the entries a variant uses: all of them with P^L, the class-agnostic ones without."""
+        return tuple(i for i, e in enumerate(self.entries) if use_language or e.kind == "agnostic")
+
+
+@lru_cache(maxsize=1)
+def load_tables() -> dict:
+    """The prompt and property tables, as loaded from the packaged YAML."""
+    text = resources.files("saa_lib.resources").joinpath("saa_tables.yaml").read_text()
+    raw = yaml.safe_load(text)
+    lang = {k: v for k, v in raw["language_prompts"].items() if isinstance(v, dict)}
+    prop = dict(raw["property_prompts"])
+    lang["synthetic"] = raw["synthetic_tables"]["language_prompts"]
+    prop["synthetic"] = raw["synthetic_tables"]["property_prompts"]
+    return {
+        "language": lang,
+        "property": prop,
+        "templates": {"code": raw["language_prompts"]["class_agnostic_templates"],
+                      "paper": raw["language_prompts"]["paper_class_agnostic"]},
+        "results_paper": raw["results_paper"],
+    }
+
+
+def known_categories() -> dict[str, list[str]]:
+    """``{table: [category, ...]}`` for every table."""
+    tables = load_tables()["language"]
+    return {t: sorted(tables[t]) for t in TABLES}
+
+
+def find_table(category: str, table: str | None = None) -> str | None:
+    """The table that holds ``category`` (``table`` first if given), or ``None``."""
+    lang = load_tables()["language"]
+    order = ([table] if table in lang else []) + [t for t in TABLES if t != table]
+    return next((t for t in order if category in lang[t]), None)
+
+
+class UnknownCategoryError(ValueError):
+    """A category the tables don't have, and no prompts were given for it."""
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.strip().split())
+
+
+def category_prompts(category: str, table: str | None = None, extra: tuple[str, ...] | list[str] = (),
+                     behaviour: str = "code", object_word: str | None = None) -> CategoryPrompts:
+    """Prompts and property settings of ``category``.
+
+    ``extra`` adds user defect prompts (one GroundingDINO forward each). ``behaviour="code"`` uses the official code's
+    class-agnostic prompts ("defect on <object>", ...), ``"paper"`` the paper's ("anomaly", "defect").
+    """
+    tables = load_tables()
+    extra = tuple(p for p in (_clean(p) for p in extra) if p)
+    key = category if find_table(category, table) else ALIASES.get(category.lower(), category)
+    found = find_table(key, table)
+    if found is None and not extra:
+        listing = "\n".join(f"  {t}: {', '.join(c)}" for t, c in known_categories().items())
+        raise UnknownCategoryError(
+            f"category {category!r} is not in the prompt tables and no prompts were given.\n"
+            f"Known categories:\n{listing}\n"
+            f"For a new category pass defect prompts, e.g. --prompt 'scratch' --prompt 'black hole' "
+            f"(or extra=('scratch', 'black hole') in Python); {category!r} is then used as the object word.")
+    prop = dict(DEFAULT_PROPERTY, object=category)
+    expert: list[PromptEntry] = []
+    if found is not None:
+        prop.update(tables["property"][found].get(key, {}))
+        expert = [PromptEntry(_clean(c), _clean(o), "expert") for c, o in tables["language"][found][key]]
+    obj = _clean(object_word or str(prop["object"])).replace("_", " ")
+    templates = tables["templates"]["paper" if behaviour == "paper" else "code"]
+    agnostic = [PromptEntry(t.format(object=obj), obj, "agnostic") for t in templates]
+    user = [PromptEntry(p, obj, "user") for p in extra]
+    entries = tuple(agnostic + expert + user)
+    if not entries:
+        raise ValueError(f"empty prompt set for category {category!r}")
+    return CategoryPrompts(category=category, table=found, object_word=obj, entries=entries,
+                           count=int(prop["count"]), similar=bool(prop["similar"]), top_k=int(prop["top_k"]),
+                           max_area_ratio=float(prop["max_area_ratio"]))
+
+
+def phrase_names_object(phrase: str, object_phrase: str) -> bool:
+    """Whether a box's phrase names the inspected object itself (such boxes are the object, not a defect)."""
+    obj_words = set(object_phrase.lower().replace("_", " ").split())
+    return bool(obj_words & set(phrase.lower().replace(".", " ").split()))
+
+
+def language_keep(phrases: list[str], object_phrases: list[str]) -> np.ndarray:
+    """(M,) bool: candidates whose phrase does not name the object (the official box filter's language step)."""
+    return np.array([not phrase_names_object(p, o) for p, o in zip(phrases, object_phrases)], dtype=bool)

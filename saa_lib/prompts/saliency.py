@@ -1,0 +1,96 @@
+"""P^S, saliency prompts: how different each pixel's deep feature is from the rest of the image.
+
+s_ij = mean over N neighbours of (1 - cos(f_ij, f_neighbour)). The paper takes the N nearest neighbours; the official
+code takes ``0.5 * (1 - cos)`` over the N *farthest* pixels (``SaliencyConfig.aggregate``). A region's confidence is then
+multiplied by ``exp(gain * mean saliency inside its mask)`` (gain 1 in the paper, 3 in the code).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import SaliencyConfig
+
+
+def preprocess(image: np.ndarray, size: int, mean, std) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Resize the longest side to ``size``, normalise, pad bottom/right to a square.
+
+    ``image``: (H, W, 3) uint8. Returns the (1, 3, size, size) tensor and the (h, w) of the unpadded content.
+    """
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    return F.pad(x, (0, size - nw, 0, size - nh)), (nh, nw)
+
+
+@torch.no_grad()
+def pixel_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 256) -> torch.Tensor:
+    """(h, w, D) L2-normalised features of the image content on the first feature map's grid (stride 4).
+
+    The backbone's maps (out_indices 1, 2, 3) are upsampled to the first map's grid and concatenated.
+    """
+    device = next(backbone.parameters()).device
+    x, (nh, nw) = preprocess(image, size, backbone.mean, backbone.std)
+    feats = backbone(x.to(device))
+    gh, gw = feats[0].shape[-2:]
+    up = [feats[0]] + [F.interpolate(f, size=(gh, gw), mode="bilinear", align_corners=False) for f in feats[1:]]
+    f = F.normalize(torch.cat(up, dim=1)[0].float(), dim=0)  # (D, gh, gw)
+    vh, vw = max(1, round(nh * gh / size)), max(1, round(nw * gw / size))
+    return f[:, :vh, :vw].permute(1, 2, 0).contiguous()
+
+
+def knn_saliency(features: torch.Tensor, neighbours: int = 400, aggregate: str = "nearest",
+                 chunk_size: int = 1024) -> torch.Tensor:
+    """(P,) saliency of each of P feature vectors against all others, exact and chunked.
+
+    ``features``: (P, D) L2-normalised. ``aggregate="nearest"``: mean (1 - cos) to the N nearest other pixels
+    (paper); ``"farthest"``: mean 0.5 * (1 - cos) to the N farthest pixels (official code). Memory peaks at
+    ``chunk_size * P`` similarities.
+    """
+    p = features.shape[0]
+    if p < 2:
+        return torch.zeros(p, device=features.device)
+    k = min(neighbours, p - 1)
+    out = torch.empty(p, device=features.device)
+    for start in range(0, p, chunk_size):
+        q = features[start:start + chunk_size]
+        sim = q @ features.T  # (c, P)
+        if aggregate == "nearest":
+            rows = torch.arange(len(q), device=sim.device)
+            sim[rows, rows + start] = float("-inf")  # a pixel is not its own neighbour
+            top = sim.topk(k, dim=1, largest=True).values
+            out[start:start + len(q)] = (1.0 - top).mean(1)
+        elif aggregate == "farthest":
+            top = sim.topk(k, dim=1, largest=False).values
+            out[start:start + len(q)] = (0.5 * (1.0 - top)).mean(1)
+        else:
+            raise ValueError(f"aggregate must be 'nearest' or 'farthest', got {aggregate!r}")
+    return out
+
+
+def saliency_map(image: np.ndarray, backbone: torch.nn.Module, config: SaliencyConfig = SaliencyConfig(),
+                 out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """(out_h, out_w) float32 saliency map of ``image`` (H, W, 3) uint8 (default: the image size)."""
+    feats = pixel_features(backbone, image, config.input_size)
+    gh, gw, d = feats.shape
+    s = knn_saliency(feats.reshape(-1, d), config.neighbours, config.aggregate, config.chunk_size)
+    out_hw = out_hw or image.shape[:2]
+    s = F.interpolate(s.reshape(1, 1, gh, gw), size=tuple(out_hw), mode="bilinear", align_corners=False)
+    return s[0, 0].cpu().numpy().astype(np.float32)
+
+
+def mean_in_masks(masks: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(M,) mean of ``values`` (H, W) inside each of ``masks`` (M, H, W) bool (0 for an empty mask)."""
+    m = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    area = m.sum(1)
+    return np.where(area > 0, (m @ v) / np.maximum(area, 1), 0.0)
+
+
+def rescore(scores: np.ndarray, masks: np.ndarray, saliency: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """(M,) scores * exp(gain * mean saliency inside each mask)."""
+    return np.asarray(scores, np.float64) * np.exp(gain * mean_in_masks(masks, saliency))

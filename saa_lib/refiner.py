@@ -1,0 +1,54 @@
+"""Refiner: SAM turns each box into a mask (one image embedding per image, all boxes decoded in one call)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .utils import image_digest, split_on_oom
+
+
+class Refiner:
+    """SAM wrapper holding the expensive image embedding of the current image.
+
+    ``sam`` is a ``segment_anything.modeling.Sam``. ``set_image`` computes the embedding once; ``segment`` decodes any
+    number of boxes against it.
+    """
+
+    def __init__(self, sam: torch.nn.Module, autocast: torch.dtype | None = None):
+        from segment_anything import SamPredictor
+
+        self.predictor = SamPredictor(sam)
+        self.autocast = autocast
+        self._image_key: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.device
+
+    @torch.no_grad()
+    def set_image(self, image: np.ndarray) -> None:
+        """Compute (or keep) the embedding of ``image`` (H, W, 3) uint8 RGB."""
+        key = image_digest(image)
+        if key == self._image_key:
+            return
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            self.predictor.set_image(image)
+        self._image_key = key
+
+    @torch.no_grad()
+    def _decode(self, boxes: list, hw: tuple[int, int]) -> np.ndarray:
+        b = torch.as_tensor(np.asarray(boxes, np.float32), device=self.device)
+        b = self.predictor.transform.apply_boxes_torch(b, hw)
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            masks, _, _ = self.predictor.predict_torch(None, None, boxes=b, multimask_output=False)
+        return masks[:, 0].cpu().numpy()
+
+    def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(M, H, W) bool masks, one per box. ``boxes``: (M, 4) xyxy pixels of ``image`` (H, W, 3) uint8."""
+        hw = tuple(image.shape[:2])
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros((0, *hw), bool)
+        self.set_image(image)
+        parts = split_on_oom(self._decode, list(boxes), hw)
+        return np.concatenate(parts).astype(bool)

@@ -1,0 +1,41 @@
+"""Small shared helpers: content digests, device choice, CUDA out-of-memory splitting."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import torch
+
+
+def image_digest(image: np.ndarray) -> str:
+    """sha1 of an image's pixels and shape: the content key of every cached stage."""
+    a = np.ascontiguousarray(image)
+    return hashlib.sha1(a.tobytes() + str((a.shape, a.dtype.str)).encode()).hexdigest()
+
+
+def settings_digest(settings: dict) -> str:
+    """sha1 of a JSON-able dict of settings (key order ignored)."""
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as given (``cuda`` without a GPU is an error)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    return torch.device(device)
+
+
+def split_on_oom(fn, items: list, *args) -> list:
+    """Run ``fn(items, *args)``; on CUDA out-of-memory, split ``items`` in halves and retry each. Returns the list of
+    results of every call that succeeded, in order."""
+    try:
+        return [fn(items, *args)]
+    except torch.cuda.OutOfMemoryError:
+        if len(items) <= 1:
+            raise
+        torch.cuda.empty_cache()
+        mid = len(items) // 2
+        return split_on_oom(fn, items[:mid], *args) + split_on_oom(fn, items[mid:], *args)

@@ -1,0 +1,250 @@
+"""Figures: overlays, qualitative grids, PR curves, ablation bars (colour-blind-safe maps, titled axes)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CMAP = "viridis"
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # imported on first use: importing saa_lib starts no GUI backend
+
+    return plt
+
+
+def to_uint8_map(amap: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """(H, W) float -> (H, W) uint8 scaled by ``vmax`` (default: the map's max; an all-zero map stays zero)."""
+    vmax = float(amap.max()) if vmax is None else vmax
+    return (np.clip(amap / vmax, 0, 1) * 255).astype(np.uint8) if vmax > 0 else np.zeros(amap.shape, np.uint8)
+
+
+def overlay(image: np.ndarray, amap: np.ndarray, alpha: float = 0.5, vmax: float | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: ``image`` blended with the colour-mapped anomaly map (resized to the image)."""
+    from matplotlib import colormaps
+
+    from .pipeline import resize_map
+
+    m = resize_map(amap, image.shape[:2]) if amap.shape != image.shape[:2] else amap
+    colour = colormaps[CMAP](to_uint8_map(m, vmax))[..., :3]
+    weight = alpha * (to_uint8_map(m, vmax)[..., None] / 255.0)
+    out = image / 255.0 * (1 - weight) + colour * weight
+    return (out * 255).astype(np.uint8)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the boundary pixels of ``mask``."""
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def qualitative_grid(rows: list[dict], columns: list[str], title: str = "", path: str | Path | None = None):
+    """A grid like the paper's figures: one row per image; ``rows[i]`` maps column name -> (H, W[, 3]) array.
+
+    Column ``"image"`` is shown as is, ``"ground truth"`` as a mask outline on the image, every other column as an
+    anomaly map overlaid on the image with a shared colour bar.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.4 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        img = row["image"]
+        for j, col in enumerate(columns):
+            ax = axes[i, j]
+            val = row.get(col)
+            if col == "image":
+                ax.imshow(img)
+            elif col == "ground truth":
+                shown = img.copy()
+                if val is not None and val.any():
+                    from .pipeline import resize_masks
+
+                    m = resize_masks(val[None], img.shape[0])[0] if val.shape != img.shape[:2] else val
+                    shown[mask_outline(m)] = (255, 0, 255)
+                ax.imshow(shown)
+            elif val is not None:
+                ax.imshow(overlay(img, val, vmax=row.get("vmax")))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(col, fontsize=10)
+        if "label" in row:
+            axes[i, 0].set_ylabel(row["label"], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "", path=None):
+    """Pixel precision-recall curves: ``{label: (precision, recall)}``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for label, (p, r) in curves.items():
+        ax.plot(r, p, label=label)
+    ax.set_xlabel("recall (pixels)")
+    ax.set_ylabel("precision (pixels)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "pixel precision-recall")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def bar_chart(values: dict[str, float], ylabel: str, title: str = "", reference: dict[str, float] | None = None,
+              path=None):
+    """Bars of ``values`` (e.g. ablation max-F1 per variant), with the paper's values as markers if given."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 * len(values) + 2, 3.5))
+    names = list(values)
+    ax.bar(range(len(names)), [values[n] for n in names], color="#0072B2", label="this run")
+    if reference:
+        xs = [i for i, n in enumerate(names) if n in reference]
+        ax.scatter(xs, [reference[names[i]] for i in xs], marker="D", color="#E69F00", zorder=3, label="paper")
+        ax.legend(fontsize=8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+# ----- panels for the notebooks -----------------------------------------------------------------------------------
+#: Okabe-Ito colours (colour-blind safe) for region fates
+FATE_COLOURS = {None: "#009E73", "language": "#E69F00", "property": "#D55E00", "confidence": "#CC79A7",
+                "threshold": "#999999"}
+
+
+def map_panels(image: np.ndarray, maps: dict, mask: np.ndarray | None = None, title: str = "",
+               vmax: float | None = None, normalize: bool = False, label: str = "anomaly score", path=None):
+    """One row: ``image`` with the ``mask`` outline (magenta), then each of ``maps`` ({title: (h, w) float}) overlaid.
+
+    Maps share one colour scale (``vmax``, default their joint max) shown by a colour bar labelled ``label``;
+    ``normalize=True`` min-max scales each map to [0, 1] first (for maps whose offset carries no meaning).
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from .pipeline import resize_masks
+
+    plt = _plt()
+    if normalize:
+        maps = {k: (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
+                for k, m in maps.items()}
+    top = vmax if vmax is not None else max([float(m.max()) for m in maps.values()] + [1e-12])
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.6, 2.9), squeeze=False)
+    axes[0, 0].imshow(with_outline(image, mask))
+    axes[0, 0].set_title("image + ground truth" if mask is not None else "image", fontsize=9)
+    for ax, (name, amap) in zip(axes[0, 1:], maps.items()):
+        ax.imshow(overlay(image, amap, alpha=0.75, vmax=top))
+        ax.set_title(name, fontsize=9)
+    for ax in axes[0]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    cbar = fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[CMAP]), ax=list(axes[0]), fraction=0.025,
+                        pad=0.02)
+    cbar.set_label(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+def with_outline(image: np.ndarray, mask: np.ndarray | None, colour=(255, 0, 255), width: int = 2) -> np.ndarray:
+    """(H, W, 3) uint8: a copy of ``image`` with a ``width``-pixel outline drawn just outside ``mask`` (any size,
+    resized to the image; None or empty: no outline)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    out = image.copy()
+    if mask is None or not mask.any():
+        return out
+    m = np.asarray(mask, bool)
+    if m.shape != image.shape[:2]:
+        m = np.asarray(Image.fromarray(m).resize(image.shape[1::-1], Image.NEAREST), bool)
+    grown = ndimage.binary_dilation(m, iterations=width)
+    out[grown & ~m] = colour
+    return out
+
+
+def compare_results(image: np.ndarray, results: dict, mask: np.ndarray | None = None, title: str = "",
+                    vmax: float | None = None, max_boxes: int = 60):
+    """Two rows, one column per ``{label: ImageResult}``: the candidate boxes coloured by fate, then the anomaly
+    map overlaid on ``image`` (ground-truth ``mask`` outlined), all maps on one colour scale with a colour bar."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    plt = _plt()
+    n = len(results)
+    top = vmax if vmax is not None else max([float(r.anomaly_map.max()) for r in results.values()] + [1e-12])
+    fig, axes = plt.subplots(2, n, figsize=(3.0 * n + 0.8, 6.2), squeeze=False)
+    shown = with_outline(image, mask)
+    for j, (label, res) in enumerate(results.items()):
+        kept = sum(r.removed_by is None for r in res.regions)
+        region_boxes(shown, res, title=f"{label}: {kept} of {len(res.regions)} kept", ax=axes[0, j],
+                     max_boxes=max_boxes)
+        axes[1, j].imshow(overlay(shown, res.anomaly_map, alpha=0.75, vmax=top))
+        axes[1, j].set_title(f"{label}: map (image score {res.image_score:.2f})", fontsize=9)
+        axes[1, j].set_xticks([])
+        axes[1, j].set_yticks([])
+    cbar = fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[CMAP]), ax=list(axes[1]), fraction=0.03,
+                        pad=0.02)
+    cbar.set_label("anomaly score", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def region_boxes(image: np.ndarray, result, title: str = "", ax=None, max_boxes: int = 60):
+    """``image`` with the candidate boxes of an :class:`saa_lib.pipeline.ImageResult`, coloured by their fate
+    (kept, or the prompt that removed them); at most ``max_boxes``, the most confident first."""
+    from matplotlib.patches import Patch, Rectangle
+
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.imshow(image)
+    regions = sorted(result.regions, key=lambda r: -r.confidence)[:max_boxes]
+    for r in reversed(regions):
+        x0, y0, x1, y1 = r.box
+        colour = FATE_COLOURS.get(r.removed_by, "#0072B2")
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=2.2 if r.removed_by is None else 1.0,
+                               ec=colour, ls="-" if r.removed_by is None else "--"))
+    fates = list(dict.fromkeys(r.removed_by for r in regions))
+    ax.legend(handles=[Patch(fc="none", ec=FATE_COLOURS.get(f, "#0072B2"),
+                             label="kept" if f is None else ("below threshold / not prompted" if f == "threshold"
+                                                             else f"removed: {f}")) for f in fates],
+              fontsize=7, loc="lower left", framealpha=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"{len(result.regions)} candidates", fontsize=9)
+    return ax.figure
+
+
+def pixel_pr(maps: np.ndarray, masks: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel precision and recall of one category's maps (N, H, W) against masks (N, H, W) bool, after the same
+    category-wide min-max normalisation the metrics use; at most ``max_points`` points (for plotting)."""
+    from sklearn.metrics import precision_recall_curve
+
+    from .metrics import normalize_category
+
+    norm = normalize_category(maps).ravel()
+    p, r, _ = precision_recall_curve(np.asarray(masks, bool).ravel(), norm)
+    step = max(1, len(p) // max_points)
+    return p[::step], r[::step]

@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from saa_lib.fusion import fuse_regions, image_score
+
+
+def test_fusion_of_hand_made_masks_gives_the_hand_computed_map():
+    m = np.zeros((2, 3, 3), bool)
+    m[0, 0, :2] = True
+    m[1, 0, 1:] = True
+    s = np.array([0.4, 0.8])
+    paper = fuse_regions(m, s, offset=0)
+    expected = np.array([[0.4, 0.6, 0.8], [0, 0, 0], [0, 0, 0]], np.float32)
+    np.testing.assert_allclose(paper, expected, atol=1e-7)
+    code = fuse_regions(m, s, offset=1)
+    np.testing.assert_allclose(code[0], [0.4 / 2, 1.2 / 3, 0.8 / 2], atol=1e-7)
+    assert image_score(paper) == pytest.approx(0.8)
+
+
+def test_no_region_gives_an_all_zero_map():
+    out = fuse_regions(np.zeros((0, 5, 7), bool), np.zeros(0))
+    assert out.shape == (5, 7) and not out.any()
+
+
+def test_fusion_rejects_mismatched_inputs():
+    with pytest.raises(ValueError):
+        fuse_regions(np.zeros((2, 3, 3), bool), np.zeros(3))

@@ -1,0 +1,157 @@
+"""Hybrid prompts on hand-built cases: each filter does what the paper says, and fails loudly on bad input."""
+import numpy as np
+import pytest
+import torch
+
+from saa_lib.config import SaliencyConfig
+from saa_lib.prompts.confidence import top_k_keep
+from saa_lib.prompts.language import (UnknownCategoryError, category_prompts, known_categories, language_keep)
+from saa_lib.prompts.property import (box_areas, mask_iou, object_boxes_keep, object_reference_area,
+                                      property_keep_boxes, property_keep_masks)
+from saa_lib.prompts.saliency import knn_saliency, mean_in_masks, rescore, saliency_map
+
+
+# ----- P^L -------------------------------------------------------------------------------------------------------------
+def test_tables_cover_the_paper_categories():
+    cats = known_categories()
+    assert len(cats["mvtec"]) == 15 and len(cats["visa"]) == 12
+    assert "ksdd2" in cats["ksdd2"] and "mtd" in cats["mtd"]
+
+
+def test_expert_prompts_from_the_tables():
+    p = category_prompts("pcb4", "visa")
+    assert p.object_word == "pcb" and p.top_k == 7 and p.max_area_ratio == pytest.approx(0.3)
+    assert [e.caption for e in p.entries if e.kind == "agnostic"] == ["defect on pcb", "damage on pcb", "flaw on pcb"]
+    assert sum(e.kind == "expert" for e in p.entries) == 6
+    paper = category_prompts("pcb4", "visa", behaviour="paper")
+    assert [e.caption for e in paper.entries if e.kind == "agnostic"] == ["anomaly", "defect"]
+
+
+def test_language_switch_selects_class_agnostic_entries_only():
+    p = category_prompts("carpet", "mvtec")
+    assert {p.entries[i].kind for i in p.select(False)} == {"agnostic"}
+    assert len(p.select(True)) == len(p.entries) == 3 + 3
+
+
+def test_unknown_category_needs_prompts_and_lists_known_ones():
+    with pytest.raises(UnknownCategoryError) as err:
+        category_prompts("teacup")
+    assert "--prompt" in str(err.value) and "bottle" in str(err.value)
+    p = category_prompts("teacup", extra=["chipped rim", "  "])
+    assert p.object_word == "teacup" and p.entries[-1].caption == "chipped rim" and p.top_k == 5
+
+
+def test_folder_category_found_in_any_table():
+    assert category_prompts("magnetic_tile").table == "mtd"  # the MTD release's own name for its category
+    assert category_prompts("teapot", extra=["crack"]).table is None
+    assert category_prompts("screw").table == "mvtec"
+    assert category_prompts("capsules").table == "visa"
+
+
+def test_boxes_naming_the_object_are_dropped():
+    keep = language_keep(["black hole", "screw", "defect on screw", "scratch"], ["screw"] * 4)
+    assert keep.tolist() == [True, False, False, True]
+
+
+# ----- P^P -------------------------------------------------------------------------------------------------------------
+HW = (100, 200)
+
+
+def test_box_areas_are_image_fractions():
+    np.testing.assert_allclose(box_areas(np.array([[0, 0, 200, 100], [10, 10, 30, 20]]), HW), [1.0, 200 / 20000])
+
+
+def test_area_filter_removes_a_box_covering_the_whole_object():
+    obj = np.array([[50, 20, 150, 80]])  # object: 100x60 px
+    ref = object_reference_area(obj, HW)
+    cands = np.array([[50, 20, 150, 80],   # the whole object
+                      [60, 30, 70, 40],    # a small defect on it
+                      [0, 0, 0, 10]])      # degenerate
+    assert property_keep_boxes(cands, HW, ref, 0.5).tolist() == [False, True, False]
+
+
+def test_object_boxes_limited_by_count():
+    boxes = np.array([[0, 0, 200, 100], [0, 0, 50, 50]])
+    assert object_boxes_keep(boxes, HW, count=4).tolist() == [False, True]
+    assert object_boxes_keep(boxes, HW, count=1).tolist() == [True, True]
+    assert object_reference_area(np.zeros((0, 4)), HW) == 1.0
+
+
+def test_iou_filter_removes_a_region_off_the_object():
+    obj = np.zeros((20, 20), bool)
+    obj[5:15, 5:15] = True
+    on = np.zeros_like(obj)
+    on[6:9, 6:9] = True
+    off = np.zeros_like(obj)
+    off[0:3, 16:20] = True
+    whole = obj.copy()
+    masks = np.stack([on, off, whole])
+    np.testing.assert_allclose(mask_iou(masks, obj), [9 / 100, 0, 1])
+    assert property_keep_masks(masks, obj, min_iou=0.05, max_area_ratio=0.5).tolist() == [True, False, False]
+
+
+# ----- P^C -------------------------------------------------------------------------------------------------------------
+def test_top_k_keeps_the_k_best_among_candidates():
+    s = np.array([0.1, 0.9, 0.5, 0.7, 0.3])
+    assert top_k_keep(s, 2).tolist() == [False, True, False, True, False]
+    cand = np.array([True, False, True, True, True])
+    assert top_k_keep(s, 2, cand).tolist() == [False, False, True, True, False]
+    assert top_k_keep(s, 10).all() and not top_k_keep(s, 0).any()
+    assert top_k_keep(np.array([0.5, 0.5, 0.5]), 2).tolist() == [True, True, False]
+
+
+# ----- P^S -------------------------------------------------------------------------------------------------------------
+def test_knn_saliency_matches_brute_force():
+    g = torch.Generator().manual_seed(0)
+    f = torch.nn.functional.normalize(torch.randn(300, 16, generator=g), dim=1)
+    cos = f @ f.T
+    d = 1 - cos
+    k = 20
+    dn = d.clone()
+    dn.fill_diagonal_(float("inf"))
+    nearest = dn.sort(1).values[:, :k].mean(1)
+    farthest = (0.5 * d).sort(1, descending=True).values[:, :k].mean(1)
+    torch.testing.assert_close(knn_saliency(f, k, "nearest", chunk_size=64), nearest, atol=1e-5, rtol=0)
+    torch.testing.assert_close(knn_saliency(f, k, "farthest", chunk_size=37), farthest, atol=1e-5, rtol=0)
+
+
+def test_planted_outlier_has_the_highest_saliency():
+    f = torch.zeros(100, 4)
+    f[:, 0] = 1
+    f[:, 1] = torch.linspace(0, 0.1, 100)
+    f[42] = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    f = torch.nn.functional.normalize(f, dim=1)
+    for agg in ("nearest", "farthest"):
+        s = knn_saliency(f, 10, agg)
+        assert int(s.argmax()) == 42
+
+
+class _PatchBackbone(torch.nn.Module):
+    """Identity-like 'backbone': three pooled copies of the input (strides 4, 8, 16)."""
+    mean, std, name = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "pool"
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return [torch.nn.functional.avg_pool2d(x, s) * self.w for s in (4, 8, 16)]
+
+
+def test_saliency_map_peaks_on_a_planted_patch():
+    img = np.full((128, 96, 3), 120, np.uint8)
+    img[64:80, 40:56] = (250, 10, 10)
+    s = saliency_map(img, _PatchBackbone(), SaliencyConfig(input_size=64, neighbours=50), out_hw=(128, 96))
+    assert s.shape == (128, 96)
+    inside = s[66:78, 42:54].mean()
+    assert inside > 5 * s[:40].mean()
+
+
+def test_rescore_multiplies_by_exp_of_mean_saliency():
+    masks = np.zeros((2, 4, 4), bool)
+    masks[0, :2] = True
+    masks[1, 2:] = True
+    sal = np.zeros((4, 4))
+    sal[:2] = 0.5
+    np.testing.assert_allclose(mean_in_masks(masks, sal), [0.5, 0.0])
+    np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), masks, sal, gain=3), [0.2 * np.exp(1.5), 0.4])
