@@ -199,13 +199,15 @@ class Figures:
 
     def save(self, fig, name: str, readme: bool = False) -> Path | None:
         """Write ``fig`` as ``<name>.png`` (see the class doc for when; a file above ``MAX_FIGURE_BYTES`` is re-saved
-        with a 256-colour palette); return the path or None."""
+        at 80 % of the resolution, then with a 256-colour palette); return the path or None."""
         if self.dir is None or (self.readme_only and not readme):
             return None
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / f"{name}.png"
         fig.savefig(path, dpi=self.dpi, bbox_inches="tight")
-        if path.stat().st_size > MAX_FIGURE_BYTES:  # photos and textures: 256 colours keep it small enough
+        if path.stat().st_size > MAX_FIGURE_BYTES:  # photos and textures: first fewer pixels, then 256 colours
+            fig.savefig(path, dpi=round(0.8 * self.dpi), bbox_inches="tight")
+        if path.stat().st_size > MAX_FIGURE_BYTES:
             from PIL import Image
 
             with Image.open(path) as im:

@@ -6,7 +6,6 @@ of variants from one pass of the expensive stages, which is how the ablation stu
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -242,13 +241,26 @@ class SAAPipeline:
 
     def run_variants(self, image: np.ndarray, prompts: CategoryPrompts,
                      configs: list[SAAConfig]) -> list[ImageResult]:
-        """Several variants from one pass of the expensive stages (the union of what they need)."""
-        if len({(c.behaviour, c.eval_resolution, c.single_caption, c.saliency) for c in configs}) > 1:
-            warnings.warn("variants differ in stage settings; stages are computed with the first one's")
-        base = configs[0]
-        entries = tuple(sorted({i for c in configs if not c.saliency_only for i in prompts.select(c.use_language)}))
-        need_sal = any(c.use_saliency or c.saliency_only for c in configs)
-        if not all(c.saliency_only for c in configs):
-            base = base.with_(saliency_only=False)
-        st = self.stages(image, prompts, base, entries, need_sal)
-        return [self.score(st, prompts, c) for c in configs]
+        """Several variants from one pass of the expensive stages (the union of what they need).
+
+        The variants must share ``eval_resolution`` and ``single_caption``; saliency maps are computed once per
+        distinct saliency setting, object masks whenever one variant follows the paper.
+        """
+        if len({(c.eval_resolution, c.single_caption) for c in configs}) > 1:
+            raise ValueError("run_variants: variants must share eval_resolution and single_caption")
+        detecting = [c for c in configs if not c.saliency_only]
+        base = (detecting[0] if detecting else configs[0])
+        if any(c.behaviour == "paper" for c in detecting):
+            base = base.with_(behaviour="paper")  # paper behaviour also computes the object masks
+        entries = tuple(sorted({i for c in detecting for i in prompts.select(c.use_language)}))
+        st = self.stages(image, prompts, base, entries, need_saliency=False)
+        digest = image_digest(image)
+        saliency: dict = {}
+        out = []
+        for c in configs:
+            if c.use_saliency or c.saliency_only:
+                if c.saliency not in saliency:
+                    saliency[c.saliency] = self._saliency(image, digest, c)
+                st.saliency = saliency[c.saliency]
+            out.append(self.score(st, prompts, c))
+        return out

@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Confidence prompts $\mathcal{P}^C$: trust only the most confident few
+#
+# An image holds few defects, but a detector asked five prompts returns dozens of boxes. After the other prompts
+# have filtered and re-ranked them, SAA+ keeps only the $K$ regions with the highest (rescored) confidence; $K$ is a
+# per-category setting.
+#
+# ## Learning goals
+# 1. Write $\mathcal{P}^C$ as a top-$K$ selection over the rescored confidences and read $K$ from the tables.
+# 2. See how $\mathcal{P}^C$ interacts with $\mathcal{P}^S$: top-$K$ is only as good as the ranking it cuts.
+# 3. Measure $\mathcal{P}^C$ on and off, and the effect of $K$.
+
+# %% tags=["parameters"]
+dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
+root = None  # data set folder; None: data/synthetic (generated on first use)
+categories = None  # e.g. ["washer"]; None: every category
+variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
+behaviour = "code"  # code (the official implementation) | paper
+models = "tiny"  # official | tiny (random weights, tests only) | random
+device = "cpu"  # cpu | cuda | auto
+n_images = 2  # images per category, anomalous and normal alternating
+out_dir = None  # figures go to <out_dir>/figures; None: shown only
+seed = 0  # synthetic data and random-weight models
+saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+
+# %%
+# %matplotlib inline
+import time
+import warnings
+
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+
+from saa_lib import metrics, report, viz
+from saa_lib import notebook_report as nb
+from saa_lib.cache import StageCache
+from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.pipeline import SAAPipeline
+from saa_lib.utils import resolve_device
+from saa_lib.zoo import load_models
+
+warnings.filterwarnings("ignore", category=FutureWarning)
+warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
+loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                     download=False)
+TAG = nb.banner(loaded)
+pipe = SAAPipeline(loaded, StageCache())
+figures = nb.Figures(out_dir)
+ds = nb.open_data(dataset, root, categories, seed)
+t0 = time.perf_counter()
+items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
+print(f"{len(items)} images: stages in {time.perf_counter() - t0:.1f} s (cache {pipe.cache.stats()['hits']})")
+
+# %% [markdown]
+# ## 1. The idea as a formula
+#
+# Of the regions $i$ still alive after $\mathcal{P}^L$ and $\mathcal{P}^P$, with rescored confidences $c'_i$
+# ($\mathcal{P}^S$), keep
+#
+# $$\mathcal{R}^* = \operatorname*{top-K}_{i} \; c'_i ,$$
+#
+# ties broken by order. Only $\mathcal{R}^*$ enters the fusion $A(x) = \sum_{i \in \mathcal{R}^*} c'_i m_i(x) /
+# (\delta + \sum_{i \in \mathcal{R}^*} m_i(x))$.
+
+# %%
+rows = ["| category | K |", "|---|---:|"]
+rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in items}.values()]
+display(Markdown("\n".join(rows)))
+on = nb.make_config(variant, behaviour, saliency_backbone)
+off = nb.switched_off(on, "confidence")
+
+# %% [markdown]
+# ## 2. A known case
+#
+# The hand-built washer (real `tf_efficientnet_lite0` saliency): without $\mathcal{P}^C$ every surviving patch of
+# intact metal is fused into the map.
+
+# %%
+lite0 = load_saliency_backbone("tf_efficientnet_lite0")
+case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^C off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "confidence")),
+            "P^C on": pipe.score(case.stages, case.prompts, case_on)}
+display(Markdown(nb.fate_table(case, case_res)))
+for lab, res in case_res.items():
+    print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
+          f"{sum(r.removed_by is None for r in res.regions)} regions fused")
+
+# %%
+fig = viz.compare_results(case.image, case_res, case.mask,
+                          title="known case: top-K keeps the hole and the most salient few")
+figures.save(fig, "05_known_case_confidence", readme=True)
+plt.show()
+
+# %% [markdown]
+# $K$ against the quality of the ranking: with $\mathcal{P}^S$ the hole is ranked first and any $K \ge 1$ keeps it;
+# without, five intact patches out-rank it and a small $K$ throws the defect away.
+
+# %%
+ks = list(range(1, 11))
+fig, ax = plt.subplots(figsize=(5.2, 3.3))
+for use_sal, style in ((True, "-"), (False, "--")):
+    f1 = []
+    for k in ks:
+        res = pipe.score(case.stages, case.prompts, case_on.with_(top_k=k, use_saliency=use_sal))
+        f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]))
+    ax.plot(ks, f1, style, marker="o", ms=4, label=f"P^S {'on' if use_sal else 'off'}")
+ax.axvline(case.prompts.top_k, color="#999999", lw=1, ls=":")
+ax.set_xlabel("K (regions kept)")
+ax.set_ylabel("max-F1-pixel (this image)")
+ax.set_ylim(-0.02, 1.05)
+ax.set_title("known case: K and the ranking it cuts (dotted: table K)", fontsize=9)
+ax.legend(fontsize=8)
+fig.tight_layout()
+figures.save(fig, "05_top_k_sweep", readme=True)
+plt.show()
+
+# %% [markdown]
+# ## 3. On the data set: the same images, $\mathcal{P}^C$ off and on, and a few values of $K$
+
+# %%
+first = next(it for it in items if it.sample.label == 1)
+res = {"P^C off": pipe.score(first.stages, first.prompts, off), "P^C on": pipe.score(first.stages, first.prompts, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
+figures.save(fig, "05_confidence_on_off")
+plt.show()
+
+# %%
+k_configs = [off] + [on.with_(top_k=k, variant=f"{on.variant} K={k}") for k in (1, 3, 10)] + [on]
+runs = nb.category_runs(pipe, items, k_configs)
+display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+                 + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
+                 + report.metric_table(runs, "pixel_max_f1")
+                 + "\n**region F1 (%)**\n\n" + report.metric_table(runs, "region_f1")))
+
+# %% [markdown]
+# ## Exercises
+# 1. In the known case, with $\mathcal{P}^S$ off, what is the smallest $K$ that keeps the hole? Explain it from the
+#    confidences in the fate table.
+# 2. $\mathcal{P}^C$ acts *after* $\mathcal{P}^S$. What would change if the top-$K$ cut were taken on the raw
+#    GroundingDINO confidences instead? Try it by scoring with `use_saliency=False` and comparing which regions survive.
+# 3. An image with two real defects and $K = 1$: which metric suffers most, max-F1-pixel or image AUROC? Why?
+#
+# Answers: `notebooks/answers/05_answers.md`.
