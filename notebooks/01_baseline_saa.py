@@ -119,6 +119,14 @@ amap = case_res["SAA"].anomaly_map
 print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "
       f"pixel AUROC {metrics.pixel_auroc(amap[None], case.mask[None]):.3f}")
 
+# %% [markdown]
+# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+assert nb.fused_names(case, case_res["SAA"]) == case.names[1:3]  # the two whole-washer boxes, nothing else
+assert len(case_res["SAA"].regions) == case.kinds.count("agnostic")  # the prompt that finds the hole is never asked
+
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case (hand-built candidates): SAA fuses the whole washer, the hole is never "

@@ -115,6 +115,15 @@ display(Markdown(nb.fate_table(case, case_res)))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
 
+# %% [markdown]
+# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+kept_on = [r for r in case_res["P^L on"].regions if r.removed_by is None]
+assert all(case.prompts.object_word not in r.phrase.split() for r in kept_on)  # no kept box is named after the object
+assert len(case_res["P^L off"].regions) < len(case_res["P^L on"].regions)  # without P^L no expert prompt is asked
+
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: language prompts propose the hole and drop the box named 'washer'")

@@ -99,6 +99,14 @@ for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
           f"{sum(r.removed_by is None for r in res.regions)} regions fused")
 
+# %% [markdown]
+# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_kept = {lab: sum(r.removed_by is None for r in res.regions) for lab, res in case_res.items()}
+assert n_kept["P^C on"] <= case.prompts.top_k < n_kept["P^C off"], n_kept
+
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: top-K keeps the hole and the most salient few")
@@ -144,7 +152,7 @@ runs = nb.category_runs(pipe, items, k_configs)
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
                  + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**region F1 (%)**\n\n" + report.metric_table(runs, "region_f1")))
+                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
 
 # %% [markdown]
 # ## Exercises

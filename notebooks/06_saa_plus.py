@@ -22,8 +22,8 @@
 # ## Learning goals
 # 1. Put the pipeline together: order of the filters, what each one removes on real candidates.
 # 2. Tell apart the paper's and the official code's behaviour wherever they differ.
-# 3. Explore the settings interactively (box / text thresholds, $\theta_{area}$, $K$, each prompt on or off) and see
-#    which ones matter on which image.
+# 3. Explore the settings interactively (box / text thresholds, $\theta_{IoU}$, $\theta_{area}$, $K$, each prompt on or
+#    off) and see which ones matter on which image.
 
 # %% tags=["parameters"]
 dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
@@ -40,13 +40,14 @@ saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet
 
 # %%
 # %matplotlib inline
+import io
 import time
 import warnings
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, clear_output, display
+from IPython.display import Image, Markdown, display
 
 from saa_lib import report, viz
 from saa_lib import notebook_report as nb
@@ -139,15 +140,13 @@ plt.show()
 #
 # The stage outputs are computed **once** per image and behaviour (the two behaviours ask different class-agnostic
 # prompts and compute the saliency differently); every change of a control calls `pipeline.score` only. One image per
-# category, at an evaluation resolution of 256 px so that re-scoring stays interactive on a CPU.
+# category; the `code` stages are those computed above (cache hits), the `paper` ones are computed here.
 
 # %%
-EXPLORER_RES = 256
 explore = {}  # behaviour -> list of items
 t0 = time.perf_counter()
 for b in BEHAVIOURS:
-    cfg_b = nb.make_config("saa_plus", b, saliency_backbone, eval_resolution=EXPLORER_RES)
-    explore[b] = nb.stage_items(pipe, ds, 1, cfg_b)
+    explore[b] = nb.stage_items(pipe, ds, 1, nb.make_config("saa_plus", b, saliency_backbone))
 print(f"explorer stages: {sum(len(v) for v in explore.values())} in {time.perf_counter() - t0:.1f} s")
 
 # %%
@@ -155,19 +154,21 @@ w_image = W.Dropdown(options=[(it.sample.key, i) for i, it in enumerate(explore[
 w_behaviour = W.ToggleButtons(options=list(BEHAVIOURS), value=behaviour, description="behaviour")
 w_box = W.FloatSlider(value=0.1, min=0.05, max=0.6, step=0.01, description="θ_box")
 w_text = W.FloatSlider(value=0.1, min=0.05, max=0.6, step=0.01, description="θ_text")
+w_iou = W.FloatSlider(value=full.min_iou, min=0.0, max=0.5, step=0.005, readout_format=".3f",
+                      description="θ_IoU")  # P^P with masks: paper behaviour only
 w_area = W.FloatSlider(value=explore["code"][0].prompts.max_area_ratio, min=0.01, max=1.0, step=0.01,
                        description="θ_area")
 w_k = W.IntSlider(value=explore["code"][0].prompts.top_k, min=1, max=30, description="K")
 w_use = {p: W.Checkbox(value=True, description=f"P^{p[0].upper()} ({p})", indent=False) for p in nb.PROMPTS}
-out = W.Output()
+picture = W.Image(format="png")  # the figure, as PNG bytes: redrawn without any output capture
 status = W.HTML()
 
 
 def update(change=None):
     """Re-score the chosen image from its stored stage outputs and redraw; returns the ImageResult."""
     it = explore[w_behaviour.value][w_image.value]
-    cfg = nb.make_config("saa_plus", w_behaviour.value, saliency_backbone, eval_resolution=EXPLORER_RES,
-                         box_threshold=w_box.value, text_threshold=w_text.value, max_area_ratio=w_area.value,
+    cfg = nb.make_config("saa_plus", w_behaviour.value, saliency_backbone, box_threshold=w_box.value,
+                         text_threshold=w_text.value, min_iou=w_iou.value, max_area_ratio=w_area.value,
                          top_k=w_k.value, **{f"use_{p}": w.value for p, w in w_use.items()})
     t = time.perf_counter()
     res = pipe.score(it.stages, it.prompts, cfg)
@@ -175,15 +176,12 @@ def update(change=None):
     kept = sum(r.removed_by is None for r in res.regions)
     status.value = (f"<b>{it.sample.key}</b>: {kept} of {len(res.regions)} regions kept, image score "
                     f"{res.image_score:.3f}; re-scored in {ms:.0f} ms from stored stage outputs — {TAG}")
-    with out:
-        clear_output(wait=True)
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-        viz.region_boxes(viz.with_outline(it.image, it.mask), res, ax=axes[0], title="candidates and their fate")
-        axes[1].imshow(viz.overlay(viz.with_outline(it.image, it.mask), res.anomaly_map, alpha=0.75))
-        axes[1].set_title("anomaly map", fontsize=9)
-        axes[1].axis("off")
-        fig.suptitle(f"{cfg.behaviour} behaviour — {TAG}", fontsize=9)
-        plt.show()
+    fig = viz.compare_results(it.image, {"SAA+ (explorer settings)": res}, it.mask,
+                              title=f"{cfg.behaviour} behaviour — {TAG}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+    plt.close(fig)
+    picture.value = buf.getvalue()
     return res
 
 
@@ -193,13 +191,13 @@ def on_image(change):
     update()
 
 
-for w in [w_behaviour, w_box, w_text, w_area, w_k, *w_use.values()]:
+for w in [w_behaviour, w_box, w_text, w_iou, w_area, w_k, *w_use.values()]:
     w.observe(update, names="value")
 w_image.observe(on_image, names="value")
-ui = W.VBox([W.HBox([w_image, w_behaviour]), W.HBox([w_box, w_text]), W.HBox([w_area, w_k]),
-             W.HBox(list(w_use.values())), status, out])
-display(ui)
+ui = W.VBox([W.HBox([w_image, w_behaviour]), W.HBox([w_box, w_text]), W.HBox([w_iou, w_area, w_k]),
+             W.HBox(list(w_use.values())), status, picture])
 result = update()  # draw once (this call is also what a headless run checks)
+display(ui)
 
 # %% [markdown]
 # The explorer works headless too: set the controls from code and call `update()`.
@@ -210,6 +208,7 @@ w_k.value = 1
 result = update()
 assert result.variant == "saa_plus" and sum(r.removed_by is None for r in result.regions) <= 1
 print(status.value.replace("<b>", "").replace("</b>", ""))
+display(Image(picture.value))  # the explorer's last picture, also in static exports (HTML) without widget state
 w_use["saliency"].value, w_k.value = True, explore["code"][0].prompts.top_k
 
 # %%

@@ -9,6 +9,7 @@ fine for timing; the output says which were used.
 from __future__ import annotations
 
 import json
+import shutil
 import platform
 import threading
 import time
@@ -158,6 +159,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     for im in images:
         SAAPipeline(models, StageCache(out / "cache_single", enabled=False)).run(im, prompts, cfg)
     one = time.perf_counter() - t0
+    shutil.rmtree(out / "cache_ablation", ignore_errors=True)  # a cold cache: nothing carried over from a past run
     t0 = time.perf_counter()
     ab = SAAPipeline(models, StageCache(out / "cache_ablation"))
     for im in images:

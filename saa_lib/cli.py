@@ -58,29 +58,22 @@ def _configs(args, names) -> list:
     return [c.with_(saliency={"backbone": args.saliency_backbone}) for c in out]
 
 
-def _pipeline(args, need_detector: bool = True):
-    import torch
+def _spec(args, need_detector: bool = True):
+    """The :class:`saa_lib.distributed.PipelineSpec` of the model options (Ray actors rebuild the same pipeline)."""
+    from .distributed import PipelineSpec
 
-    from .cache import StageCache
-    from .pipeline import SAAPipeline
-    from .utils import resolve_device
-    from .zoo import load_models, load_saliency_only
-
-    device = resolve_device(args.device)
     kind, paths = args.models, None
     if "=" in kind:
         paths = dict(item.split("=", 1) for item in kind.split(","))
         kind = "paths"
-    if need_detector:
-        models = load_models(kind, device=device, sam_variant=args.sam_variant,
-                             saliency_backbone=args.saliency_backbone, checkpoints=paths, seed=args.seed,
-                             download=not args.no_download)
-    else:
-        models = load_saliency_only(args.saliency_backbone, kind=kind, device=device, seed=args.seed,
-                                    download=not args.no_download)
-    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
-    cache = StageCache(args.cache_dir, enabled=not args.no_cache)
-    return SAAPipeline(models, cache, autocast=dtype if device.type == "cuda" else None)
+    return PipelineSpec(kind=kind, checkpoints=paths, sam_variant=args.sam_variant,
+                        saliency_backbone=args.saliency_backbone, seed=args.seed, download=not args.no_download,
+                        device=args.device, need_detector=need_detector, autocast=args.autocast,
+                        cache_dir=args.cache_dir, cache=not args.no_cache)
+
+
+def _pipeline(args, need_detector: bool = True):
+    return _spec(args, need_detector).build()
 
 
 # ----- commands -----------------------------------------------------------------------------------------------------
@@ -137,6 +130,22 @@ def _open(args):
     return open_dataset(args.dataset, args.root, categories=args.category or None)
 
 
+def _scorer(args, need_detector: bool):
+    """Where ``evaluate`` runs the models: this process, or a Ray cluster (``--ray``)."""
+    if args.num_workers is not None and args.num_workers < 0:
+        raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.ray is None:
+        from .evaluate import LocalScorer
+
+        if args.ray_actors is not None:
+            raise ValueError("--ray-actors needs --ray")
+        return LocalScorer(_pipeline(args, need_detector), num_workers=args.num_workers)
+    from .distributed import RayScorer
+
+    return RayScorer(_spec(args, need_detector), address=args.ray, actors=args.ray_actors,
+                     num_workers=args.num_workers)
+
+
 def cmd_evaluate(args, ablation: bool = False) -> int:
     from .evaluate import evaluate
     from .report import ablation_table, header, metric_table, write_report
@@ -144,14 +153,18 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
     names = list(ABLATION_VARIANTS) if ablation else (args.variant or ["saa", "saa_plus"])
     configs = _configs(args, names)
     dataset = _open(args)
-    pipe = _pipeline(args, need_detector=not all(c.saliency_only for c in configs))
+    scorer = _scorer(args, need_detector=not all(c.saliency_only for c in configs))
     out = Path(args.out)
     t0 = time.perf_counter()
-    runs = evaluate(dataset, pipe, configs, args.category or None, args.prompt, out, args.save_maps,
-                    max_images=args.max_images, region_metrics=args.cal_pro)
-    head = header(pipe.models.describe(), pipe.models.meaningful, f"{args.dataset} ({dataset.root})",
+    try:
+        runs = evaluate(dataset, None, configs, args.category or None, args.prompt, out, args.save_maps,
+                        max_images=args.max_images, region_metrics=args.cal_pro, scorer=scorer)
+    finally:
+        scorer.close()
+    where = "" if args.ray is None else f" Ray: {scorer.execution()['actors']} actor(s)."
+    head = header(scorer.describe(), scorer.meaningful, f"{args.dataset} ({dataset.root})",
                   f"Behaviour: {args.behaviour}. Saliency backbone: {args.saliency_backbone}. "
-                  f"Time: {time.perf_counter() - t0:.1f} s.")
+                  f"Time: {time.perf_counter() - t0:.1f} s.{where}")
     ds = getattr(dataset, "table", None) or args.dataset
     sections = {"max-F1-pixel (%)": metric_table(runs, "pixel_max_f1", ds),
                 "pixel AUROC (%)": metric_table(runs, "pixel_auroc"),
@@ -224,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--save-maps", action="store_true", help="also write every anomaly map (.npy)")
         e.add_argument("--max-images", type=int, default=None, help="per category (balanced), for quick runs")
         e.add_argument("--cal-pro", action="store_true", help="also AUPRO@0.3 and region F1 (slower)")
+        x = e.add_argument_group("execution")
+        x.add_argument("--num-workers", type=int, default=None,
+                       help="image-decoding worker processes (torch DataLoader, pinned memory on CUDA); "
+                            "default 2 on CUDA, 0 on CPU")
+        x.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="shard each category's images over a Ray cluster: alone, a local Ray instance on this "
+                            "machine's CPUs/GPUs; with ADDRESS (auto, ray://host:10001, host:6379) that cluster. "
+                            "Needs pip install 'saa-workbook[ray]'")
+        x.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                       help="Ray actors, each holding the models (default: one per GPU, else CPUs // 8)")
         _add_setting_args(e, variants=name == "evaluate")
         _add_model_args(e)
         e.set_defaults(func=cmd_evaluate if name == "evaluate" else (lambda a: cmd_evaluate(a, ablation=True)))
@@ -260,12 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .distributed import RayNotInstalledError
     from .download import MissingFileError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except MissingFileError as err:
+    except (MissingFileError, RayNotInstalledError) as err:
         print(f"saa {args.command}: {err}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError) as err:

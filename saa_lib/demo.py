@@ -6,6 +6,7 @@ the P^S saliency map alone (``saliency_only``) on real ImageNet features (``tf_e
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 from .config import variant_config
@@ -76,7 +77,8 @@ def run_demo(models: str = "official", out: Path = Path("results/demo"), device:
                          {"max-F1-pixel (%)": metric_table(runs, "pixel_max_f1"),
                           "pixel AUROC (%)": metric_table(runs, "pixel_auroc")})
     by_variant = {c.variant: [r for r in runs if r.variant == c.variant] for c in configs}
-    grid = _grid(by_variant, dataset, out, title=f"{loaded.describe()}" + (f"\n{note}" if note else ""))
+    title = "\n".join(textwrap.wrap(loaded.describe(), 90) + textwrap.wrap(note, 90))
+    grid = _grid(by_variant, dataset, out, title=title)
     print(table.read_text())
     print(f"wrote {table}, {out / 'metrics.csv'} and {grid}")
     return 0

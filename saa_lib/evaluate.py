@@ -1,6 +1,9 @@
 """Orchestration: run variants over a dataset's categories, collect maps, compute metrics, write tables.
 
-Torch computation lives in the stage modules; this module only loops, with progress bars, and writes files.
+Torch computation lives in the stage modules; this module only loops, with progress bars, and writes files. A category
+is evaluated in two steps: :func:`score_images` (the models, image by image: the part a scorer may run elsewhere, see
+:mod:`saa_lib.distributed`) and :func:`collect_runs` (maps stacked in the images' order, metrics), which every scorer
+shares.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from . import metrics as M
@@ -38,32 +42,150 @@ def prompts_for(dataset, category: str, extra=(), behaviour: str = "code") -> Ca
     return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour)
 
 
-def run_category(pipeline: SAAPipeline, samples, prompts: CategoryPrompts, configs: list[SAAConfig],
-                 progress: bool = True, desc: str = "", region_metrics: bool = False) -> list[CategoryRun]:
-    """All ``configs`` on ``samples`` of one category, from one pass of the expensive stages per image.
+@dataclass
+class ScoredImage:
+    """One image scored by every variant: ``results[v]`` belongs to ``configs[v]``; ``mask``: (R, R) bool ground truth
+    at the evaluation resolution."""
 
-    ``region_metrics`` also computes AUPRO and region F1 (slow on smooth maps; the official ``--cal-pro``)."""
+    results: list[ImageResult]
+    mask: np.ndarray
+
+
+def labelled(samples, category: str = "") -> list:
+    """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {prompts.category!r}: no labelled test images")
-    r = configs[0].eval_resolution
-    per_variant: list[list[ImageResult]] = [[] for _ in configs]
-    masks, labels, names = [], [], []
-    for s in tqdm(samples, desc=desc or prompts.category, disable=not progress, leave=False, unit="img"):
-        image = s.load_image()
-        for out, res in zip(per_variant, pipeline.run_variants(image, prompts, configs)):
-            out.append(res)
-        masks.append(resize_masks(s.load_mask()[None], r)[0])
-        labels.append(int(s.label))
-        names.append(str(s.image_path))
-    masks_a, labels_a = np.stack(masks), np.array(labels)
+        raise ValueError(f"category {category!r}: no labelled test images")
+    return samples
+
+
+def eval_mask(sample, resolution: int) -> np.ndarray:
+    """The ground-truth mask of ``sample`` at the evaluation resolution, (R, R) bool (nearest neighbour)."""
+    return resize_masks(sample.load_mask()[None], resolution)[0]
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """Item i: (i, image (H, W, 3) uint8 tensor, mask (R, R) bool tensor) of ``samples[i]``."""
+
+    def __init__(self, samples: list, resolution: int):
+        self.samples, self.resolution = samples, resolution
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        s = self.samples[i]
+        return i, torch.from_numpy(s.load_image()), torch.from_numpy(eval_mask(s, self.resolution))
+
+
+def iter_images(samples: list, resolution: int, num_workers: int = 0, pin_memory: bool = False):
+    """Yield ``(image, mask)`` of each sample in order: image (H, W, 3) uint8, mask (R, R) bool.
+
+    ``num_workers == 0``: read in this process, one after the other. ``num_workers > 0``: a torch ``DataLoader`` with
+    that many worker processes decodes the next images while the current one is scored; with ``pin_memory`` they
+    arrive in page-locked memory (fast, asynchronous host-to-GPU copies). The pixels are the same either way.
+    """
+    if num_workers <= 0:
+        for s in samples:
+            yield s.load_image(), eval_mask(s, resolution)
+        return
+    loader = torch.utils.data.DataLoader(_Decoded(list(samples), resolution), batch_size=None, shuffle=False,
+                                         num_workers=num_workers, pin_memory=pin_memory)
+    for i, (j, image, mask) in enumerate(loader):
+        assert i == j, "the loader must keep the samples' order"
+        yield image.numpy(), mask.numpy()
+
+
+def default_num_workers(device) -> int:
+    """Image-loading worker processes when none are asked for: 2 on CUDA (decoding overlaps GPU work), 0 on CPU
+    (the models already use every core)."""
+    return 2 if torch.device(device).type == "cuda" else 0
+
+
+def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts, configs: list[SAAConfig],
+                 progress: bool = True, desc: str = "", num_workers: int | None = 0,
+                 pin_memory: bool | None = None) -> list[ScoredImage]:
+    """Every variant of ``configs`` on every sample, in order, from one pass of the expensive stages per image.
+
+    ``num_workers``: image-loading processes (:func:`iter_images`; None: :func:`default_num_workers`);
+    ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``.
+    """
+    device = getattr(pipeline.models, "device", None) or torch.device("cpu")
+    num_workers = default_num_workers(device) if num_workers is None else int(num_workers)
+    pin = torch.device(device).type == "cuda" if pin_memory is None else bool(pin_memory)
+    images = iter_images(samples, configs[0].eval_resolution, num_workers, pin)
+    return [ScoredImage(pipeline.run_variants(image, prompts, configs), mask)
+            for image, mask in tqdm(images, total=len(samples), desc=desc or prompts.category, disable=not progress,
+                                    leave=False, unit="img")]
+
+
+def collect_runs(samples: list, scored: list[ScoredImage], category: str, configs: list[SAAConfig],
+                 region_metrics: bool = False) -> list[CategoryRun]:
+    """One :class:`CategoryRun` per variant from ``scored[i]`` of ``samples[i]``: maps stacked in this order, then the
+    metrics. Every scorer (this process, a Ray cluster) ends here."""
+    if len(scored) != len(samples):
+        raise ValueError(f"category {category!r}: {len(scored)} scored images for {len(samples)} samples")
+    masks_a = np.stack([x.mask for x in scored])
+    labels_a = np.array([int(s.label) for s in samples])
+    names = [str(s.image_path) for s in samples]
     runs = []
-    for cfg, results in zip(configs, per_variant):
+    for v, cfg in enumerate(configs):
+        results = [x.results[v] for x in scored]
         maps = np.stack([x.anomaly_map for x in results]).astype(np.float32)
-        run = CategoryRun(cfg.variant, prompts.category, maps, masks_a, labels_a, names, results)
+        run = CategoryRun(cfg.variant, category, maps, masks_a, labels_a, names, results)
         run.metrics = M.category_metrics(maps, masks_a, labels_a, region_metrics=region_metrics)
         runs.append(run)
     return runs
+
+
+class LocalScorer:
+    """Scores images in this process with ``pipeline`` (the default scorer of :func:`evaluate`).
+
+    A scorer has ``score_images(samples, prompts, configs, progress, desc) -> list[ScoredImage]``, ``describe()``,
+    ``meaningful``, ``cache_stats()``, ``execution()`` and ``close()``; :class:`saa_lib.distributed.RayScorer` is the
+    other one.
+    """
+
+    def __init__(self, pipeline: SAAPipeline, num_workers: int | None = 0, pin_memory: bool | None = None):
+        self.pipeline = pipeline
+        device = getattr(pipeline.models, "device", None) or torch.device("cpu")
+        self.num_workers = default_num_workers(device) if num_workers is None else int(num_workers)
+        self.pin_memory = torch.device(device).type == "cuda" if pin_memory is None else bool(pin_memory)
+
+    def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "") -> list[ScoredImage]:
+        return score_images(self.pipeline, samples, prompts, configs, progress, desc, self.num_workers,
+                            self.pin_memory)
+
+    def describe(self) -> str:
+        return self.pipeline.models.describe()
+
+    @property
+    def meaningful(self) -> bool:
+        return self.pipeline.models.meaningful
+
+    def cache_stats(self) -> dict:
+        return self.pipeline.cache.stats()
+
+    def execution(self) -> dict:
+        return {"mode": "local", "num_workers": self.num_workers, "pin_memory": self.pin_memory and
+                self.num_workers > 0, "torch_threads": torch.get_num_threads()}
+
+    def close(self) -> None:
+        pass
+
+
+def run_category(pipeline: SAAPipeline | None, samples, prompts: CategoryPrompts, configs: list[SAAConfig],
+                 progress: bool = True, desc: str = "", region_metrics: bool = False, num_workers: int | None = 0,
+                 scorer=None) -> list[CategoryRun]:
+    """All ``configs`` on ``samples`` of one category, from one pass of the expensive stages per image.
+
+    ``region_metrics`` also computes AUPRO and region F1 (slow on smooth maps; the official ``--cal-pro``).
+    ``scorer`` (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` loader processes) computes the
+    per-image results; the metrics are always computed here, by :func:`collect_runs`."""
+    samples = labelled(samples, prompts.category)
+    scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
+    scored = scorer.score_images(samples, prompts, configs, progress=progress, desc=desc or prompts.category)
+    return collect_runs(samples, scored, prompts.category, configs, region_metrics)
 
 
 def save_maps(run: CategoryRun, out_dir: Path) -> Path:
@@ -90,14 +212,18 @@ def write_metrics_csv(runs: list[CategoryRun], path: Path) -> Path:
     return path
 
 
-def evaluate(dataset, pipeline: SAAPipeline, configs: list[SAAConfig], categories=None, extra_prompts=(),
+def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], categories=None, extra_prompts=(),
              out_dir: str | Path | None = None, save_all_maps: bool = False, progress: bool = True,
-             max_images: int | None = None, region_metrics: bool = False) -> list[CategoryRun]:
+             max_images: int | None = None, region_metrics: bool = False, num_workers: int | None = 0,
+             scorer=None) -> list[CategoryRun]:
     """Run ``configs`` over ``categories`` of ``dataset`` (an :class:`saa_lib.data.AnomalyDataset`).
 
-    With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
+    ``scorer``: where the models run (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` image-loading
+    processes; a :class:`saa_lib.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
+    None). With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
     """
     categories = list(categories or dataset.categories)
+    scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     runs: list[CategoryRun] = []
     t0 = time.perf_counter()
     for cat in tqdm(categories, desc="categories", disable=not progress or len(categories) < 2):
@@ -105,7 +231,8 @@ def evaluate(dataset, pipeline: SAAPipeline, configs: list[SAAConfig], categorie
         samples = dataset.samples(cat)
         if max_images:
             samples = balanced_subset(samples, max_images)
-        runs += run_category(pipeline, samples, prompts, configs, progress, desc=cat, region_metrics=region_metrics)
+        runs += run_category(pipeline, samples, prompts, configs, progress, desc=cat, region_metrics=region_metrics,
+                             scorer=scorer)
     if out_dir is not None:
         out = Path(out_dir)
         write_metrics_csv(runs, out / "metrics.csv")
@@ -115,8 +242,8 @@ def evaluate(dataset, pipeline: SAAPipeline, configs: list[SAAConfig], categorie
         (out / "run.json").write_text(json.dumps({
             "seconds": round(time.perf_counter() - t0, 2), "categories": categories,
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
-            "models": pipeline.models.describe(), "meaningful": pipeline.models.meaningful,
-            "cache": pipeline.cache.stats()}, indent=1, default=str))
+            "models": scorer.describe(), "meaningful": scorer.meaningful,
+            "cache": scorer.cache_stats(), "execution": scorer.execution()}, indent=1, default=str))
     return runs
 
 

@@ -114,19 +114,22 @@ class Detections:
                           tuple(int(x) for x in a["image_hw"]))
 
 
-def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 1333) -> torch.Tensor:
+def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 1333, device=None) -> torch.Tensor:
     """(3, h, w) normalised tensor: shorter side ``min_size``, longer side at most ``max_size`` (GDINO's transform).
 
-    ``image``: (H, W, 3) uint8 RGB.
+    ``image``: (H, W, 3) uint8 RGB. ``device``: where to resize (the uint8 pixels are copied there first, without
+    blocking when they sit in pinned memory); the same operations run on the CPU.
     """
     h, w = image.shape[:2]
     scale = min_size / min(h, w)
     if max(h, w) * scale > max_size:
         scale = max_size / max(h, w)
     nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
+    x = x.permute(2, 0, 1)[None].float() / 255.0
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
-    return (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
+    return (x - mean) / torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
 
 
 @dataclass
@@ -169,7 +172,7 @@ class Generator:
         tokens = [self.tokens(c) for c in captions]
         if not captions:
             return Detections.empty([], [], hw)
-        x = resize_for_gdino(image, self.min_size, self.max_size).to(self.device)
+        x = resize_for_gdino(image, self.min_size, self.max_size, self.device)
         if single_caption and len(captions) > 1:
             return self._detect_joined(x, captions, tokens, hw)
         # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding

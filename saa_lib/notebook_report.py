@@ -36,7 +36,7 @@ NOTEBOOKS = (
 NOT_MEANINGFUL = "random weights — not meaningful"
 BANNER = "random weights: NOT meaningful — tests the machinery only"
 #: committed figures stay below this size
-MAX_FIGURE_BYTES = 300_000
+MAX_FIGURE_BYTES = 450_000
 
 
 # ----------------------------------------------------------------------------------------------------- locations
@@ -321,6 +321,18 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
                      [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows])
 
 
+def candidate_regions(case: KnownCase, result) -> dict:
+    """``{candidate index: Region}`` of an :class:`saa_lib.pipeline.ImageResult` on ``case``. A variant without P^L
+    never asks the expert prompts: its regions are the class-agnostic candidates only (the others are missing)."""
+    asked = [i for i, kind in enumerate(case.kinds) if len(result.regions) == len(case.names) or kind == "agnostic"]
+    return dict(zip(asked, result.regions))
+
+
+def fused_names(case: KnownCase, result) -> list[str]:
+    """Names of the candidates of ``case`` that ``result`` fused into its anomaly map (in candidate order)."""
+    return [case.names[i] for i, r in candidate_regions(case, result).items() if r.removed_by is None]
+
+
 def fate_table(case: KnownCase, results: dict) -> str:
     """Markdown: one row per candidate of ``case``, one column per ``{label: ImageResult}`` saying what removed it
     (``kept`` for the regions fused into the map; ``not prompted`` for candidates of an expert prompt that a variant
@@ -328,18 +340,18 @@ def fate_table(case: KnownCase, results: dict) -> str:
     labels = list(results)
     lines = ["| candidate | confidence | " + " | ".join(labels) + " |",
              "|---|---:|" + "---|" * len(labels)]
-    first = next(iter(results.values()))
+    per_candidate = {lab: candidate_regions(case, res) for lab, res in results.items()}
     for i, name in enumerate(case.names):
         cells = []
         for lab in labels:
-            reg = results[lab].regions[i]
-            if reg.removed_by is None:
-                cells.append("**kept**")
-            elif reg.removed_by == "threshold" and case.kinds[i] != "agnostic" and reg.confidence > 0.1:
+            reg = per_candidate[lab].get(i)
+            if reg is None:
                 cells.append("not prompted")
+            elif reg.removed_by is None:
+                cells.append("**kept**")
             else:
                 cells.append(f"removed: {reg.removed_by}")
-        lines.append(f"| {name} | {first.regions[i].confidence:.2f} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {case.stages.detections.scores[i]:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

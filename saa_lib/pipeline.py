@@ -111,13 +111,18 @@ class SAAPipeline:
         self.generator = (Generator(models.gdino, models.gdino_min_size, models.gdino_max_size, autocast=autocast)
                           if has_detector else None)
         self.refiner = Refiner(models.sam, autocast=autocast) if has_detector else None
+        self.autocast = autocast
+        # mixed precision changes the numbers: its stage results get their own cache entries (none added for float32,
+        # so existing entries stay valid)
+        self._amp = {} if autocast is None else {"autocast": str(autocast)}
         self.max_per_caption = max_per_caption
 
     # ----- expensive stages -------------------------------------------------------------------------------------------
     def _detect(self, image, digest, captions: list[str], single_caption: bool) -> list[Detections]:
         """Detections per caption, each cached on its own; the missing ones run as one batched forward."""
         common = {"image": digest, "model": self.models.identity, "min": self.generator.min_size,
-                  "max": self.generator.max_size, "floor": self.generator.floor, "cap": self.max_per_caption}
+                  "max": self.generator.max_size, "floor": self.generator.floor, "cap": self.max_per_caption,
+                  **self._amp}
         if single_caption and len(captions) > 1:
             key = {**common, "captions": [normalize_caption(c) for c in captions], "joined": True}
             d = self.cache.get("generator", key, lambda: self._cap(
@@ -144,7 +149,7 @@ class SAAPipeline:
 
     def _segment(self, image, digest, det: Detections, size: int) -> np.ndarray:
         key = {"image": digest, "model": self.models.identity, "boxes": settings_digest(
-            {"b": np.round(det.boxes, 3).tolist()}), "size": size}
+            {"b": np.round(det.boxes, 3).tolist()}), "size": size, **self._amp}
         d = self.cache.get("refiner", key, lambda: {"masks": np.packbits(
             resize_masks(self.refiner.segment(image, det.boxes), size), axis=-1)})
         return np.unpackbits(d["masks"], axis=-1, count=size).astype(bool).reshape(len(det), size, size)
@@ -152,10 +157,10 @@ class SAAPipeline:
     def _saliency(self, image, digest, config: SAAConfig) -> np.ndarray:
         backbone = self.models.saliency
         key = {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
-               "settings": asdict(config.saliency), "size": config.eval_resolution}
+               "settings": asdict(config.saliency), "size": config.eval_resolution, **self._amp}
         r = config.eval_resolution
         d = self.cache.get("saliency", key, lambda: {"saliency": saliency_map(image, backbone, config.saliency,
-                                                                               (r, r))})
+                                                                               (r, r), self.autocast)})
         return d["saliency"]
 
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,

@@ -13,29 +13,37 @@ import torch.nn.functional as F
 from ..config import SaliencyConfig
 
 
-def preprocess(image: np.ndarray, size: int, mean, std) -> tuple[torch.Tensor, tuple[int, int]]:
+def preprocess(image: np.ndarray, size: int, mean, std, device=None) -> tuple[torch.Tensor, tuple[int, int]]:
     """Resize the longest side to ``size``, normalise, pad bottom/right to a square.
 
-    ``image``: (H, W, 3) uint8. Returns the (1, 3, size, size) tensor and the (h, w) of the unpadded content.
+    ``image``: (H, W, 3) uint8; ``device``: where to do it (the uint8 pixels are copied there first). Returns the
+    (1, 3, size, size) tensor and the (h, w) of the unpadded content.
     """
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device, non_blocking=True)
+    x = x.permute(2, 0, 1)[None].float() / 255.0
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
-    x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    mean_t = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean_t) / torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return F.pad(x, (0, size - nw, 0, size - nh)), (nh, nw)
 
 
 @torch.no_grad()
-def pixel_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 256) -> torch.Tensor:
+def pixel_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 256,
+                   autocast: torch.dtype | None = None) -> torch.Tensor:
     """(h, w, D) L2-normalised features of the image content on the first feature map's grid (stride 4).
 
-    The backbone's maps (out_indices 1, 2, 3) are upsampled to the first map's grid and concatenated.
+    The backbone's maps (out_indices 1, 2, 3) are upsampled to the first map's grid and concatenated. ``autocast``
+    (bf16 / fp16): the backbone runs in that mixed precision; its maps are turned to float32 before anything else.
     """
     device = next(backbone.parameters()).device
-    x, (nh, nw) = preprocess(image, size, backbone.mean, backbone.std)
-    feats = backbone(x.to(device))
+    x, (nh, nw) = preprocess(image, size, backbone.mean, backbone.std, device)
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        feats = backbone(x)
+    if autocast is not None:
+        feats = [f.float() for f in feats]
     gh, gw = feats[0].shape[-2:]
     up = [feats[0]] + [F.interpolate(f, size=(gh, gw), mode="bilinear", align_corners=False) for f in feats[1:]]
     f = F.normalize(torch.cat(up, dim=1)[0].float(), dim=0)  # (D, gh, gw)
@@ -73,9 +81,11 @@ def knn_saliency(features: torch.Tensor, neighbours: int = 400, aggregate: str =
 
 
 def saliency_map(image: np.ndarray, backbone: torch.nn.Module, config: SaliencyConfig = SaliencyConfig(),
-                 out_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """(out_h, out_w) float32 saliency map of ``image`` (H, W, 3) uint8 (default: the image size)."""
-    feats = pixel_features(backbone, image, config.input_size)
+                 out_hw: tuple[int, int] | None = None, autocast: torch.dtype | None = None) -> np.ndarray:
+    """(out_h, out_w) float32 saliency map of ``image`` (H, W, 3) uint8 (default: the image size).
+
+    ``autocast`` applies to the backbone only: the neighbour search compares float32 features."""
+    feats = pixel_features(backbone, image, config.input_size, autocast)
     gh, gw, d = feats.shape
     s = knn_saliency(feats.reshape(-1, d), config.neighbours, config.aggregate, config.chunk_size)
     out_hw = out_hw or image.shape[:2]

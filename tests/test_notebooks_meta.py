@@ -1,0 +1,128 @@
+"""The notebook series, checked without executing it: files, pairing, parameters, course structure, no outputs.
+
+Executing the notebooks is nbval's job (``pytest --nbval-lax notebooks``); these checks take a second.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+jupytext = pytest.importorskip("jupytext")
+
+from saa_lib.notebook_report import NOTEBOOKS  # noqa: E402
+
+NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+PARAMETERS = {"dataset", "root", "categories", "variant", "models", "device", "n_images", "out_dir", "seed"}
+#: the longest function a notebook may define (UI callbacks; anything longer belongs in saa_lib)
+MAX_DEF_LINES = 30
+#: code that would re-implement pipeline logic (filtering, rescoring, fusion, metrics) instead of calling saa_lib
+FORBIDDEN = [r"\bnp\.exp\(", r"\.argsort\(", r"\bnp\.argsort\(", r"roc_auc_score", r"precision_recall_curve",
+             r"\.cumsum\(", r"\bbinary_erosion\(", r"\bdef\s+(fuse|rescore|top_k|score|normali[sz]e)\w*\("]
+
+
+def _code(cell) -> str:
+    """A code cell's source without IPython magics (so that it parses as Python)."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in cell.source.splitlines())
+
+
+def _ipynb(name: str):
+    return nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4)
+
+
+def test_series_is_numbered_00_to_08():
+    assert [n[:2] for n in NOTEBOOKS] == [f"{i:02d}" for i in range(9)]
+    on_disk = sorted(p.stem for p in NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+    assert on_disk == list(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_files_exist_and_pair(name):
+    assert (NB_DIR / f"{name}.ipynb").is_file()
+    assert (NB_DIR / f"{name}.py").is_file()
+    assert (NB_DIR / "answers" / f"{name[:2]}_answers.md").is_file()
+    header = (NB_DIR / f"{name}.py").read_text(encoding="utf-8").split("# ---", 2)[1]
+    assert "formats: ipynb,py:percent" in header
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_stored_without_outputs(name):
+    nb = _ipynb(name)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name}: a code cell has outputs"
+            assert cell.execution_count is None, f"{name}: a code cell has an execution count"
+    assert "widgets" not in nb.metadata, f"{name}: widget state is stored"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_ipynb_and_py_in_sync(name):
+    a = jupytext.read(NB_DIR / f"{name}.ipynb")
+    b = jupytext.read(NB_DIR / f"{name}.py")
+    assert [(c.cell_type, c.source.strip()) for c in a.cells] == [(c.cell_type, c.source.strip()) for c in b.cells]
+    assert [c.metadata.get("tags", []) for c in a.cells] == [c.metadata.get("tags", []) for c in b.cells]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_one_parameters_cell(name):
+    nb = _ipynb(name)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: {len(tagged)} cells tagged 'parameters'"
+    assert tagged[0].cell_type == "code"
+    tree = ast.parse(_code(tagged[0]))
+    assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name)}
+    assert all(isinstance(node, ast.Assign) for node in tree.body), f"{name}: parameters cell holds more than values"
+    assert PARAMETERS <= assigned, f"{name}: missing parameters {sorted(PARAMETERS - assigned)}"
+    ns: dict = {}
+    exec(compile(tree, name, "exec"), ns)  # literals only: runs in no time
+    assert ns["models"] == "tiny" and ns["dataset"] == "synthetic" and ns["out_dir"] is None
+    assert isinstance(ns["n_images"], int) and 1 <= ns["n_images"] <= 3, "defaults must stay fast"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_course_structure(name):
+    md = [c.source for c in _ipynb(name).cells if c.cell_type == "markdown"]
+    assert md and md[0].lstrip().startswith(f"# {name[:2]}"), f"{name}: the first cell is the title"
+    assert any(re.search(r"^#+\s*Learning goals", s, re.M) for s in md[:2]), f"{name}: no learning goals up front"
+    exercises = [s for s in md if re.search(r"^#+\s*Exercises", s, re.M)]
+    assert len(exercises) == 1 and md[-1] is exercises[0], f"{name}: the last cell must be the exercises"
+    n = len(re.findall(r"^\d+\.\s", exercises[0], re.M))
+    assert 2 <= n <= 3, f"{name}: {n} exercises"
+    assert f"answers/{name[:2]}_answers.md" in exercises[0]
+    answers = (NB_DIR / "answers" / f"{name[:2]}_answers.md").read_text(encoding="utf-8")
+    assert len(re.findall(r"^#+\s*(Exercise|Answer)\s*\d", answers, re.M)) == n, f"{name}: answers do not match"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_no_pipeline_logic_in_cells(name):
+    for cell in _ipynb(name).cells:
+        if cell.cell_type != "code":
+            continue
+        src = _code(cell)
+        tree = ast.parse(src)
+        for node in ast.walk(tree):
+            assert not isinstance(node, ast.ClassDef), f"{name}: classes belong in saa_lib"
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                assert size <= MAX_DEF_LINES, f"{name}: def {node.name} is {size} lines; move it into saa_lib"
+        for pattern in FORBIDDEN:
+            assert not re.search(pattern, src), f"{name}: {pattern!r} re-implements pipeline logic; call saa_lib"
+
+
+def test_check_outputs_are_marked():
+    marked = [n for n in NOTEBOOKS if any("NBVAL_CHECK_OUTPUT" in c.source for c in _ipynb(n).cells)]
+    assert len(marked) >= 2, "nbval-lax checks only the cells marked NBVAL_CHECK_OUTPUT"
+
+
+def test_sanitize_cfg():
+    text = (NB_DIR / "sanitize.cfg").read_text(encoding="utf-8")
+    sections = re.findall(r"^\[(\w+)\]", text, re.M)
+    assert len(sections) >= 4 and len(sections) == len(set(sections))
+    for section in re.split(r"^\[\w+\]\s*$", text, flags=re.M)[1:]:
+        regex = re.search(r"^regex:\s*(.+)$", section, re.M)
+        assert regex and re.search(r"^replace:", section, re.M)
+        re.compile(regex.group(1).strip())
