@@ -152,7 +152,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     maps = np.random.default_rng(0).random((len(images) * 25, 400, 400), dtype=np.float32)
     masks = maps > 0.99
     with timed(dev, stages, f"metrics ({len(maps)} maps 400x400)"):
-        M.category_metrics(maps, masks)
+        M.category_metrics(maps, masks, region_metrics=False)  # AUPRO/region F1 are opt-in (--cal-pro)
 
     configs = [variant_config(v) for v in ABLATION_VARIANTS]
     t0 = time.perf_counter()
