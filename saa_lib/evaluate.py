@@ -102,6 +102,13 @@ def default_num_workers(device) -> int:
     return 2 if torch.device(device).type == "cuda" else 0
 
 
+def loader_settings(pipeline: SAAPipeline, num_workers: int | None, pin_memory: bool | None) -> tuple[int, bool]:
+    """``(num_workers, pin_memory)`` with the defaults filled in from the pipeline's device (see :func:`score_images`)."""
+    device = torch.device(getattr(pipeline.models, "device", None) or "cpu")
+    workers = default_num_workers(device) if num_workers is None else int(num_workers)
+    return workers, (device.type == "cuda" if pin_memory is None else bool(pin_memory))
+
+
 def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts, configs: list[SAAConfig],
                  progress: bool = True, desc: str = "", num_workers: int | None = 0,
                  pin_memory: bool | None = None) -> list[ScoredImage]:
@@ -110,9 +117,7 @@ def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts,
     ``num_workers``: image-loading processes (:func:`iter_images`; None: :func:`default_num_workers`);
     ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``.
     """
-    device = getattr(pipeline.models, "device", None) or torch.device("cpu")
-    num_workers = default_num_workers(device) if num_workers is None else int(num_workers)
-    pin = torch.device(device).type == "cuda" if pin_memory is None else bool(pin_memory)
+    num_workers, pin = loader_settings(pipeline, num_workers, pin_memory)
     images = iter_images(samples, configs[0].eval_resolution, num_workers, pin)
     return [ScoredImage(pipeline.run_variants(image, prompts, configs), mask)
             for image, mask in tqdm(images, total=len(samples), desc=desc or prompts.category, disable=not progress,
@@ -148,9 +153,7 @@ class LocalScorer:
 
     def __init__(self, pipeline: SAAPipeline, num_workers: int | None = 0, pin_memory: bool | None = None):
         self.pipeline = pipeline
-        device = getattr(pipeline.models, "device", None) or torch.device("cpu")
-        self.num_workers = default_num_workers(device) if num_workers is None else int(num_workers)
-        self.pin_memory = torch.device(device).type == "cuda" if pin_memory is None else bool(pin_memory)
+        self.num_workers, self.pin_memory = loader_settings(pipeline, num_workers, pin_memory)
 
     def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "") -> list[ScoredImage]:
         return score_images(self.pipeline, samples, prompts, configs, progress, desc, self.num_workers,
