@@ -17,7 +17,7 @@ export JUPYTER_RUNTIME_DIR ?= $(TMPHOME)/jupyter-runtime
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup demo test lab report bench clean-venv
+.PHONY: setup demo test lab report bench figures clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -46,3 +46,12 @@ report: setup
 
 bench: setup
 	$(SAA) bench --models tiny --out results/bench
+
+# The README figures: every notebook run with out_dir = the project root (each writes only its README figures).
+figures: setup
+	@mkdir -p $(TMPHOME)/figures-run
+	for nb in notebooks/0*.ipynb; do \
+	  HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/papermill -k python3 --cwd notebooks --no-progress-bar \
+	    "$$nb" "$(TMPHOME)/figures-run/$$(basename $$nb)" -p out_dir "$(CURDIR)" \
+	    -p saliency_backbone tf_efficientnet_lite0 || exit 1; \
+	done

@@ -58,7 +58,6 @@ saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
 from saa_lib import notebook_report as nb

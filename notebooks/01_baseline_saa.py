@@ -40,43 +40,26 @@ saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet
 
 # %%
 # %matplotlib inline
-import time
-import warnings
-
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
-from saa_lib.cache import StageCache
 from saa_lib.models.saliency import load_saliency_backbone
-from saa_lib.pipeline import SAAPipeline
-from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_models
 
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
-loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
-                     download=False)
-TAG = nb.banner(loaded)
-pipe = SAAPipeline(loaded, StageCache())
-figures = nb.Figures(out_dir)
+loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
+                                                 categories, n_images, behaviour)
 
 # %% [markdown]
 # ## 1. The two expensive stages, once per image
 #
-# For every image, `pipeline.stages` runs GroundingDINO on each prompt entry (one forward per entry, batched), SAM on
-# every box, and the saliency backbone; the results go to the stage cache, so every later notebook and every re-score
-# costs milliseconds. We compute them with the full `saa_plus` settings: it needs every stage any variant needs.
+# For every image, `pipeline.stages` runs GroundingDINO on each prompt entry (one forward per entry, batched, the image
+# backbone run once for all entries), SAM on every box, and the saliency backbone; the results go to the stage cache,
+# so every later notebook and every re-score costs milliseconds. `nb.setup` (the set-up cell above, shared by every
+# notebook) computed them with the full `saa_plus` settings: it needs every stage any variant needs. One image holds:
 
 # %%
-stage_cfg = nb.make_config("saa_plus", behaviour, saliency_backbone)
-ds = nb.open_data(dataset, root, categories, seed)
-t0 = time.perf_counter()
-items = nb.stage_items(pipe, ds, n_images, stage_cfg)
-print(f"{len(items)} images of {ds.categories}: stages in {time.perf_counter() - t0:.1f} s; "
-      f"cache {pipe.cache.stats()}")
 for it in items[:2]:
     st = it.stages
     print(f"{it.sample.key}: {len(st.detections)} boxes from {len(st.detections.captions)} prompts, "

@@ -43,7 +43,6 @@ saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet
 # %%
 # %matplotlib inline
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,25 +50,15 @@ from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
-from saa_lib.cache import StageCache
 from saa_lib.data import open_dataset
+from saa_lib.masks import resize_masks
 from saa_lib.models.saliency import load_saliency_backbone
-from saa_lib.pipeline import SAAPipeline, resize_map, resize_masks
+from saa_lib.pipeline import resize_map
 from saa_lib.prompts.saliency import saliency_map
 from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_models
 
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
-loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
-                     download=False)
-TAG = nb.banner(loaded)
-pipe = SAAPipeline(loaded, StageCache())
-figures = nb.Figures(out_dir)
-ds = nb.open_data(dataset, root, categories, seed)
-t0 = time.perf_counter()
-items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
-print(f"{len(items)} images: stages in {time.perf_counter() - t0:.1f} s (cache {pipe.cache.stats()['hits']})")
+loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
+                                                 categories, n_images, behaviour)
 lite0 = load_saliency_backbone("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningful, "strides", lite0.strides)
 

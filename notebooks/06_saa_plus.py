@@ -42,7 +42,6 @@ saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet
 # %matplotlib inline
 import io
 import time
-import warnings
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
@@ -51,24 +50,11 @@ from IPython.display import Image, Markdown, display
 
 from saa_lib import report, viz
 from saa_lib import notebook_report as nb
-from saa_lib.cache import StageCache
 from saa_lib.config import BEHAVIOURS
-from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts.language import category_prompts
-from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_models
 
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
-loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
-                     download=False)
-TAG = nb.banner(loaded)
-pipe = SAAPipeline(loaded, StageCache())
-figures = nb.Figures(out_dir)
-ds = nb.open_data(dataset, root, categories, seed)
-t0 = time.perf_counter()
-items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
-print(f"{len(items)} images: stages in {time.perf_counter() - t0:.1f} s (cache {pipe.cache.stats()['hits']})")
+loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
+                                                 categories, n_images, behaviour)
 
 # %% [markdown]
 # ## 1. The whole pipeline

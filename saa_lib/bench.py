@@ -69,13 +69,15 @@ def timed(device: torch.device, record: dict, name: str):
 
 
 def machine() -> dict:
-    import segment_anything  # noqa: F401
+    from importlib import metadata
+
     import timm
     import transformers
 
     info = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": psutil.cpu_count(),
             "ram_gib": round(psutil.virtual_memory().total / 2**30, 1), "torch": torch.__version__,
-            "timm": timm.__version__, "transformers": transformers.__version__, "numpy": np.__version__}
+            "timm": timm.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
+            **{d: metadata.version(d) for d in ("segment-anything", "groundingdino-py")}}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
@@ -97,8 +99,8 @@ def knn_scaling(device: torch.device, sides=(200, 400, 600, 800), dim: int = 64,
 
 
 def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4, out: Path = Path("results/bench"),
-              seed: int = 0) -> dict:
-    """Measure everything once; returns and writes the results."""
+              seed: int = 0, knn_sides=(200, 400, 600, 800)) -> dict:
+    """Measure everything once; returns and writes the results (``out``/bench.json and bench.md)."""
     from . import metrics as M
     from .cache import StageCache
     from .config import ABLATION_VARIANTS, variant_config
@@ -177,6 +179,10 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
         ab.run(im, prompts, changed)  # every expensive stage comes from the cache
     rescore_ms = (time.perf_counter() - t0) * 1e3 / len(images)
 
+    cuda = autocast_check(models, [s for s in ds.samples(cat)[:n_images]], prompts, cfg) if dev.type == "cuda" else {
+        "status": "not measured: no CUDA device on this machine (throughput goal >= 20 images/s on an H100 with SAM "
+                  "ViT-H + GroundingDINO Swin-T; autocast max-F1 within 0.5 pt of fp32)"}
+
     gen_one = stages["generator (one forward per prompt)"]["ms"]
     gen_all = stages["generator (all prompts, batched)"]["ms"]
     dec_keys = [k for k in stages if k.startswith("SAM decoder")]
@@ -188,13 +194,41 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
         "ablation (5 variants, one cached pass) / one saa_plus run (goal <= 1.3)": round(five / one, 3),
         "ablation (5 variants, one cached pass) / five independent runs": round(five / independent, 3),
         "re-scoring after a threshold change, ms per image (goal <= 50)": round(rescore_ms, 2),
+        f"SAA+ throughput on {dev.type}, images/s (one process, nothing cached)": round(len(images) / one, 3),
     }
     result = {"machine": machine(), "device": str(dev), "models": models.describe(),
-              "meaningful": models.meaningful, "images": len(images), "stages": stages, "ratios": ratios,
-              "knn_scaling": knn_scaling(dev)}
+              "meaningful": models.meaningful, "images": len(images), "stages": stages, "ratios": ratios, "cuda": cuda,
+              "knn_scaling": knn_scaling(dev, knn_sides)}
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     (out / "bench.md").write_text(to_markdown(result))
     return result
+
+
+def autocast_check(models, samples, prompts, cfg, dtypes=("bf16", "fp16")) -> dict:
+    """SAA+ images/s and max-F1-pixel in fp32 and under each autocast dtype, on the same images (run on CUDA by
+    :func:`run_bench`; on CPU autocast is slow and only checks the code path)."""
+    from . import metrics as M
+    from .cache import StageCache
+    from .masks import resize_masks
+    from .pipeline import SAAPipeline
+
+    images = [s.load_image() for s in samples]
+    gt = np.stack([resize_masks(s.load_mask()[None], cfg.eval_resolution)[0] for s in samples])
+    sync = torch.cuda.synchronize if models.device.type == "cuda" else (lambda: None)
+    out = {}
+    for name in ("fp32",) + tuple(dtypes):
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        pipe = SAAPipeline(models, StageCache(enabled=False), autocast=dtype)
+        pipe.run(images[0], prompts, cfg)  # warm-up (kernels, cuDNN autotuning)
+        sync()
+        t0 = time.perf_counter()
+        maps = np.stack([pipe.run(im, prompts, cfg).anomaly_map for im in images])
+        sync()
+        out[name] = {"images_per_s": round(len(images) / (time.perf_counter() - t0), 2),
+                     "pixel_max_f1": round(100 * M.pixel_max_f1(maps, gt), 3)}
+    for name in dtypes:
+        out[name]["max_f1_delta_vs_fp32_pt"] = round(out[name]["pixel_max_f1"] - out["fp32"]["pixel_max_f1"], 3)
+    return out
 
 
 def to_markdown(r: dict) -> str:
@@ -207,6 +241,14 @@ def to_markdown(r: dict) -> str:
               "peak MiB |", "|---:|---:|---:|---:|"]
     lines += [f"| {x['input_side']} | {x['pixels_at_stride4']} | {x['ms']:.1f} | {x['peak_mib']:.1f} |"
               for x in r["knn_scaling"]]
+    cuda = r.get("cuda", {})
+    if "status" in cuda:
+        lines += ["", f"CUDA: {cuda['status']}."]
+    elif cuda:
+        lines += ["", "CUDA, SAA+ on the same images (fp32 vs autocast):", "", "| precision | images/s | max-F1-pixel | "
+                  "delta vs fp32 (pt) |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['images_per_s']} | {v['pixel_max_f1']} | {v.get('max_f1_delta_vs_fp32_pt', '')} |"
+                  for k, v in cuda.items()]
     return "\n".join(lines) + "\n"
 
 

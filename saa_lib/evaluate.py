@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from . import metrics as M
 from .config import SAAConfig
-from .pipeline import ImageResult, SAAPipeline, resize_masks
+from .masks import resize_masks
+from .pipeline import ImageResult, SAAPipeline
 from .prompts.language import CategoryPrompts, category_prompts
 
 

@@ -1,11 +1,14 @@
 """Generator: GroundingDINO turns text prompts into candidate boxes with confidences.
 
 One forward per prompt entry, as the official code does (an entry's caption may hold several phrases ``"a. b. c."``);
-entries of one image whose captions have the same token length run as one batch (padding would change the outputs). ``single_caption=True`` joins every entry into one caption (one forward,
-faster; each box is then attributed to the entry whose tokens it matches best).
+entries of one image whose captions have the same token length run as one batch (padding would change the outputs),
+in which the image backbone (Swin) runs once and its features are shared by the captions. ``single_caption=True``
+joins every entry into one caption (one forward, faster; each box is then attributed to the entry whose tokens it
+matches best).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +135,40 @@ def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 133
     return (x - mean) / torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
 
 
+@contextmanager
+def shared_image_features(model: torch.nn.Module):
+    """While inside, ``model.backbone`` (GroundingDINO's Swin + position encoding) runs once per distinct image: on a
+    batch that is one image under several captions it runs on the first copy and repeats the features, and later
+    forwards of the same image (other caption groups) reuse them. Parameters and state dict are untouched; the
+    backbone's own ``forward`` is restored on exit."""
+    from groundingdino.util.misc import NestedTensor
+
+    joiner = model.backbone
+    own = joiner.__dict__.get("forward")
+    inner = joiner.forward
+    memo: dict = {}
+
+    def forward(samples):
+        first, n = samples.tensors[:1], len(samples.tensors)
+        if not (memo and memo["image"].shape == first.shape and torch.equal(memo["image"], first)):
+            memo.update(image=first, out=inner(NestedTensor(first, samples.mask[:1])))
+        feats, poss = memo["out"]
+
+        def rep(t):
+            return t.expand(n, *t.shape[1:]).contiguous()
+
+        return [NestedTensor(rep(f.tensors), rep(f.mask)) for f in feats], [rep(p) for p in poss]
+
+    joiner.forward = forward
+    try:
+        yield
+    finally:
+        if own is None:
+            del joiner.forward
+        else:
+            joiner.forward = own
+
+
 @dataclass
 class Generator:
     """GroundingDINO wrapper: image + captions -> :class:`Detections`.
@@ -178,9 +215,10 @@ class Generator:
         # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding
         # (measured up to 0.4 in box confidence), so a padded batch would not reproduce one forward per entry.
         logits, boxes = [None] * len(captions), [None] * len(captions)
-        for n in sorted({len(t) for t in tokens}):
-            group = [i for i, t in enumerate(tokens) if len(t) == n]
-            parts = split_on_oom(self._forward, [captions[i] for i in group], x)
+        with shared_image_features(self.model):  # one Swin pass for all caption groups
+            groups = [[i for i, t in enumerate(tokens) if len(t) == n] for n in sorted({len(t) for t in tokens})]
+            outs = [split_on_oom(self._forward, [captions[i] for i in group], x) for group in groups]
+        for group, parts in zip(groups, outs):
             for i, lg, bx in zip(group, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])):
                 logits[i], boxes[i] = lg, bx  # (nq, 256) token confidences, (nq, 4) cxcywh in [0, 1]
         dets = []

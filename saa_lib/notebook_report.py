@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -144,7 +145,7 @@ def stage_items(pipe, dataset, n_images: int, config) -> list[Item]:
     ``config`` should need every stage any later variant needs (``saa_plus``: every prompt entry and the saliency).
     """
     from .evaluate import prompts_for
-    from .pipeline import resize_masks
+    from .masks import resize_masks
 
     items = []
     for cat in dataset.categories:
@@ -154,6 +155,48 @@ def stage_items(pipe, dataset, n_images: int, config) -> list[Item]:
             mask = resize_masks(s.load_mask()[None], config.eval_resolution)[0]
             items.append(Item(s, image, mask, prompts, pipe.stages(image, prompts, config)))
     return items
+
+
+class Workbench(NamedTuple):
+    """What :func:`setup` gives a notebook: the loaded models, their tag for figure titles, a cached pipeline, the
+    figure writer, the data set and the stage outputs of its first images."""
+
+    models: object
+    tag: str
+    pipe: object
+    figures: "Figures"
+    data: object
+    items: list
+
+
+def setup(models: str = "tiny", device: str = "cpu", saliency_backbone: str = "wide_resnet50_2", seed: int = 0,
+          out_dir=None, dataset: str = "synthetic", root=None, categories=None, n_images: int = 2,
+          behaviour: str = "code") -> Workbench:
+    """The set-up every notebook of the series starts with, from its parameters cell.
+
+    Loads the models (never downloading: a missing checkpoint is an error that names the file and the command that
+    fetches it), prints the banner, opens the data and computes (or loads from the stage cache) the stage outputs of
+    ``n_images`` images per category under ``saa_plus`` (which needs every stage any variant needs).
+    """
+    import warnings
+
+    from .cache import StageCache
+    from .pipeline import SAAPipeline
+    from .utils import resolve_device
+    from .zoo import load_models
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner
+    loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                         download=False)
+    tag = banner(loaded)
+    pipe = SAAPipeline(loaded, StageCache())
+    data = open_data(dataset, root, categories, seed)
+    t0 = time.perf_counter()
+    items = stage_items(pipe, data, n_images, make_config("saa_plus", behaviour, saliency_backbone))
+    print(f"{len(items)} images of {data.categories}: stages in {time.perf_counter() - t0:.1f} s "
+          f"(stage cache hits {pipe.cache.stats()['hits']})")
+    return Workbench(loaded, tag, pipe, Figures(out_dir), data, items)
 
 
 def category_runs(pipe, items: list[Item], configs) -> list:
@@ -267,7 +310,8 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
     """
     from .data.synthetic import synthesize
     from .generator import Detections
-    from .pipeline import StageOutputs, resize_masks
+    from .masks import resize_masks
+    from .pipeline import StageOutputs
     from .prompts.language import category_prompts
     from .prompts.saliency import saliency_map
 

@@ -16,11 +16,11 @@ from .cache import StageCache
 from .config import SAAConfig
 from .fusion import fuse_regions, image_score
 from .generator import Detections, Generator, normalize_caption
+from .masks import PackedMasks, resize_masks
 from .prompts.confidence import top_k_keep
 from .prompts.language import CategoryPrompts, language_keep
-from .prompts.property import (object_boxes_keep, object_reference_area, property_keep_boxes,
-                               property_keep_masks)
-from .prompts.saliency import mean_in_masks, rescore, saliency_map
+from .prompts.property import object_boxes_keep, object_reference_area, property_keep_boxes, property_keep_stats
+from .prompts.saliency import rescore, saliency_map
 from .refiner import Refiner
 from .utils import image_digest, settings_digest
 
@@ -46,17 +46,35 @@ class StageOutputs:
     """The expensive, cached results for one image.
 
     detections: candidates of every prompt entry in ``entry_ids`` (indices into ``CategoryPrompts.entries``);
-    masks: (M, R, R) bool, one per detection, at the evaluation resolution R; object_detections / object_masks: the
-    object prompt's boxes and (paper behaviour only) masks; saliency: (R, R) float32 or None.
+    masks: (M, R, R) bool, one per detection, at the evaluation resolution R, as a dense array or a
+    :class:`~saa_lib.masks.PackedMasks` (what the pipeline returns: only the masks that are fused get unpacked);
+    object_detections / object_masks: the object prompt's boxes and (paper behaviour only) masks; saliency: (R, R)
+    float32 or None.
     """
 
     image_hw: tuple[int, int]
     entry_ids: tuple[int, ...]
     detections: Detections
-    masks: np.ndarray
+    masks: np.ndarray | PackedMasks
     object_detections: Detections
     object_masks: np.ndarray | None
     saliency: np.ndarray | None
+    _saliency_means: tuple = field(default=(None, None), repr=False, compare=False)
+
+    def packed_masks(self) -> PackedMasks:
+        if not isinstance(self.masks, PackedMasks):
+            self.masks = PackedMasks.from_dense(self.masks)
+        return self.masks
+
+    def region_saliency(self, known: np.ndarray | None = None) -> np.ndarray:
+        """(M,) mean of the current ``saliency`` inside each mask, computed once per saliency map (``known``: the
+        values for it, e.g. from the stage cache)."""
+        if self.saliency is None:
+            raise ValueError("this variant uses P^S: compute the stages with the saliency map")
+        if self._saliency_means[0] is not self.saliency:  # a new map: never serve another map's means
+            means = known if known is not None else self.packed_masks().means(self.saliency)
+            self._saliency_means = (self.saliency, means)
+        return self._saliency_means[1]
 
 
 @dataclass
@@ -70,16 +88,6 @@ class ImageResult:
 
     def regions_json(self) -> list[dict]:
         return [asdict(r) for r in self.regions]
-
-
-def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
-    """(M, H, W) bool -> (M, size, size) bool, nearest neighbour (as the official evaluation resizes masks)."""
-    if masks.shape[-2:] == (size, size):
-        return masks.astype(bool)
-    if len(masks) == 0:
-        return np.zeros((0, size, size), bool)
-    t = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.uint8)[:, None].float()
-    return (F.interpolate(t, size=(size, size), mode="nearest")[:, 0] > 0.5).numpy()
 
 
 def resize_map(amap: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -147,21 +155,40 @@ class SAAPipeline:
             keep[idx[np.argsort(-det.scores[idx], kind="stable")[: self.max_per_caption]]] = True
         return det.select(keep)
 
-    def _segment(self, image, digest, det: Detections, size: int) -> np.ndarray:
-        key = {"image": digest, "model": self.models.identity, "boxes": settings_digest(
+    def _mask_key(self, digest: str, det: Detections, size: int) -> dict:
+        return {"image": digest, "model": self.models.identity, "boxes": settings_digest(
             {"b": np.round(det.boxes, 3).tolist()}), "size": size, **self._amp}
-        d = self.cache.get("refiner", key, lambda: {"masks": np.packbits(
+
+    def _segment(self, image, digest, det: Detections, size: int) -> PackedMasks:
+        d = self.cache.get("refiner", self._mask_key(digest, det, size), lambda: {"masks": np.packbits(
             resize_masks(self.refiner.segment(image, det.boxes), size), axis=-1)})
-        return np.unpackbits(d["masks"], axis=-1, count=size).astype(bool).reshape(len(det), size, size)
+        return PackedMasks(d["masks"].reshape(len(det), size, -1), size)
+
+    def _saliency_key(self, digest: str, config: SAAConfig) -> dict:
+        backbone = self.models.saliency
+        return {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
+                "settings": asdict(config.saliency), "size": config.eval_resolution, **self._amp}
 
     def _saliency(self, image, digest, config: SAAConfig) -> np.ndarray:
-        backbone = self.models.saliency
-        key = {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
-               "settings": asdict(config.saliency), "size": config.eval_resolution, **self._amp}
         r = config.eval_resolution
-        d = self.cache.get("saliency", key, lambda: {"saliency": saliency_map(image, backbone, config.saliency,
-                                                                               (r, r), self.autocast)})
+        d = self.cache.get("saliency", self._saliency_key(digest, config), lambda: {
+            "saliency": saliency_map(image, self.models.saliency, config.saliency, (r, r), self.autocast)})
         return d["saliency"]
+
+    def _attach_saliency(self, st: StageOutputs, image, digest, config: SAAConfig) -> None:
+        """Set ``st.saliency`` for ``config`` and the mean saliency inside each candidate mask, both through the cache
+        (one entry per caption's masks, as the refiner stores them), so re-scoring never unpacks all masks again."""
+        st.saliency = self._saliency(image, digest, config)
+        det, masks = st.detections, st.packed_masks()
+        means = np.zeros(len(det))
+        for e in range(len(det.captions)):
+            rows = np.flatnonzero(det.entry == e)
+            if rows.size:
+                key = {"masks": self._mask_key(digest, det.only(e), config.eval_resolution),
+                       "saliency": self._saliency_key(digest, config)}
+                means[rows] = self.cache.get("region_saliency", key, lambda: {
+                    "means": masks.select(rows).means(st.saliency)})["means"]
+        st.region_saliency(known=means)
 
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
                entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None) -> StageOutputs:
@@ -173,19 +200,23 @@ class SAAPipeline:
         if config.saliency_only:
             entry_ids = ()
         captions = [prompts.entries[i].caption for i in entry_ids]
-        parts = self._detect(image, digest, captions, config.single_caption) if captions else []
         hw = tuple(image.shape[:2])
-        det = Detections.concat(parts) if parts else Detections.empty([], [], hw)
-        masks = (np.concatenate([self._segment(image, digest, p, r) for p in parts]) if parts
-                 else np.zeros((0, r, r), bool))
-        if not config.saliency_only and self.generator is None:
+        if config.saliency_only:
+            parts, obj = [], Detections.empty([], [], hw)
+        elif self.generator is None:
             raise ValueError(f"variant {config.variant!r} needs GroundingDINO and SAM; these models are saliency-only")
-        obj = (self._detect(image, digest, [prompts.object_word], False)[0] if not config.saliency_only
-               else Detections.empty([], [], hw))
-        obj_masks = self._segment(image, digest, obj, r) if config.behaviour == "paper" and len(obj) else None
-        want_sal = (config.use_saliency or config.saliency_only) if need_saliency is None else need_saliency
-        sal = self._saliency(image, digest, config) if want_sal else None
-        return StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, sal)
+        elif config.single_caption:
+            parts = self._detect(image, digest, captions, True) if captions else []
+            obj = self._detect(image, digest, [prompts.object_word], False)[0]
+        else:  # the object prompt joins the entries' forward (one image backbone pass for all)
+            *parts, obj = self._detect(image, digest, captions + [prompts.object_word], False)
+        det = Detections.concat(parts) if parts else Detections.empty([], [], hw)
+        masks = PackedMasks.concat([self._segment(image, digest, p, r) for p in parts], (r, r))
+        obj_masks = self._segment(image, digest, obj, r)[:] if config.behaviour == "paper" and len(obj) else None
+        st = StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, None)
+        if (config.use_saliency or config.saliency_only) if need_saliency is None else need_saliency:
+            self._attach_saliency(st, image, digest, config)
+        return st
 
     # ----- cheap scoring ----------------------------------------------------------------------------------------------
     def score(self, st: StageOutputs, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
@@ -221,19 +252,20 @@ class SAAPipeline:
             else:
                 om = st.object_masks
                 obj_mask = (om[obj_keep].any(0) if om is not None and obj_keep.any() else np.ones((r, r), bool))
-                drop(property_keep_masks(st.masks, obj_mask, config.min_iou, ratio), "property")
+                masks = st.packed_masks()
+                drop(property_keep_stats(masks.iou(obj_mask), masks.areas(), int(obj_mask.sum()), config.min_iou,
+                                         ratio), "property")
         scores = det.scores.astype(np.float64)
         sal_mean = None
         if config.use_saliency:
-            if st.saliency is None:
-                raise ValueError("this variant uses P^S: compute the stages with the saliency map")
-            sal_mean = mean_in_masks(st.masks, st.saliency)
-            scores = rescore(scores, st.masks, st.saliency, config.gain)
+            sal_mean = st.region_saliency()
+            scores = rescore(scores, sal_mean, config.gain)
         if config.use_confidence:
             k = config.top_k if config.top_k is not None else prompts.top_k
             drop(top_k_keep(scores, k, alive), "confidence")
-        amap = fuse_regions(st.masks[alive], scores[alive], config.offset)
-        areas = st.masks.reshape(len(det), -1).mean(1) if len(det) else np.zeros(0)
+        kept = np.flatnonzero(alive)
+        amap = fuse_regions(st.masks[kept], scores[kept], config.offset)  # only the fused masks are unpacked
+        areas = st.packed_masks().areas() / float(r * r) if len(det) else np.zeros(0)
         regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
                           float(det.scores[i]), float(scores[i]), float(areas[i]),
                           None if sal_mean is None else float(sal_mean[i]), removed[i])
@@ -260,12 +292,14 @@ class SAAPipeline:
         entries = tuple(sorted({i for c in detecting for i in prompts.select(c.use_language)}))
         st = self.stages(image, prompts, base, entries, need_saliency=False)
         digest = image_digest(image)
-        saliency: dict = {}
-        out = []
+        out, seen = [], {}
         for c in configs:
             if c.use_saliency or c.saliency_only:
-                if c.saliency not in saliency:
-                    saliency[c.saliency] = self._saliency(image, digest, c)
-                st.saliency = saliency[c.saliency]
+                if c.saliency in seen:  # each distinct saliency setting is computed once
+                    st.saliency = seen[c.saliency][0]
+                    st.region_saliency(known=seen[c.saliency][1])
+                else:
+                    self._attach_saliency(st, image, digest, c)
+                    seen[c.saliency] = (st.saliency, st.region_saliency())
             out.append(self.score(st, prompts, c))
         return out

@@ -58,7 +58,7 @@ def qualitative_grid(rows: list[dict], columns: list[str], title: str = "", path
             elif col == "ground truth":
                 shown = img.copy()
                 if val is not None and val.any():
-                    from .pipeline import resize_masks
+                    from .masks import resize_masks
 
                     m = resize_masks(val[None], img.shape[0])[0] if val.shape != img.shape[:2] else val
                     shown[mask_outline(m)] = (255, 0, 255)
@@ -137,8 +137,6 @@ def map_panels(image: np.ndarray, maps: dict, mask: np.ndarray | None = None, ti
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
-
-    from .pipeline import resize_masks
 
     plt = _plt()
     if normalize:

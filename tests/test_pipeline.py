@@ -85,6 +85,22 @@ def test_batched_captions_reproduce_one_forward_per_caption(tiny, washer):
         np.testing.assert_allclose(one.boxes, part.boxes, atol=1e-2)
 
 
+def test_batched_captions_run_the_image_backbone_once(tiny, washer):
+    from saa_lib.generator import Generator
+
+    gen = Generator(tiny.gdino, tiny.gdino_min_size, tiny.gdino_max_size)
+    keys = list(tiny.gdino.state_dict())
+    calls = []
+    hook = tiny.gdino.backbone[0].register_forward_hook(lambda mod, inp, out: calls.append(inp[0].tensors.shape[0]))
+    try:
+        gen.detect(washer, ["defect on washer", "flaw on washer", "scratch. hole.", "defect."])  # 3 caption groups
+        gen.detect(washer[::-1].copy(), ["defect on washer"])
+    finally:
+        hook.remove()
+    assert calls == [1, 1]  # one Swin pass per image, whatever the number of captions and caption groups
+    assert "forward" not in tiny.gdino.backbone.__dict__ and list(tiny.gdino.state_dict()) == keys
+
+
 def test_stage_cache_reruns_only_what_changed(tiny, washer, tmp_path):
     cache = StageCache(tmp_path)
     pipe = SAAPipeline(tiny, cache)
@@ -187,3 +203,36 @@ def test_saliency_only_returns_the_saliency_map():
     prompts, st = _stages()
     res = SAAPipeline.score(None, st, prompts, variant_config("saliency_only"))
     np.testing.assert_array_equal(res.anomaly_map, st.saliency)
+
+
+@pytest.mark.parametrize("behaviour", ["code", "paper"])
+def test_packed_and_dense_masks_score_the_same(behaviour):
+    from saa_lib.masks import PackedMasks
+
+    prompts, dense = _stages(behaviour)
+    _, packed = _stages(behaviour)
+    packed.masks = PackedMasks.from_dense(packed.masks)
+    cfg = variant_config("saa_plus", behaviour, max_area_ratio=0.5)
+    a, b = SAAPipeline.score(None, dense, prompts, cfg), SAAPipeline.score(None, packed, prompts, cfg)
+    np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    assert a.regions == b.regions
+
+
+def test_region_saliency_follows_the_saliency_map():
+    prompts, st = _stages()
+    first = st.region_saliency().copy()
+    assert first[0] == pytest.approx(0.5) and first[2] == 0
+    st.saliency = np.full_like(st.saliency, 0.25)  # a new map: the means of the old one must not be served
+    np.testing.assert_allclose(st.region_saliency(), [0.25, 0.25, 0.25])
+
+
+def test_rescoring_from_the_cache_matches_a_fresh_run(tiny, washer, tmp_path):
+    cfg = variant_config("saa_plus", "paper")
+    changed = cfg.with_(box_threshold=cfg.box_threshold + 0.05, top_k=3)
+    cached = SAAPipeline(tiny, StageCache(tmp_path))
+    cached.run(washer, PROMPTS, cfg)
+    again = cached.run(washer, PROMPTS, changed)
+    assert cached.cache.hits.get("region_saliency", 0) > 0
+    fresh = SAAPipeline(tiny).run(washer, PROMPTS, changed)
+    np.testing.assert_array_equal(again.anomaly_map, fresh.anomaly_map)
+    assert again.regions == fresh.regions

@@ -154,4 +154,4 @@ def test_rescore_multiplies_by_exp_of_mean_saliency():
     sal = np.zeros((4, 4))
     sal[:2] = 0.5
     np.testing.assert_allclose(mean_in_masks(masks, sal), [0.5, 0.0])
-    np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), masks, sal, gain=3), [0.2 * np.exp(1.5), 0.4])
+    np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), mean_in_masks(masks, sal), gain=3), [0.2 * np.exp(1.5), 0.4])

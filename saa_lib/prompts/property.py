@@ -56,6 +56,13 @@ def property_keep_masks(masks: np.ndarray, object_mask: np.ndarray, min_iou: flo
     ``masks``: (M, H, W) bool; ``object_mask``: (H, W) bool (all True when no object was found).
     """
     masks = np.asarray(masks, dtype=bool)
-    areas = masks.reshape(len(masks), -1).sum(1)
-    obj_area = max(int(np.asarray(object_mask, bool).sum()), 1)
-    return (mask_iou(masks, object_mask) >= min_iou) & (areas > 0) & (areas <= max_area_ratio * obj_area)
+    return property_keep_stats(mask_iou(masks, object_mask), masks.reshape(len(masks), -1).sum(1),
+                               int(np.asarray(object_mask, bool).sum()), min_iou, max_area_ratio)
+
+
+def property_keep_stats(iou: np.ndarray, areas: np.ndarray, object_area: int, min_iou: float,
+                        max_area_ratio: float) -> np.ndarray:
+    """Paper P^P from per-mask statistics: ``iou`` (M,) with the object mask, ``areas`` (M,) and ``object_area`` in
+    pixels. (M,) bool, as :func:`property_keep_masks`."""
+    areas = np.asarray(areas)
+    return (np.asarray(iou) >= min_iou) & (areas > 0) & (areas <= max_area_ratio * max(int(object_area), 1))

@@ -101,6 +101,7 @@ def mean_in_masks(masks: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(area > 0, (m @ v) / np.maximum(area, 1), 0.0)
 
 
-def rescore(scores: np.ndarray, masks: np.ndarray, saliency: np.ndarray, gain: float = 1.0) -> np.ndarray:
-    """(M,) scores * exp(gain * mean saliency inside each mask)."""
-    return np.asarray(scores, np.float64) * np.exp(gain * mean_in_masks(masks, saliency))
+def rescore(scores: np.ndarray, region_saliency: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """(M,) scores * exp(gain * region_saliency); ``region_saliency``: (M,) mean saliency inside each region's mask
+    (:func:`mean_in_masks`, or ``PackedMasks.means`` on a packed stack)."""
+    return np.asarray(scores, np.float64) * np.exp(gain * np.asarray(region_saliency, np.float64))

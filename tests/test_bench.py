@@ -1,0 +1,45 @@
+"""The benchmark runs end to end on tiny models and reports every figure it promises (no timing is asserted)."""
+import json
+
+import numpy as np
+import pytest
+
+from saa_lib import bench
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.warns(UserWarning, match="not meaningful"):
+        r = bench.run_bench("tiny", "cpu", n_images=1, out=out, knn_sides=(64, 96))
+    return out, r
+
+
+def test_bench_writes_json_and_markdown_with_every_figure(result):
+    out, r = result
+    assert json.loads((out / "bench.json").read_text())["ratios"] == r["ratios"]
+    md = (out / "bench.md").read_text()
+    for name in r["stages"]:
+        assert name in md
+    for key in ("one forward per prompt", "batched / one call per box", "five independent runs",
+                "threshold change", "throughput"):
+        assert any(key in k for k in r["ratios"]), key
+    assert all(np.isfinite(v) and v > 0 for v in r["ratios"].values())
+    assert [x["input_side"] for x in r["knn_scaling"]] == [64, 96]
+    assert "not measured" in r["cuda"]["status"] and "CUDA: not measured" in md
+    assert r["meaningful"] is False and "NOT meaningful" in md
+
+
+def test_autocast_check_reports_speed_and_max_f1(tmp_path):
+    from saa_lib.config import variant_config
+    from saa_lib.data import generate_synthetic, open_dataset
+    from saa_lib.prompts.language import category_prompts
+    from saa_lib.zoo import load_models
+
+    ds = open_dataset("synthetic", generate_synthetic(tmp_path / "syn", seed=1, n_good=0, n_defect=1))
+    cat = ds.categories[0]
+    with pytest.warns(UserWarning, match="not meaningful"):
+        models = load_models("tiny", seed=0)
+    r = bench.autocast_check(models, ds.samples(cat)[:1], category_prompts(cat, "synthetic"),
+                             variant_config("saa_plus"), dtypes=())
+    assert set(r) == {"fp32"} and r["fp32"]["images_per_s"] > 0 and 0 <= r["fp32"]["pixel_max_f1"] <= 100
