@@ -11,7 +11,7 @@ from saa_lib import bench
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     with pytest.warns(UserWarning, match="not meaningful"):
-        r = bench.run_bench("tiny", "cpu", n_images=1, out=out, knn_sides=(64, 96))
+        r = bench.run_bench("tiny", "cpu", n_images=1, out=out, knn_sides=(64, 96), repeats=1)
     return out, r
 
 
