@@ -7,6 +7,7 @@ Nothing here touches the network at import time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 from pathlib import Path
@@ -70,6 +71,37 @@ def check_hash(path: str | os.PathLike, known_hash: str | None) -> None:
         )
 
 
+def _check_record(path: Path) -> Path:
+    """Where the result of a successful hash check of ``path`` is remembered (under ``$SAA_HOME/hash-checks``)."""
+    digest = hashlib.sha1(str(path.expanduser().absolute()).encode()).hexdigest()
+    return saa_home() / "hash-checks" / f"{digest}.json"
+
+
+def check_hash_once(path: str | os.PathLike, known_hash: str | None) -> None:
+    """:func:`check_hash`, skipped when this very file (same path, size and modification time) already passed the
+    same check; a multi-GB checkpoint is then not re-read on every load. A changed file is checked again."""
+    if not known_hash:
+        return
+    path = Path(path)
+    st = path.stat()
+    stamp = {"path": str(path.expanduser().absolute()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "known_hash": known_hash}
+    record = _check_record(path)
+    try:
+        if json.loads(record.read_text()) == stamp:
+            return
+    except (OSError, ValueError):
+        pass
+    check_hash(path, known_hash)
+    try:  # remembering is an optimisation: a read-only cache only costs the next check
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(record.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stamp))
+        os.replace(tmp, record)
+    except OSError:
+        pass
+
+
 def _reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
     """Whether a TCP connection to the URL's host can be opened within ``timeout`` seconds."""
     parsed = urlparse(url)
@@ -93,7 +125,7 @@ def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: 
     path = Path(path)
     name = name or path.name
     if path.exists():
-        check_hash(path, known_hash)
+        check_hash_once(path, known_hash)
         return path
     if not download:
         raise MissingFileError([(name, url, path)], "downloads are switched off")

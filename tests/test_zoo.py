@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import re
 import threading
 import time
@@ -252,6 +253,26 @@ def test_existing_file_with_right_hash_is_reused(monkeypatch):
     ck.path.write_bytes(PAYLOAD + b"!")
     with pytest.raises(HashMismatchError, match="delete it"):
         zoo.resolve_checkpoint(ck.name)
+
+
+def test_a_verified_file_is_not_hashed_again_until_it_changes(tmp_path, monkeypatch):
+    f = tmp_path / "big.pth"
+    f.write_bytes(PAYLOAD)
+    known = "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
+    dl.check_hash_once(f, known)
+    calls = []
+    real = dl.file_hash
+    monkeypatch.setattr(dl, "file_hash", lambda *a, **k: calls.append(a) or real(*a, **k))
+    dl.check_hash_once(f, known)
+    assert calls == []  # remembered: same path, size and modification time
+    with pytest.raises(HashMismatchError):
+        dl.check_hash_once(f, "sha256:" + "0" * 64)  # another expected hash is checked for real
+    st = f.stat()
+    f.write_bytes(PAYLOAD[::-1])  # same size, new content
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with pytest.raises(HashMismatchError):
+        dl.check_hash_once(f, known)
+    assert len(calls) == 2
 
 
 def test_explicit_path_wins(tmp_path, monkeypatch):
