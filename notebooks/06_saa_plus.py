@@ -81,6 +81,7 @@ rows = ["| setting | paper | official code |", "|---|---|---|",
         f"| class-agnostic prompts ({cat0}) | {agnostic['paper']} | {agnostic['code']} |",
         f"| P^P | SAM masks: IoU with the object ≥ {paper_cfg.min_iou:g} and area ratio | boxes: area ratio only |",
         f"| P^S neighbours | {paper_cfg.saliency.aggregate} N, 1 − cos | {code_cfg.saliency.aggregate} N, ½ (1 − cos) |",
+        "| P^S with several objects per image (count > 1) | whole image | each object against the other objects |",
         f"| P^S rescoring gain γ | {paper_cfg.gain:g} | {code_cfg.gain:g} |",
         f"| fusion offset δ | {paper_cfg.offset:g} | {code_cfg.offset:g} |"]
 display(Markdown("\n".join(rows)))

@@ -23,13 +23,21 @@ BEHAVIOURS = ("paper", "code")
 
 @dataclass(frozen=True)
 class SaliencyConfig:
-    """P^S settings. ``aggregate='farthest'`` is the official code, ``'nearest'`` the paper."""
+    """P^S settings. ``aggregate='farthest'`` is the official code, ``'nearest'`` the paper.
+
+    ``multi_instance`` (official code): in a category with several objects per image (property table count > 1) and
+    at least two object boxes found, each pixel of one object is compared with the pixels of the *other* objects
+    instead of with the whole image, on a ``multi_instance_size`` input (see
+    :func:`saa_lib.prompts.saliency.multi_instance_saliency`).
+    """
 
     backbone: str = "wide_resnet50_2"
     input_size: int = 256
     neighbours: int = 400
     aggregate: Literal["nearest", "farthest"] = "farthest"
     chunk_size: int = 1024
+    multi_instance: bool = False
+    multi_instance_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,6 @@ def variant_config(name: str, behaviour: Behaviour = "code", **overrides) -> SAA
     if name not in _SWITCHES:
         raise ValueError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
     base = SAAConfig(variant=name, behaviour=behaviour, **_SWITCHES[name])
-    saliency_aggregate = "farthest" if behaviour == "code" else "nearest"
-    base = base.with_(saliency={"aggregate": saliency_aggregate})
+    code = behaviour == "code"
+    base = base.with_(saliency={"aggregate": "farthest" if code else "nearest", "multi_instance": code})
     return base.with_(**overrides) if overrides else base

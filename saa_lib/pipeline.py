@@ -20,7 +20,7 @@ from .masks import PackedMasks, resize_masks
 from .prompts.confidence import top_k_keep
 from .prompts.language import CategoryPrompts, language_keep
 from .prompts.property import object_boxes_keep, object_reference_area, property_keep_boxes, property_keep_stats
-from .prompts.saliency import rescore, saliency_map
+from .prompts.saliency import multi_instance_saliency, rescore, saliency_map
 from .refiner import Refiner
 from .utils import image_digest, settings_digest
 
@@ -164,31 +164,61 @@ class SAAPipeline:
             resize_masks(self.refiner.segment(image, det.boxes), size), axis=-1)})
         return PackedMasks(d["masks"].reshape(len(det), size, -1), size)
 
-    def _saliency_key(self, digest: str, config: SAAConfig) -> dict:
+    def _instance_boxes(self, st: StageOutputs, prompts: CategoryPrompts, config: SAAConfig) -> np.ndarray | None:
+        """The object boxes multi-instance saliency compares (None: the image is compared with itself as usual)."""
+        count = config.object_count if config.object_count is not None else prompts.count
+        if not (config.saliency.multi_instance and count > 1) or config.saliency_only:
+            return None
+        obj = st.object_detections
+        keep = (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count)
+        return obj.boxes[keep] if keep.sum() >= 2 else None
+
+    def _saliency_key(self, digest: str, config: SAAConfig, boxes: np.ndarray | None) -> dict:
         backbone = self.models.saliency
+        settings = asdict(config.saliency)
+        if boxes is None:  # these settings play no part (and keys made before they existed stay valid)
+            for name in ("multi_instance", "multi_instance_size"):
+                del settings[name]
+        else:
+            settings["instances"] = np.round(boxes, 3).tolist()
         return {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
-                "settings": asdict(config.saliency), "size": config.eval_resolution, **self._amp}
+                "settings": settings, "size": config.eval_resolution, **self._amp}
 
-    def _saliency(self, image, digest, config: SAAConfig) -> np.ndarray:
+    def _saliency(self, image, digest, config: SAAConfig, boxes: np.ndarray | None = None) -> np.ndarray:
         r = config.eval_resolution
-        d = self.cache.get("saliency", self._saliency_key(digest, config), lambda: {
-            "saliency": saliency_map(image, self.models.saliency, config.saliency, (r, r), self.autocast)})
-        return d["saliency"]
 
-    def _attach_saliency(self, st: StageOutputs, image, digest, config: SAAConfig) -> None:
+        def compute():
+            if boxes is None:
+                return {"saliency": saliency_map(image, self.models.saliency, config.saliency, (r, r), self.autocast)}
+            return {"saliency": multi_instance_saliency(image, self.models.saliency, boxes, config.saliency, (r, r),
+                                                        self.autocast)}
+
+        return self.cache.get("saliency", self._saliency_key(digest, config, boxes), compute)["saliency"]
+
+    def _attach_saliency(self, st: StageOutputs, image, digest, prompts: CategoryPrompts, config: SAAConfig,
+                         memo: dict | None = None) -> None:
         """Set ``st.saliency`` for ``config`` and the mean saliency inside each candidate mask, both through the cache
-        (one entry per caption's masks, as the refiner stores them), so re-scoring never unpacks all masks again."""
-        st.saliency = self._saliency(image, digest, config)
+        (one entry per caption's masks, as the refiner stores them), so re-scoring never unpacks all masks again.
+        ``memo``: maps already attached in this pass, by saliency key."""
+        boxes = self._instance_boxes(st, prompts, config)
+        sal_key = self._saliency_key(digest, config, boxes)
+        tag = settings_digest(sal_key)
+        if memo is not None and tag in memo:
+            st.saliency = memo[tag][0]
+            st.region_saliency(known=memo[tag][1])
+            return
+        st.saliency = self._saliency(image, digest, config, boxes)
         det, masks = st.detections, st.packed_masks()
         means = np.zeros(len(det))
         for e in range(len(det.captions)):
             rows = np.flatnonzero(det.entry == e)
             if rows.size:
-                key = {"masks": self._mask_key(digest, det.only(e), config.eval_resolution),
-                       "saliency": self._saliency_key(digest, config)}
+                key = {"masks": self._mask_key(digest, det.only(e), config.eval_resolution), "saliency": sal_key}
                 means[rows] = self.cache.get("region_saliency", key, lambda: {
                     "means": masks.select(rows).means(st.saliency)})["means"]
         st.region_saliency(known=means)
+        if memo is not None:
+            memo[tag] = (st.saliency, means)
 
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
                entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None) -> StageOutputs:
@@ -215,7 +245,7 @@ class SAAPipeline:
         obj_masks = self._segment(image, digest, obj, r)[:] if config.behaviour == "paper" and len(obj) else None
         st = StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, None)
         if (config.use_saliency or config.saliency_only) if need_saliency is None else need_saliency:
-            self._attach_saliency(st, image, digest, config)
+            self._attach_saliency(st, image, digest, prompts, config)
         return st
 
     # ----- cheap scoring ----------------------------------------------------------------------------------------------
@@ -292,14 +322,9 @@ class SAAPipeline:
         entries = tuple(sorted({i for c in detecting for i in prompts.select(c.use_language)}))
         st = self.stages(image, prompts, base, entries, need_saliency=False)
         digest = image_digest(image)
-        out, seen = [], {}
+        out, memo = [], {}
         for c in configs:
             if c.use_saliency or c.saliency_only:
-                if c.saliency in seen:  # each distinct saliency setting is computed once
-                    st.saliency = seen[c.saliency][0]
-                    st.region_saliency(known=seen[c.saliency][1])
-                else:
-                    self._attach_saliency(st, image, digest, c)
-                    seen[c.saliency] = (st.saliency, st.region_saliency())
+                self._attach_saliency(st, image, digest, prompts, c, memo)  # each distinct saliency map once
             out.append(self.score(st, prompts, c))
         return out

@@ -236,3 +236,19 @@ def test_rescoring_from_the_cache_matches_a_fresh_run(tiny, washer, tmp_path):
     fresh = SAAPipeline(tiny).run(washer, PROMPTS, changed)
     np.testing.assert_array_equal(again.anomaly_map, fresh.anomaly_map)
     assert again.regions == fresh.regions
+
+
+def test_multi_instance_saliency_only_for_several_found_objects():
+    prompts = category_prompts("candle", "visa")  # 4 candles per image
+    assert prompts.count == 4
+    hw = (400, 400)
+    boxes = np.array([[10, 10, 150, 150], [200, 10, 340, 150], [10, 200, 399, 399]], np.float32)
+    obj = Detections(boxes, np.array([0.9, 0.8, 0.9], np.float32), np.zeros(3, np.int32),
+                     np.zeros((3, 4), np.float32), ["candle."], [["[CLS]", "candle", ".", "[SEP]"]], hw)
+    st = StageOutputs(hw, (), Detections.empty([], [], hw), np.zeros((0, 400, 400), bool), obj, None, None)
+    code = variant_config("saa_plus", "code")
+    got = SAAPipeline._instance_boxes(None, st, prompts, code)
+    np.testing.assert_array_equal(got, boxes[:2])  # the third box is larger than 1/4 of the image
+    assert SAAPipeline._instance_boxes(None, st, prompts, variant_config("saa_plus", "paper")) is None
+    assert SAAPipeline._instance_boxes(None, st, prompts, code.with_(box_threshold=0.85)) is None  # one box left
+    assert SAAPipeline._instance_boxes(None, st, category_prompts("washer", "synthetic"), code) is None

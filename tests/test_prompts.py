@@ -8,7 +8,8 @@ from saa_lib.prompts.confidence import top_k_keep
 from saa_lib.prompts.language import (UnknownCategoryError, category_prompts, known_categories, language_keep)
 from saa_lib.prompts.property import (box_areas, mask_iou, object_boxes_keep, object_reference_area,
                                       property_keep_boxes, property_keep_masks)
-from saa_lib.prompts.saliency import knn_saliency, mean_in_masks, rescore, saliency_map
+from saa_lib.prompts.saliency import (box_cells, knn_saliency, mean_in_masks, multi_instance_saliency, rescore,
+                                      saliency_map)
 
 
 # ----- P^L -------------------------------------------------------------------------------------------------------------
@@ -155,3 +156,25 @@ def test_rescore_multiplies_by_exp_of_mean_saliency():
     sal[:2] = 0.5
     np.testing.assert_allclose(mean_in_masks(masks, sal), [0.5, 0.0])
     np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), mean_in_masks(masks, sal), gain=3), [0.2 * np.exp(1.5), 0.4])
+
+
+def test_box_cells_cover_the_touched_grid_cells():
+    cells = box_cells(np.array([[0, 0, 40, 20], [50, 90, 100, 100]]), (100, 100), (10, 10))
+    assert cells[0].sum() == 2 * 4 and cells[0][:2, :4].all()
+    assert cells[1][9, 5:].all() and cells[1].sum() == 5
+
+
+def test_multi_instance_saliency_flags_what_the_other_objects_lack():
+    img = np.full((96, 160, 3), 20, np.uint8)
+    boxes = np.array([[8, 24, 48, 72], [60, 24, 100, 72], [112, 24, 152, 72]], np.float32)
+    for x0, y0, x1, y1 in boxes.astype(int):
+        img[y0 + 4:y1 - 4, x0 + 4:x1 - 4] = (150, 150, 150)
+    img[40:52, 72:84] = (250, 10, 10)  # a defect on the middle object only
+    cfg = SaliencyConfig(multi_instance=True, multi_instance_size=160)
+    s = multi_instance_saliency(img, _PatchBackbone(), boxes, cfg)
+    assert s.shape == (96, 160)
+    defect = s[42:50, 74:82].mean()
+    assert defect > 0.05 and defect > 10 * s[40:52, 20:36].mean() and defect > 10 * s[40:52, 124:140].mean()
+    assert s[:12].max() == 0 and s[-12:].max() == 0  # outside every object box
+    with pytest.raises(ValueError, match="at least two"):
+        multi_instance_saliency(img, _PatchBackbone(), boxes[:1], cfg)

@@ -2,7 +2,8 @@
 
 s_ij = mean over N neighbours of (1 - cos(f_ij, f_neighbour)). The paper takes the N nearest neighbours; the official
 code takes ``0.5 * (1 - cos)`` over the N *farthest* pixels (``SaliencyConfig.aggregate``). A region's confidence is then
-multiplied by ``exp(gain * mean saliency inside its mask)`` (gain 1 in the paper, 3 in the code).
+multiplied by ``exp(gain * mean saliency inside its mask)`` (gain 1 in the paper, 3 in the code). For images of several
+alike objects the official code compares each object with the others instead (:func:`multi_instance_saliency`).
 """
 from __future__ import annotations
 
@@ -90,6 +91,56 @@ def saliency_map(image: np.ndarray, backbone: torch.nn.Module, config: SaliencyC
     s = knn_saliency(feats.reshape(-1, d), config.neighbours, config.aggregate, config.chunk_size)
     out_hw = out_hw or image.shape[:2]
     s = F.interpolate(s.reshape(1, 1, gh, gw), size=tuple(out_hw), mode="bilinear", align_corners=False)
+    return s[0, 0].cpu().numpy().astype(np.float32)
+
+
+def box_cells(boxes: np.ndarray, image_hw: tuple[int, int], grid_hw: tuple[int, int]) -> np.ndarray:
+    """(B, gh, gw) bool: the cells of a (gh, gw) feature grid covering the image that each xyxy pixel box touches."""
+    h, w = image_hw
+    gh, gw = grid_hw
+    out = np.zeros((len(boxes), gh, gw), bool)
+    for m, (x0, y0, x1, y1) in zip(out, np.asarray(boxes, np.float64).reshape(-1, 4)):
+        r0, r1 = int(np.floor(max(y0, 0) * gh / h)), int(np.ceil(min(y1, h) * gh / h))
+        c0, c1 = int(np.floor(max(x0, 0) * gw / w)), int(np.ceil(min(x1, w) * gw / w))
+        m[r0:max(r1, r0 + 1), c0:max(c1, c0 + 1)] = True
+    return out
+
+
+def nearest_other_distance(queries: torch.Tensor, reference: torch.Tensor, chunk_size: int = 1024) -> torch.Tensor:
+    """(Q,) ``0.5 * (1 - max cos)`` of each L2-normalised query (Q, D) to the reference set (R, D), chunked over R."""
+    best = torch.full((len(queries),), -1.0, device=queries.device)
+    for start in range(0, len(reference), chunk_size):
+        best = torch.maximum(best, (queries @ reference[start:start + chunk_size].T).max(1).values)
+    return 0.5 * (1.0 - best)
+
+
+def multi_instance_saliency(image: np.ndarray, backbone: torch.nn.Module, boxes: np.ndarray,
+                            config: SaliencyConfig = SaliencyConfig(), out_hw: tuple[int, int] | None = None,
+                            autocast: torch.dtype | None = None) -> np.ndarray:
+    """(out_h, out_w) float32 saliency of an image holding several objects (official code, object count > 1).
+
+    ``boxes``: (B >= 2, 4) xyxy pixel boxes of the objects. Features are taken on a ``config.multi_instance_size``
+    input; every feature pixel inside object i's box scores ``0.5 * (1 - max cos)`` against the feature pixels inside
+    the other objects' boxes (and outside box i); the map is the maximum over objects and 0 outside every box. A
+    defect on one object has no match on the others, while what the objects share (and what one object's box holds
+    of the background) does.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        raise ValueError(f"multi_instance_saliency needs at least two object boxes, got {len(boxes)}")
+    feats = pixel_features(backbone, image, config.multi_instance_size, autocast)
+    gh, gw, d = feats.shape
+    flat = feats.reshape(-1, d)
+    cells = torch.from_numpy(box_cells(boxes, image.shape[:2], (gh, gw)).reshape(len(boxes), -1)).to(flat.device)
+    out = torch.zeros(gh * gw, device=flat.device)
+    for i in range(len(boxes)):
+        others = cells[np.arange(len(boxes)) != i].any(0) & ~cells[i]
+        if not others.any():
+            continue
+        idx = cells[i].nonzero()[:, 0]
+        out[idx] = torch.maximum(out[idx], nearest_other_distance(flat[idx], flat[others], config.chunk_size))
+    out_hw = out_hw or image.shape[:2]
+    s = F.interpolate(out.reshape(1, 1, gh, gw), size=tuple(out_hw), mode="bilinear", align_corners=False)
     return s[0, 0].cpu().numpy().astype(np.float32)
 
 
