@@ -90,6 +90,28 @@ def pick(dataset, category: str, n: int) -> list:
     return balanced_subset([s for s in dataset.samples(category) if s.label in (0, 1)], n)
 
 
+def side_by_side(dataset, category: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str] | None:
+    """A two-object image for multi-instance saliency: a normal image of ``category`` (its first train image, else a
+    normal test image) left of its first anomalous test image. Returns (image (H, 2W, 3), mask (H, 2W) bool,
+    boxes (2, 4) xyxy, the anomalous sample's key), or None when the category lacks either image or their sizes
+    differ."""
+    test = dataset.samples(category)
+    defect = next((s for s in test if s.label == 1), None)
+    try:
+        normal = dataset.samples(category, split="train")[0]
+    except Exception:  # no train split in this data set
+        normal = next((s for s in test if s.label == 0), None)
+    if defect is None or normal is None:
+        return None
+    left, right = normal.load_image(), defect.load_image()
+    if left.shape != right.shape:
+        return None
+    h, w = right.shape[:2]
+    mask = np.concatenate([np.zeros((h, w), bool), defect.load_mask()], 1)
+    boxes = np.array([[0, 0, w, h], [w, 0, 2 * w, h]], np.float32)
+    return np.concatenate([left, right], 1), mask, boxes, defect.key
+
+
 def paper_table(dataset, category: str) -> str:
     """The prompt table a category's numbers are compared with (``mvtec``, ``visa``, ...; ``""`` when none)."""
     from .prompts.language import find_table

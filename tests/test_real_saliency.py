@@ -55,3 +55,24 @@ def test_multi_instance_saliency_on_real_screw_pairs(samples_root):
     maps, gts = np.stack(maps), np.stack(gts)
     assert gts.any() and maps[:, :, :200].mean() < maps[:, :, 200:].mean() * 2
     assert metrics.pixel_auroc(maps, gts) > 0.85
+
+
+def test_side_by_side_pairs_a_normal_and_an_anomalous_image(samples_root):
+    import numpy as np
+
+    from saa_lib import notebook_report as nb
+
+    ds = open_dataset("folder", samples_root / "mvtec_ad", categories=["leather"])
+    image, mask, boxes, key = nb.side_by_side(ds, "leather")
+    h, w = ds.samples("leather")[0].load_image().shape[:2]
+    assert image.shape == (h, 2 * w, 3) and mask.shape == (h, 2 * w)
+    assert not mask[:, :w].any() and mask[:, w:].any() and key.startswith("leather/")
+    np.testing.assert_array_equal(boxes, [[0, 0, w, h], [w, 0, 2 * w, h]])
+
+    class OnlyDefects:  # no train split and no normal test image: nothing to pair with
+        def samples(self, category, split="test"):
+            if split != "test":
+                raise ValueError("no such split")
+            return [s for s in ds.samples(category) if s.label == 1]
+
+    assert nb.side_by_side(OnlyDefects(), "leather") is None
