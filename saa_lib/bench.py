@@ -107,6 +107,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     from .config import ABLATION_VARIANTS, variant_config
     from .data.synthetic import generate_synthetic
     from .data import open_dataset
+    from .fusion import fuse_regions
     from .pipeline import SAAPipeline
     from .prompts.language import category_prompts
     from .prompts.saliency import knn_saliency, pixel_features
@@ -151,7 +152,10 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
         knn_saliency(feats.reshape(-1, feats.shape[-1]), cfg.saliency.neighbours, cfg.saliency.aggregate)
     st = pipe.stages(img, prompts, cfg, prompts.select(True), True)
     with timed(dev, stages, "prompt filters + fusion (one variant)"):
-        pipe.score(st, prompts, cfg)
+        res = pipe.score(st, prompts, cfg)
+    kept = np.flatnonzero([r.removed_by is None for r in res.regions])  # saa_plus: one region per detection, in order
+    with timed(dev, stages, f"fusion alone ({len(kept)} masks unpacked and fused)"):
+        fuse_regions(st.masks[kept], st.detections.scores[kept], cfg.offset)
     maps = np.random.default_rng(0).random((len(images) * 25, 400, 400), dtype=np.float32)
     masks = maps > 0.99
     with timed(dev, stages, f"metrics ({len(maps)} maps 400x400)"):
