@@ -106,7 +106,7 @@ def knn_scaling(device: torch.device, sides=(200, 400, 600, 800), dim: int = 64,
 
 
 def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4, out: Path = Path("results/bench"),
-              seed: int = 0, knn_sides=(200, 400, 600, 800), repeats: int = 2) -> dict:
+              seed: int = 0, knn_sides=(200, 400, 600, 800), repeats: int = 3) -> dict:
     """Measure everything; returns and writes the results (``out``/bench.json and bench.md). Stages are timed once
     after a warm-up; the ablation / single-run ratio takes the best of ``repeats`` runs of each side."""
     from . import metrics as M
@@ -163,7 +163,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
         res = pipe.score(st, prompts, cfg)
     kept = np.flatnonzero([r.removed_by is None for r in res.regions])  # saa_plus: one region per detection, in order
     with timed(dev, stages, f"fusion alone ({len(kept)} masks unpacked and fused)"):
-        fuse_regions(st.masks[kept], st.detections.scores[kept], cfg.offset)
+        fuse_regions(st.packed_masks().select(kept), st.detections.scores[kept], cfg.offset)
     maps = np.random.default_rng(0).random((len(images) * 25, 400, 400), dtype=np.float32)
     masks = maps > 0.99
     with timed(dev, stages, f"metrics ({len(maps)} maps 400x400)"):

@@ -4,21 +4,27 @@ from __future__ import annotations
 import numpy as np
 
 
-def fuse_regions(masks: np.ndarray, scores: np.ndarray, offset: float = 0.0) -> np.ndarray:
+def fuse_regions(masks, scores: np.ndarray, offset: float = 0.0, chunk: int = 16) -> np.ndarray:
     """Anomaly map A = sum_r mask_r * s_r / (offset + sum_r mask_r); 0 where no region covers a pixel.
 
-    ``masks``: (M, H, W) bool; ``scores``: (M,). ``offset`` is 0 in the paper, 1 in the official code.
-    Returns (H, W) float32.
+    ``masks``: (M, H, W) bool, an array or a stack whose slices are bool arrays (:class:`saa_lib.masks.PackedMasks`);
+    ``scores``: (M,). ``offset`` is 0 in the paper, 1 in the official code. The sums run ``chunk`` masks at a time
+    (memory ``chunk * H * W`` doubles however many regions are fused). Returns (H, W) float32.
     """
-    masks = np.asarray(masks, dtype=bool)
+    if not hasattr(masks, "shape"):
+        masks = np.asarray(masks, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if masks.ndim != 3 or len(masks) != len(scores):
+    if len(masks.shape) != 3 or masks.shape[0] != len(scores):
         raise ValueError(f"masks must be (M, H, W) with M = len(scores); got {masks.shape} and {scores.shape}")
-    m = masks.astype(np.float64)
-    num = np.tensordot(scores, m, axes=(0, 0))
-    den = m.sum(0) + offset
+    h, w = masks.shape[1:]
+    num = np.zeros(h * w)
+    den = np.full(h * w, float(offset))
+    for start in range(0, len(scores), chunk):
+        m = np.asarray(masks[start:start + chunk], dtype=bool).reshape(-1, h * w).astype(np.float64)
+        num += scores[start:start + chunk] @ m
+        den += m.sum(0)
     out = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    return out.astype(np.float32)
+    return out.reshape(h, w).astype(np.float32)
 
 
 def image_score(anomaly_map: np.ndarray) -> float:

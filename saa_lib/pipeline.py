@@ -294,7 +294,7 @@ class SAAPipeline:
             k = config.top_k if config.top_k is not None else prompts.top_k
             drop(top_k_keep(scores, k, alive), "confidence")
         kept = np.flatnonzero(alive)
-        amap = fuse_regions(st.masks[kept], scores[kept], config.offset)  # only the fused masks are unpacked
+        amap = fuse_regions(st.packed_masks().select(kept), scores[kept], config.offset)  # unpacked chunk by chunk
         areas = st.packed_masks().areas() / float(r * r) if len(det) else np.zeros(0)
         regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
                           float(det.scores[i]), float(scores[i]), float(areas[i]),

@@ -25,3 +25,19 @@ def test_no_region_gives_an_all_zero_map():
 def test_fusion_rejects_mismatched_inputs():
     with pytest.raises(ValueError):
         fuse_regions(np.zeros((2, 3, 3), bool), np.zeros(3))
+
+
+def test_chunked_fusion_equals_the_one_shot_formula_and_accepts_packed_masks():
+    from saa_lib.masks import PackedMasks
+
+    rng = np.random.default_rng(0)
+    masks = rng.random((37, 20, 30)) < 0.3
+    scores = rng.random(37)
+    m = masks.astype(np.float64)
+    for offset in (0.0, 1.0):
+        den = m.sum(0) + offset
+        want = np.divide(np.tensordot(scores, m, axes=(0, 0)), den, out=np.zeros((20, 30)), where=den > 0)
+        for chunk in (1, 5, 64):
+            np.testing.assert_allclose(fuse_regions(masks, scores, offset, chunk=chunk), want, rtol=1e-6)
+        np.testing.assert_array_equal(fuse_regions(PackedMasks.from_dense(masks), scores, offset),
+                                      fuse_regions(masks, scores, offset))
