@@ -17,8 +17,8 @@ def resize_masks(masks: np.ndarray, size: int) -> np.ndarray:
         return masks.astype(bool)
     if len(masks) == 0:
         return np.zeros((0, size, size), bool)
-    t = torch.from_numpy(np.ascontiguousarray(masks)).to(torch.uint8)[:, None].float()
-    return (F.interpolate(t, size=(size, size), mode="nearest")[:, 0] > 0.5).numpy()
+    t = torch.from_numpy(np.ascontiguousarray(masks, dtype=bool)).view(torch.uint8)[:, None]  # no float copy
+    return F.interpolate(t, size=(size, size), mode="nearest")[:, 0].numpy().view(bool)
 
 
 class PackedMasks:

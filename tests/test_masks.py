@@ -57,3 +57,17 @@ def test_resize_masks_nearest():
     m[0, :2, :2] = True
     out = resize_masks(m, 8)
     assert out.shape == (1, 8, 8) and out[0, :4, :4].all() and not out[0, 4:].any() and not out[0, :, 4:].any()
+
+
+def test_resize_masks_agrees_with_float_nearest_interpolation():
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    for shape, size in (((5, 37, 53), 400), ((3, 1024, 683), 400), ((2, 400, 400), 256)):
+        m = rng.random(shape) < 0.4
+        ref = F.interpolate(torch.from_numpy(m).float()[:, None], size=(size, size), mode="nearest")[:, 0] > 0.5
+        np.testing.assert_array_equal(resize_masks(m, size), ref.numpy())
+    # 0/255 masks read from files count as True where non-zero
+    m = rng.random((1, 9, 9)) < 0.5
+    np.testing.assert_array_equal(resize_masks(m.astype(np.uint8) * 255, 18), resize_masks(m, 18))
