@@ -69,15 +69,15 @@ class PackedMasks:
 
     def areas(self) -> np.ndarray:
         """(M,) int64 pixel count of each mask."""
-        return np.bitwise_count(self.bits).reshape(len(self), -1).sum(1, dtype=np.int64)
+        return np.bitwise_count(self.bits).sum(axis=(1, 2), dtype=np.int64)
 
     def iou(self, reference: np.ndarray) -> np.ndarray:
         """(M,) IoU of each mask with ``reference`` (H, W) bool; 0 where both are empty."""
         if np.shape(reference) != self.shape[1:]:
             raise ValueError(f"reference mask {np.shape(reference)} does not match masks {self.shape}")
         ref = np.packbits(np.asarray(reference, dtype=bool), axis=-1)
-        inter = np.bitwise_count(self.bits & ref).reshape(len(self), -1).sum(1, dtype=np.int64)
-        union = np.bitwise_count(self.bits | ref).reshape(len(self), -1).sum(1, dtype=np.int64)
+        inter = np.bitwise_count(self.bits & ref).sum(axis=(1, 2), dtype=np.int64)
+        union = np.bitwise_count(self.bits | ref).sum(axis=(1, 2), dtype=np.int64)
         return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
 
     def means(self, values: np.ndarray, chunk: int = 32) -> np.ndarray:

@@ -71,3 +71,9 @@ def test_resize_masks_agrees_with_float_nearest_interpolation():
     # 0/255 masks read from files count as True where non-zero
     m = rng.random((1, 9, 9)) < 0.5
     np.testing.assert_array_equal(resize_masks(m.astype(np.uint8) * 255, 18), resize_masks(m, 18))
+
+
+def test_an_empty_stack_has_empty_statistics():
+    pm = PackedMasks.concat([], (23, 45))
+    assert pm.areas().shape == (0,) and pm.iou(np.ones((23, 45), bool)).shape == (0,)
+    assert pm.means(np.ones((23, 45))).shape == (0,) and pm[:].shape == (0, 23, 45)

@@ -252,3 +252,13 @@ def test_multi_instance_saliency_only_for_several_found_objects():
     assert SAAPipeline._instance_boxes(None, st, prompts, variant_config("saa_plus", "paper")) is None
     assert SAAPipeline._instance_boxes(None, st, prompts, code.with_(box_threshold=0.85)) is None  # one box left
     assert SAAPipeline._instance_boxes(None, st, category_prompts("washer", "synthetic"), code) is None
+
+
+@pytest.mark.parametrize("behaviour", ["code", "paper"])
+def test_an_image_without_candidates_scores_an_empty_map(behaviour):
+    prompts, st = _stages(behaviour)
+    hw = st.image_hw
+    st.detections = Detections.empty(st.detections.captions, st.detections.tokens, hw)
+    st.masks = np.zeros((0, 400, 400), bool)
+    res = SAAPipeline.score(None, st, prompts, variant_config("saa_plus", behaviour))
+    assert res.regions == [] and res.image_score == 0.0 and not res.anomaly_map.any()
