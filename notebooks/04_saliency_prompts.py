@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
 from saa_lib.data import open_dataset
-from saa_lib.masks import resize_masks
+from saa_lib.evaluate import eval_mask
 from saa_lib.models.saliency import load_saliency_backbone
 from saa_lib.pipeline import resize_map
 from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
@@ -113,7 +113,7 @@ for cat, rds in real.items():
     smp = nb.pick(rds, cat, 2 * n_images)
     imgs = [s.load_image() for s in smp]
     sal[cat] = {"samples": smp, "images": imgs,
-                "masks": np.stack([resize_masks(s.load_mask()[None], R)[0] for s in smp]),
+                "masks": np.stack([eval_mask(s, R) for s in smp]),
                 "paper": np.stack([saliency_map(im, lite0, paper_cfg.saliency, (R, R)) for im in imgs]),
                 "code": np.stack([saliency_map(im, lite0, code_cfg.saliency, (R, R)) for im in imgs])}
 print(f"{sum(len(v['samples']) for v in sal.values())} images x 2 saliency maps in {time.perf_counter() - t0:.1f} s")

@@ -127,7 +127,8 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     root = generate_synthetic(out / "data", seed=seed)
     ds = open_dataset("synthetic", root)
     cat = ds.categories[0]
-    images = [s.load_image() for s in ds.samples(cat)[:n_images]]
+    samples = ds.samples(cat)[:n_images]
+    images = [s.load_image() for s in samples]
     models = load_models(models_kind, device=dev, seed=seed)
     prompts = category_prompts(cat, "synthetic")
     cfg = variant_config("saa_plus")
@@ -206,7 +207,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
         ab.run(im, prompts, changed)  # every expensive stage comes from the cache
     rescore_ms = (time.perf_counter() - t0) * 1e3 / len(images)
 
-    cuda = autocast_check(models, [s for s in ds.samples(cat)[:n_images]], prompts, cfg) if dev.type == "cuda" else {
+    cuda = autocast_check(models, samples, prompts, cfg) if dev.type == "cuda" else {
         "status": "not measured: no CUDA device on this machine (throughput goal >= 20 images/s on an H100 with SAM "
                   "ViT-H + GroundingDINO Swin-T; autocast max-F1 within 0.5 pt of fp32)"}
 
@@ -236,15 +237,16 @@ def autocast_check(models, samples, prompts, cfg, dtypes=("bf16", "fp16")) -> di
     :func:`run_bench`; on CPU autocast is slow and only checks the code path)."""
     from . import metrics as M
     from .cache import StageCache
-    from .masks import resize_masks
+    from .evaluate import eval_mask
     from .pipeline import SAAPipeline
+    from .utils import AUTOCAST_DTYPES
 
     images = [s.load_image() for s in samples]
-    gt = np.stack([resize_masks(s.load_mask()[None], cfg.eval_resolution)[0] for s in samples])
+    gt = np.stack([eval_mask(s, cfg.eval_resolution) for s in samples])
     sync = torch.cuda.synchronize if models.device.type == "cuda" else (lambda: None)
     out = {}
     for name in ("fp32",) + tuple(dtypes):
-        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        dtype = AUTOCAST_DTYPES["none" if name == "fp32" else name]
         pipe = SAAPipeline(models, StageCache(enabled=False), autocast=dtype)
         pipe.run(images[0], prompts, cfg)  # warm-up (kernels, cuDNN autotuning)
         sync()

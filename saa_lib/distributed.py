@@ -75,11 +75,9 @@ class PipelineSpec:
 
     def build(self, device: str | None = None):
         """The pipeline, on ``device`` (default: this spec's)."""
-        import torch
-
         from .cache import StageCache
         from .pipeline import SAAPipeline
-        from .utils import resolve_device
+        from .utils import AUTOCAST_DTYPES, resolve_device
         from .zoo import load_models, load_saliency_only
 
         dev = resolve_device(device or self.device)
@@ -90,7 +88,7 @@ class PipelineSpec:
         else:
             models = load_saliency_only(self.saliency_backbone, kind=self.kind, device=dev, seed=self.seed,
                                         download=self.download)
-        dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.autocast]
+        dtype = AUTOCAST_DTYPES[self.autocast]
         cache = StageCache(self.cache_dir, enabled=self.cache)
         return SAAPipeline(models, cache, autocast=dtype if dev.type == "cuda" else None)
 

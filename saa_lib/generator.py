@@ -3,9 +3,8 @@
 One forward per prompt entry, as the official code does (an entry's caption may hold several phrases ``"a. b. c."``);
 on CUDA, entries of one image whose captions have the same token length run as one batch (padding would change the
 outputs; on the CPU one at a time, see ``Generator.max_batch``). The image backbone (Swin) runs once per image and its
-features are shared by every caption. ``single_caption=True``
-joins every entry into one caption (one forward, faster; each box is then attributed to the entry whose tokens it
-matches best).
+features are shared by every caption. ``single_caption=True`` joins every entry into one caption (one forward,
+faster; each box is then attributed to the entry whose tokens it matches best).
 """
 from __future__ import annotations
 

@@ -166,15 +166,14 @@ def stage_items(pipe, dataset, n_images: int, config) -> list[Item]:
 
     ``config`` should need every stage any later variant needs (``saa_plus``: every prompt entry and the saliency).
     """
-    from .evaluate import prompts_for
-    from .masks import resize_masks
+    from .evaluate import eval_mask, prompts_for
 
     items = []
     for cat in dataset.categories:
         prompts = prompts_for(dataset, cat, config.extra_prompts, config.behaviour)
         for s in pick(dataset, cat, n_images):
             image = s.load_image()
-            mask = resize_masks(s.load_mask()[None], config.eval_resolution)[0]
+            mask = eval_mask(s, config.eval_resolution)
             items.append(Item(s, image, mask, prompts, pipe.stages(image, prompts, config)))
     return items
 

@@ -96,6 +96,14 @@ def resize_map(amap: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
+def found_objects(st: "StageOutputs", prompts: CategoryPrompts, config: SAAConfig) -> tuple[np.ndarray, int]:
+    """(keep (K,) bool over ``st.object_detections``, object count): the object boxes a variant counts, those above
+    the box threshold and no larger than one object's share of the image (count from the config or the table)."""
+    count = config.object_count if config.object_count is not None else prompts.count
+    obj = st.object_detections
+    return (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count), count
+
+
 def check_image(image: np.ndarray, name: str = "image") -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"{name}: expected an (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}")
@@ -166,12 +174,10 @@ class SAAPipeline:
 
     def _instance_boxes(self, st: StageOutputs, prompts: CategoryPrompts, config: SAAConfig) -> np.ndarray | None:
         """The object boxes multi-instance saliency compares (None: the image is compared with itself as usual)."""
-        count = config.object_count if config.object_count is not None else prompts.count
-        if not (config.saliency.multi_instance and count > 1) or config.saliency_only:
+        keep, count = found_objects(st, prompts, config)
+        if not (config.saliency.multi_instance and count > 1) or config.saliency_only or keep.sum() < 2:
             return None
-        obj = st.object_detections
-        keep = (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count)
-        return obj.boxes[keep] if keep.sum() >= 2 else None
+        return st.object_detections.boxes[keep]
 
     def _saliency_key(self, digest: str, config: SAAConfig, boxes: np.ndarray | None) -> dict:
         backbone = self.models.saliency
@@ -257,6 +263,8 @@ class SAAPipeline:
                 raise ValueError("saliency_only needs the saliency stage")
             return ImageResult(st.saliency.astype(np.float32), image_score(st.saliency), [], config.variant)
         det = st.detections
+        masks = st.packed_masks()
+        mask_px = masks.areas()  # (M,) pixels: P^P (paper) and the region table
         entries = [prompts.entries[st.entry_ids[e]] for e in det.entry]
         phrases = det.phrases(config.text_threshold)
         used = np.array([config.use_language or e.kind == "agnostic" for e in entries], bool)  # prompts of the variant
@@ -273,18 +281,15 @@ class SAAPipeline:
             drop(language_keep(phrases, [e.object_phrase for e in entries]), "language")
         if config.use_property:
             ratio = config.max_area_ratio if config.max_area_ratio is not None else prompts.max_area_ratio
-            count = config.object_count if config.object_count is not None else prompts.count
-            obj = st.object_detections
-            obj_keep = (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count)
+            obj_keep, _ = found_objects(st, prompts, config)
             if config.behaviour == "code":
-                ref = object_reference_area(obj.boxes[obj_keep], st.image_hw)
+                ref = object_reference_area(st.object_detections.boxes[obj_keep], st.image_hw)
                 drop(property_keep_boxes(det.boxes, st.image_hw, ref, ratio), "property")
             else:
                 om = st.object_masks
                 obj_mask = (om[obj_keep].any(0) if om is not None and obj_keep.any() else np.ones((r, r), bool))
-                masks = st.packed_masks()
-                drop(property_keep_stats(masks.iou(obj_mask), masks.areas(), int(obj_mask.sum()), config.min_iou,
-                                         ratio), "property")
+                drop(property_keep_stats(masks.iou(obj_mask), mask_px, int(obj_mask.sum()), config.min_iou, ratio),
+                     "property")
         scores = det.scores.astype(np.float64)
         sal_mean = None
         if config.use_saliency:
@@ -294,8 +299,8 @@ class SAAPipeline:
             k = config.top_k if config.top_k is not None else prompts.top_k
             drop(top_k_keep(scores, k, alive), "confidence")
         kept = np.flatnonzero(alive)
-        amap = fuse_regions(st.packed_masks().select(kept), scores[kept], config.offset)  # unpacked chunk by chunk
-        areas = st.packed_masks().areas() / float(r * r) if len(det) else np.zeros(0)
+        amap = fuse_regions(masks.select(kept), scores[kept], config.offset)  # unpacked chunk by chunk
+        areas = mask_px / float(r * r)
         regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
                           float(det.scores[i]), float(scores[i]), float(areas[i]),
                           None if sal_mean is None else float(sal_mean[i]), removed[i])

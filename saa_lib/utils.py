@@ -8,6 +8,10 @@ import numpy as np
 import torch
 
 
+#: ``--autocast`` names -> torch dtype (``none``: float32, no autocast)
+AUTOCAST_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def image_digest(image: np.ndarray) -> str:
     """sha1 of an image's pixels and shape: the content key of every cached stage."""
     a = np.ascontiguousarray(image)

@@ -89,8 +89,12 @@ def saliency_map(image: np.ndarray, backbone: torch.nn.Module, config: SaliencyC
     feats = pixel_features(backbone, image, config.input_size, autocast)
     gh, gw, d = feats.shape
     s = knn_saliency(feats.reshape(-1, d), config.neighbours, config.aggregate, config.chunk_size)
-    out_hw = out_hw or image.shape[:2]
-    s = F.interpolate(s.reshape(1, 1, gh, gw), size=tuple(out_hw), mode="bilinear", align_corners=False)
+    return _grid_to_map(s, (gh, gw), out_hw or image.shape[:2])
+
+
+def _grid_to_map(values: torch.Tensor, grid_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """(gh * gw,) values on the feature grid -> (out_h, out_w) float32 map, bilinear."""
+    s = F.interpolate(values.reshape(1, 1, *grid_hw), size=tuple(out_hw), mode="bilinear", align_corners=False)
     return s[0, 0].cpu().numpy().astype(np.float32)
 
 
@@ -139,9 +143,7 @@ def multi_instance_saliency(image: np.ndarray, backbone: torch.nn.Module, boxes:
             continue
         idx = cells[i].nonzero()[:, 0]
         out[idx] = torch.maximum(out[idx], nearest_other_distance(flat[idx], flat[others], config.chunk_size))
-    out_hw = out_hw or image.shape[:2]
-    s = F.interpolate(out.reshape(1, 1, gh, gw), size=tuple(out_hw), mode="bilinear", align_corners=False)
-    return s[0, 0].cpu().numpy().astype(np.float32)
+    return _grid_to_map(out, (gh, gw), out_hw or image.shape[:2])
 
 
 def mean_in_masks(masks: np.ndarray, values: np.ndarray) -> np.ndarray:
