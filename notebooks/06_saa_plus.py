@@ -36,14 +36,10 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
-import io
-import time
-
-import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Image, Markdown, display
@@ -51,8 +47,11 @@ from IPython.display import Image, Markdown, display
 from saa_lib import report, viz
 from saa_lib import notebook_report as nb
 from saa_lib.config import BEHAVIOURS
+from saa_lib.explorer import Explorer
+from saa_lib.models.saliency import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
                                                  categories, n_images, behaviour)
 
@@ -64,13 +63,18 @@ loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbo
 # | generator | GroundingDINO, one forward per prompt entry ($\mathcal{P}^L$ adds the expert entries) | proposes boxes $b_i$, $c_i$ |
 # | threshold | $c_i > \theta_{box}$ | weak boxes |
 # | $\mathcal{P}^L$ | phrase (tokens $> \theta_{text}$) names the object | boxes of the object itself |
-# | $\mathcal{P}^P$ | on the object, area $< \theta_{area}\,\times$ object | regions too large / off the object |
 # | refiner | SAM, box → mask $m_i$ | — |
+# | $\mathcal{P}^P$ | on the object, area $< \theta_{area}\,\times$ object (paper: on the SAM masks, IoU with the object mask $\ge \theta_{IoU}$; code: on the boxes) | regions too large / off the object |
 # | $\mathcal{P}^S$ | $c'_i = c_i \exp(\gamma\, \overline{s}(m_i))$ | re-ranks |
 # | $\mathcal{P}^C$ | top-$K$ of $c'_i$ | all but the $K$ best |
 # | fusion | $A(x) = \sum c'_i m_i(x) / (\delta + \sum m_i(x))$, score $= \max A$ | — |
 #
-# Where the official code and the paper differ (`behaviour`):
+# SAM comes before $\mathcal{P}^P$: the paper's property test reads the masks. The official code tests the boxes, so
+# there the order of the two does not matter.
+#
+# ### Code vs paper behaviour
+#
+# Where the official code and the paper differ (`behaviour`; the default `code` produced the published numbers):
 
 # %%
 code_cfg, paper_cfg = (nb.make_config(variant, b, saliency_backbone) for b in ("code", "paper"))
@@ -125,78 +129,39 @@ plt.show()
 # %% [markdown]
 # ## 3. The explorer
 #
-# The stage outputs are computed **once** per image and behaviour (the two behaviours ask different class-agnostic
-# prompts and compute the saliency differently); every change of a control calls `pipeline.score` only. One image per
-# category; the `code` stages are those computed above (cache hits), the `paper` ones are computed here.
+# Controls on the left, the picture on the right: the candidate boxes coloured by their fate (legend under the
+# controls), and the anomaly map. Every change re-scores the image from its stored stage outputs with
+# `pipeline.score` and redraws the picture in place; the status line says what was scored (the exact configuration)
+# and how long it took. Controls without effect are greyed out: $\theta_{IoU}$ outside paper behaviour, a prompt's
+# settings while that prompt is off. Changing the image keeps every setting (the button sets $K$ and
+# $\theta_{area}$ to the image's category values from the prompt table); the $\theta_{box}$ slider ends at the highest
+# box confidence of the image shown.
+#
+# The images: first the **known case** (the washer with one hole from notebooks 01–05: hand-made so each prompt
+# changes the outcome, with real saliency features), then one image per category of the data set, then one real
+# image per category of the real samples. Stage outputs are computed the first time an image is shown under a
+# behaviour (a few seconds), then kept.
 
 # %%
-explore = {}  # behaviour -> list of items
-t0 = time.perf_counter()
-for b in BEHAVIOURS:
-    explore[b] = nb.stage_items(pipe, ds, 1, nb.make_config("saa_plus", b, saliency_backbone))
-print(f"explorer stages: {sum(len(v) for v in explore.values())} in {time.perf_counter() - t0:.1f} s")
-
-# %%
-w_image = W.Dropdown(options=[(it.sample.key, i) for i, it in enumerate(explore["code"])], description="image")
-w_behaviour = W.ToggleButtons(options=list(BEHAVIOURS), value=behaviour, description="behaviour")
-w_box = W.FloatSlider(value=0.1, min=0.05, max=0.6, step=0.01, description="θ_box")
-w_text = W.FloatSlider(value=0.1, min=0.05, max=0.6, step=0.01, description="θ_text")
-w_iou = W.FloatSlider(value=full.min_iou, min=0.0, max=0.5, step=0.005, readout_format=".3f",
-                      description="θ_IoU")  # P^P with masks: paper behaviour only
-w_area = W.FloatSlider(value=explore["code"][0].prompts.max_area_ratio, min=0.01, max=1.0, step=0.01,
-                       description="θ_area")
-w_k = W.IntSlider(value=explore["code"][0].prompts.top_k, min=1, max=30, description="K")
-w_use = {p: W.Checkbox(value=True, description=f"P^{p[0].upper()} ({p})", indent=False) for p in nb.PROMPTS}
-picture = W.Image(format="png")  # the figure, as PNG bytes: redrawn without any output capture
-status = W.HTML()
-
-
-def update(change=None):
-    """Re-score the chosen image from its stored stage outputs and redraw; returns the ImageResult."""
-    it = explore[w_behaviour.value][w_image.value]
-    cfg = nb.make_config("saa_plus", w_behaviour.value, saliency_backbone, box_threshold=w_box.value,
-                         text_threshold=w_text.value, min_iou=w_iou.value, max_area_ratio=w_area.value,
-                         top_k=w_k.value, **{f"use_{p}": w.value for p, w in w_use.items()})
-    t = time.perf_counter()
-    res = pipe.score(it.stages, it.prompts, cfg)
-    ms = 1000 * (time.perf_counter() - t)
-    kept = sum(r.removed_by is None for r in res.regions)
-    status.value = (f"<b>{it.sample.key}</b>: {kept} of {len(res.regions)} regions kept, image score "
-                    f"{res.image_score:.3f}; re-scored in {ms:.0f} ms from stored stage outputs — {TAG}")
-    fig = viz.compare_results(it.image, {"SAA+ (explorer settings)": res}, it.mask,
-                              title=f"{cfg.behaviour} behaviour — {TAG}")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
-    plt.close(fig)
-    picture.value = buf.getvalue()
-    return res
-
-
-def on_image(change):
-    pr = explore[w_behaviour.value][w_image.value].prompts
-    w_area.value, w_k.value = pr.max_area_ratio, pr.top_k  # the category's table values (each triggers update)
-    update()
-
-
-for w in [w_behaviour, w_box, w_text, w_iou, w_area, w_k, *w_use.values()]:
-    w.observe(update, names="value")
-w_image.observe(on_image, names="value")
-ui = W.VBox([W.HBox([w_image, w_behaviour]), W.HBox([w_box, w_text]), W.HBox([w_iou, w_area, w_k]),
-             W.HBox(list(w_use.values())), status, picture])
-result = update()  # draw once (this call is also what a headless run checks)
-display(ui)
+lite0 = load_saliency_backbone("tf_efficientnet_lite0")  # the known case's saliency: real ImageNet features
+sources = nb.explorer_sources(pipe, ds, items, behaviour, saliency_backbone, lite0, seed, nb.real_datasets())
+explorer = Explorer(pipe, sources, saliency_backbone, behaviour, TAG)
+display(explorer.ui)
 
 # %% [markdown]
-# The explorer works headless too: set the controls from code and call `update()`.
+# The explorer works headless too: set the controls from code; each change re-scores (`explorer.result`,
+# `explorer.used` hold the last result and its configuration).
 
 # %%
-w_use["saliency"].value = False  # triggers update()
-w_k.value = 1
-result = update()
+explorer.w_use["saliency"].value = False
+explorer.sliders["top_k"].value = 1
+result = explorer.result
 assert result.variant == "saa_plus" and sum(r.removed_by is None for r in result.regions) <= 1
-print(status.value.replace("<b>", "").replace("</b>", ""))
-display(Image(picture.value))  # the explorer's last picture, also in static exports (HTML) without widget state
-w_use["saliency"].value, w_k.value = True, explore["code"][0].prompts.top_k
+assert explorer.used.top_k == 1 and not explorer.used.use_saliency
+print(explorer.status.value.replace("<b>", "").replace("</b>", "").replace("<br>", "\n"))
+display(Image(explorer.picture.value))  # the picture, also in static exports (HTML) without widget state
+explorer.w_use["saliency"].value = True
+explorer.table_values()
 
 # %%
 runs = nb.category_runs(pipe, items, [saa, full])
@@ -205,10 +170,14 @@ display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
 
 # %% [markdown]
 # ## Exercises
-# 1. In the explorer, find the setting of $\theta_{box}$ above which an image loses all its candidates. How does that
-#    value relate to the generator's floor (`pipe.generator.floor`) and to the confidences you see?
-# 2. Switch the behaviour between `code` and `paper` on the same image with every prompt on. List the differences
-#    you expect from the table in section 1, and check which ones you see.
-# 3. Turn $\mathcal{P}^P$ off and sweep $K$: for which images does a large $K$ hurt, and why?
+# 1. On the known case, raise $\theta_{box}$ step by step. At which value does the hole leave the map, and which
+#    candidate takes its place among the $K$ kept? Then choose a synthetic image: its slider ends at its highest box
+#    confidence. How many candidates does $\theta_{box} = 0.9$ remove (box colours, status line), and why does the map
+#    hardly change?
+# 2. Switch the behaviour between `code` and `paper` on the known case with every prompt on. List the differences you
+#    expect from the table in section 1, and check which ones you see. In paper behaviour, at which $\theta_{IoU}$ do
+#    the patches of intact surface start to be removed by $\mathcal{P}^P$?
+# 3. On the known case, turn $\mathcal{P}^P$ off and sweep $K$ from 1 to 10. From which $K$ on does a whole-object
+#    region enter the map, and what does it do to the map and the image score?
 #
 # Answers: `notebooks/answers/06_answers.md`.

@@ -56,11 +56,37 @@ def notebooks_dir() -> Path:
     return root / "notebooks"
 
 
+#: what a notebook or test says when the real samples are absent
+SAMPLES_MISSING = "real samples not found: set SAA_SAMPLES=DIR or place them at ../shared/data/samples"
+
+
 def shared_samples() -> Path | None:
-    """``../shared/data/samples`` beside the project root (real MVTec AD / MTD samples with masks), if present."""
-    root = project_root()
-    path = None if root is None else root.parent / "shared" / "data" / "samples"
+    """The real MVTec AD / MTD samples with masks: ``$SAA_SAMPLES`` when set, else ``../shared/data/samples`` beside
+    the project root; None when that folder does not exist."""
+    env = os.environ.get("SAA_SAMPLES")
+    if env:
+        path = Path(env).expanduser()
+    else:
+        root = project_root()
+        path = None if root is None else root.parent / "shared" / "data" / "samples"
     return path if path is not None and path.is_dir() else None
+
+
+def real_datasets() -> dict:
+    """``{category: dataset}`` of the real samples (:func:`shared_samples`: ``folder`` reader for ``mvtec_ad/``,
+    ``mtd`` for ``mtd/``); ``{}`` with :data:`SAMPLES_MISSING` printed when they are not here."""
+    from .data import open_dataset
+
+    root = shared_samples()
+    if root is None:
+        print(SAMPLES_MISSING)
+        return {}
+    real = {}
+    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
+        if (root / sub).is_dir():
+            rds = open_dataset(name, root / sub)
+            real.update({cat: rds for cat in rds.categories})
+    return real
 
 
 def synthetic_root(seed: int = 0) -> Path:
@@ -140,6 +166,44 @@ def banner(models) -> str:
     return NOT_MEANINGFUL
 
 
+def choose_saliency_backbone(name: str = "auto") -> str:
+    """The P^S backbone a notebook uses: ``name`` as given, except ``"auto"``: ``wide_resnet50_2`` (the paper's)
+    when its weights file is in the cache, else ``tf_efficientnet_lite0`` (real ImageNet weights, installed with the
+    package, no download)."""
+    from .zoo import CHECKPOINTS
+
+    if name != "auto":
+        return name
+    return "wide_resnet50_2" if CHECKPOINTS["wide_resnet50_2"].path.is_file() else "tf_efficientnet_lite0"
+
+
+def saliency_line(saliency_backbone: str) -> str:
+    """One line for the banner: which P^S backbone runs, and why when it is not the paper's."""
+    from .zoo import CHECKPOINTS
+
+    if saliency_backbone == "wide_resnet50_2":
+        return "P^S backbone: wide_resnet50_2 (the paper's)"
+    why = ("" if CHECKPOINTS["wide_resnet50_2"].path.is_file() else
+           f"; the paper's WideResNet50 weights are not at {CHECKPOINTS['wide_resnet50_2'].path} "
+           "(`saa download weights wide_resnet50_2` fetches them)")
+    return f"P^S backbone: {saliency_backbone} (real ImageNet weights, installed offline){why}"
+
+
+def few_images_note(items) -> str | None:
+    """A warning when the images per category are too few for image-level metrics to mean anything (image AUROC
+    from one anomalous and one normal image is 0, 50 or 100), else None."""
+    from collections import Counter
+
+    per = Counter((it.sample.category, it.sample.label) for it in items)
+    cats = {c for c, _ in per}
+    least = min(min(per[(c, 0)], per[(c, 1)]) for c in cats) if cats else 0
+    if least >= 10:
+        return None
+    return (f"note: {least} normal or anomalous image(s) in the smallest category: image-level metrics (image AUROC, "
+            "image max-F1) take only a few values (0, 50 or 100 from one of each) and pixel metrics rest on few "
+            "images; raise n_images (>= 20) before reading them as results")
+
+
 def make_config(variant: str = "saa_plus", behaviour: str = "code", saliency_backbone: str = "wide_resnet50_2",
                 **overrides):
     """:func:`saa_lib.config.variant_config` with the saliency backbone recorded in the config."""
@@ -166,16 +230,22 @@ def stage_items(pipe, dataset, n_images: int, config) -> list[Item]:
 
     ``config`` should need every stage any later variant needs (``saa_plus``: every prompt entry and the saliency).
     """
+    from tqdm.auto import tqdm
+
+    chosen = [s for cat in dataset.categories for s in pick(dataset, cat, n_images)]
+    return [sample_item(pipe, dataset, s, config)
+            for s in tqdm(chosen, desc="stage outputs", unit="image", disable=len(chosen) < 2, leave=False)]
+
+
+def sample_item(pipe, dataset, sample, config) -> Item:
+    """The :class:`Item` of one ``sample`` of ``dataset``: its category's prompts and ``pipe.stages`` under
+    ``config`` (from the stage cache when computed before)."""
     from .evaluate import eval_mask, prompts_for
 
-    items = []
-    for cat in dataset.categories:
-        prompts = prompts_for(dataset, cat, config.extra_prompts, config.behaviour)
-        for s in pick(dataset, cat, n_images):
-            image = s.load_image()
-            mask = eval_mask(s, config.eval_resolution)
-            items.append(Item(s, image, mask, prompts, pipe.stages(image, prompts, config)))
-    return items
+    prompts = prompts_for(dataset, sample.category, config.extra_prompts, config.behaviour)
+    image = sample.load_image()
+    return Item(sample, image, eval_mask(sample, config.eval_resolution), prompts,
+                pipe.stages(image, prompts, config))
 
 
 class Workbench(NamedTuple):
@@ -211,13 +281,49 @@ def setup(models: str = "tiny", device: str = "cpu", saliency_backbone: str = "w
     loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
                          download=False)
     tag = banner(loaded)
+    print(saliency_line(saliency_backbone))
     pipe = SAAPipeline(loaded, StageCache())
     data = open_data(dataset, root, categories, seed)
     t0 = time.perf_counter()
     items = stage_items(pipe, data, n_images, make_config("saa_plus", behaviour, saliency_backbone))
     print(f"{len(items)} images of {data.categories}: stages in {time.perf_counter() - t0:.1f} s "
           f"(stage cache hits {pipe.cache.stats()['hits']})")
+    note = few_images_note(items)
+    if note:
+        print(note)
     return Workbench(loaded, tag, pipe, Figures(out_dir), data, items)
+
+
+def explorer_sources(pipe, dataset, items: list[Item], behaviour: str, saliency_backbone: str, case_backbone,
+                     seed: int = 0, real: dict | None = None) -> dict:
+    """The images of the explorer (:class:`saa_lib.explorer.Explorer`), ``{name: callable(behaviour) -> item}``:
+
+    the hand-made known case first (``case_backbone`` computes its saliency), then the first image of each category
+    of ``dataset`` (taken from ``items``, computed under ``behaviour``, when that is the behaviour asked), then the first anomalous image of each
+    category of ``real`` (``{category: dataset}``, e.g. :func:`real_datasets`). Stage outputs are computed on first
+    view only.
+    """
+    def case(b):
+        return known_case(case_backbone, make_config("saa_plus", b, saliency_backbone), seed=seed)
+
+    def from_items(first):
+        def load(b):
+            done = [it for it in items if it.sample is first and b == behaviour]
+            return done[0] if done else sample_item(pipe, dataset, first, make_config("saa_plus", b, saliency_backbone))
+        return load
+
+    def from_real(rds, smp):
+        return lambda b: sample_item(pipe, rds, smp, make_config("saa_plus", b, saliency_backbone))
+
+    sources = {"known case (hand-made): washer/hole": case}
+    for cat in dict.fromkeys(it.sample.category for it in items):
+        first = next(it.sample for it in items if it.sample.category == cat)
+        sources[f"{dataset.name}: {first.key}"] = from_items(first)
+    for cat, rds in (real or {}).items():
+        smp = next((s for s in rds.samples(cat) if s.label == 1), None)
+        if smp is not None:
+            sources[f"real: {smp.key}"] = from_real(rds, smp)
+    return sources
 
 
 def category_runs(pipe, items: list[Item], configs) -> list:

@@ -1,0 +1,175 @@
+"""The interactive explorer of notebook 06: ipywidgets controls beside a picture that is re-scored from stored stage
+outputs (``pipeline.score``, no model in the loop) and redrawn in place.
+
+Every control holds exactly the value the model uses: each slider's initial value lies on its step grid (a browser
+snaps a slider to that grid and sends the snapped value back), :meth:`Explorer.config` reads the widget values as
+they are, and the status line shows the configuration actually scored. Controls without effect are disabled
+(θ_IoU outside paper behaviour, a prompt's settings while the prompt is off). Changing the image keeps every setting;
+only the θ_box range follows the box confidences of the image shown.
+
+Images are *sources*: ``{name: callable(behaviour) -> item}``, an item being anything with ``image`` (H, W, 3) uint8,
+``mask`` (R, R) bool, ``prompts`` and ``stages`` (a :class:`saa_lib.notebook_report.Item` or ``KnownCase``). A source is
+called on first view of an image under a behaviour (that may run the models once) and its item kept.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+from .config import BEHAVIOURS
+from .viz import MapCanvas, fate_legend_html
+
+PROMPTS = ("language", "property", "saliency", "confidence")
+#: the settings read from the sliders: SAAConfig field -> (label, step)
+SLIDERS = {"box_threshold": ("θ_box", 0.01), "text_threshold": ("θ_text", 0.01), "min_iou": ("θ_IoU", 0.001),
+           "max_area_ratio": ("θ_area", 0.01), "top_k": ("K", 1)}
+
+
+def on_grid(value: float, lo: float, step: float) -> float:
+    """The value a browser slider sends back for ``value``: snapped to the grid ``lo + n * step`` (double arithmetic,
+    as in JavaScript)."""
+    return lo + round((value - lo) / step) * step
+
+
+class Explorer:
+    """Controls + picture for ``sources`` (see the module doc), scored with ``pipe`` under ``saa_plus`` settings.
+
+    ``saliency_backbone``: recorded in the configs; ``tag``: the models' tag for the picture's title; ``side``:
+    pixels of one panel's long side (two panels and a colour bar fit beside the controls in a 1280 px window).
+    """
+
+    def __init__(self, pipe, sources: dict[str, Callable], saliency_backbone: str, behaviour: str = "code",
+                 tag: str = "", side: int = 320):
+        import ipywidgets as W
+
+        from .notebook_report import make_config
+
+        self.pipe, self.sources, self.backbone, self.tag, self.side = pipe, dict(sources), saliency_backbone, tag, side
+        self._make_config = make_config
+        self._items: dict = {}
+        self._canvas: dict = {}
+        self._busy = False
+        self.result = None
+        self.timings = {"score_ms": math.nan, "draw_ms": math.nan}
+        first = self.item(next(iter(self.sources)), behaviour)
+        base = make_config("saa_plus", behaviour, saliency_backbone)
+        full = {"layout": W.Layout(width="330px"), "style": {"description_width": "60px"}}
+        self.w_image = W.Dropdown(options=list(self.sources), description="image", **full)
+        self.w_behaviour = W.ToggleButtons(options=list(BEHAVIOURS), value=behaviour, description="behaviour",
+                                           style={"description_width": "60px", "button_width": "80px"})
+        top = self.box_max(first)
+        self.sliders = {
+            "box_threshold": W.FloatSlider(value=on_grid(min(base.box_threshold, top), 0.0, 0.01), min=0.0, max=top,
+                                           step=0.01, description="θ_box", readout_format=".2f", **full),
+            "text_threshold": W.FloatSlider(value=on_grid(base.text_threshold, 0.0, 0.01), min=0.0, max=1.0,
+                                            step=0.01, description="θ_text", readout_format=".2f", **full),
+            "min_iou": W.FloatSlider(value=on_grid(base.min_iou, 0.0, 0.001), min=0.0, max=0.1, step=0.001,
+                                     description="θ_IoU", readout_format=".3f", **full),
+            "max_area_ratio": W.FloatSlider(value=on_grid(first.prompts.max_area_ratio, 0.0, 0.01), min=0.0,
+                                            max=1.0, step=0.01, description="θ_area", readout_format=".2f", **full),
+            "top_k": W.IntSlider(value=first.prompts.top_k, min=1, max=max(30, first.prompts.top_k), description="K",
+                                 **full),
+        }
+        self.w_use = {p: W.Checkbox(value=True, description=f"P^{p[0].upper()} ({p})", indent=False,
+                                    layout=W.Layout(width="160px")) for p in PROMPTS}
+        self.w_table = W.Button(description="K, θ_area from the table", layout=W.Layout(width="200px"),
+                                tooltip="set K and θ_area to the prompt table's values for this image's category")
+        self.picture = W.Image(format="jpeg", layout=W.Layout(width=f"{self._canvas_for(first).width}px"))
+        self.status = W.HTML()
+        for w in [self.w_behaviour, *self.sliders.values(), *self.w_use.values()]:
+            w.observe(self.update, names="value")
+        self.w_image.observe(self.on_image, names="value")
+        self.w_table.on_click(self.table_values)
+        controls = W.VBox([self.w_image, self.w_behaviour, *self.sliders.values(),
+                           W.GridBox(list(self.w_use.values()), layout=W.Layout(grid_template_columns="165px 165px")),
+                           self.w_table, W.HTML(fate_legend_html())], layout=W.Layout(width="345px"))
+        self.ui = W.HBox([controls, W.VBox([self.picture, self.status])])
+        self.update()
+
+    # ----- data
+    def item(self, name: str | None = None, behaviour: str | None = None):
+        """The item of image ``name`` under ``behaviour`` (default: those shown), computed on first use."""
+        name = self.w_image.value if name is None else name
+        behaviour = self.w_behaviour.value if behaviour is None else behaviour
+        key = (name, behaviour)
+        if key not in self._items:
+            self._items[key] = self.sources[name](behaviour)
+        return self._items[key]
+
+    def _canvas_for(self, item) -> MapCanvas:
+        if id(item.image) not in self._canvas:
+            self._canvas[id(item.image)] = MapCanvas(item.image, item.mask, side=self.side, footer=self.tag)
+        return self._canvas[id(item.image)]
+
+    @staticmethod
+    def box_max(item) -> float:
+        """The θ_box slider's maximum for ``item``: its highest box confidence, rounded up to the 0.01 grid."""
+        scores = item.stages.detections.scores
+        return min(1.0, max(0.05, math.ceil(100 * float(scores.max())) / 100)) if len(scores) else 1.0
+
+    def config(self):
+        """The :class:`saa_lib.config.SAAConfig` the controls describe (widget values used as they are)."""
+        values = {k: w.value for k, w in self.sliders.items()}
+        return self._make_config("saa_plus", self.w_behaviour.value, self.backbone, **values,
+                                 **{f"use_{p}": w.value for p, w in self.w_use.items()})
+
+    # ----- callbacks
+    def _set_enabled(self) -> None:
+        use = {p: w.value for p, w in self.w_use.items()}
+        s = self.sliders
+        s["text_threshold"].disabled = not use["language"]
+        s["min_iou"].disabled = not (use["property"] and self.w_behaviour.value == "paper")
+        s["max_area_ratio"].disabled = not use["property"]
+        s["top_k"].disabled = not use["confidence"]
+
+    def update(self, change=None):
+        """Re-score the image shown with the controls' settings and redraw in place; returns the ImageResult."""
+        if self._busy:
+            return self.result
+        self._set_enabled()
+        it = self.item()
+        cfg = self.config()
+        t0 = time.perf_counter()
+        res = self.pipe.score(it.stages, it.prompts, cfg)
+        t1 = time.perf_counter()
+        self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map ({cfg.behaviour}), image score "
+                                                                     f"{res.image_score:.3f}")
+        t2 = time.perf_counter()
+        self.timings = {"score_ms": 1000 * (t1 - t0), "draw_ms": 1000 * (t2 - t1)}
+        self.result, self.used = res, cfg
+        kept = sum(r.removed_by is None for r in res.regions)
+        shown = " ".join(f"{k}={getattr(cfg, k)!r}" for k in SLIDERS)
+        prompts = " ".join(f"use_{p}={getattr(cfg, f'use_{p}')}" for p in PROMPTS)
+        self.status.value = (f"<b>{self.w_image.value}</b> ({cfg.behaviour}): {kept} of {len(res.regions)} regions "
+                             f"kept, image score {res.image_score:.3f}; re-scored in {self.timings['score_ms']:.0f} ms, "
+                             f"drawn in {self.timings['draw_ms']:.0f} ms<br>config used: "
+                             f"<code class='saa-config'>{shown} {prompts}</code>")
+        return res
+
+    def on_image(self, change=None):
+        """A new image keeps every setting; θ_box's range follows the new image's confidences (value kept if it
+        fits, else set to the new maximum)."""
+        self._busy = True
+        try:
+            it = self.item()
+            box = self.sliders["box_threshold"]
+            top = self.box_max(it)
+            if box.value > top:
+                box.value = top
+            box.max = top
+            self.picture.layout.width = f"{self._canvas_for(it).width}px"
+        finally:
+            self._busy = False
+        return self.update()
+
+    def table_values(self, button=None):
+        """Set K and θ_area to the prompt table's values for the category shown."""
+        pr = self.item().prompts
+        self._busy = True
+        try:
+            self.sliders["top_k"].value = pr.top_k
+            self.sliders["max_area_ratio"].value = on_grid(pr.max_area_ratio, 0.0, 0.01)
+        finally:
+            self._busy = False
+        return self.update()
