@@ -40,7 +40,7 @@ class Explorer:
     """
 
     def __init__(self, pipe, sources: dict[str, Callable], saliency_backbone: str, behaviour: str = "code",
-                 tag: str = "", side: int = 320):
+                 tag: str = "", side: int = 240):
         import ipywidgets as W
 
         from .notebook_report import make_config
@@ -54,10 +54,10 @@ class Explorer:
         self.timings = {"score_ms": math.nan, "draw_ms": math.nan}
         first = self.item(next(iter(self.sources)), behaviour)
         base = make_config("saa_plus", behaviour, saliency_backbone)
-        full = {"layout": W.Layout(width="330px"), "style": {"description_width": "60px"}}
+        full = {"layout": W.Layout(width="262px"), "style": {"description_width": "48px"}}
         self.w_image = W.Dropdown(options=list(self.sources), description="image", **full)
         self.w_behaviour = W.ToggleButtons(options=list(BEHAVIOURS), value=behaviour, description="behaviour",
-                                           style={"description_width": "60px", "button_width": "80px"})
+                                           style={"description_width": "48px", "button_width": "70px"})
         top = self.box_max(first)
         self.sliders = {
             "box_threshold": W.FloatSlider(value=on_grid(min(base.box_threshold, top), 0.0, 0.01), min=0.0, max=top,
@@ -71,8 +71,9 @@ class Explorer:
             "top_k": W.IntSlider(value=first.prompts.top_k, min=1, max=max(30, first.prompts.top_k), description="K",
                                  **full),
         }
-        self.w_use = {p: W.Checkbox(value=True, description=f"P^{p[0].upper()} ({p})", indent=False,
-                                    layout=W.Layout(width="160px")) for p in PROMPTS}
+        self.w_use = {p: W.Checkbox(value=True, description=f"P^{p[0].upper()} {p}", indent=False,
+                                    layout=W.Layout(width="125px" if i % 2 == 0 else "140px"))
+                      for i, p in enumerate(PROMPTS)}
         self.w_table = W.Button(description="K, θ_area from the table", layout=W.Layout(width="200px"),
                                 tooltip="set K and θ_area to the prompt table's values for this image's category")
         self.picture = W.Image(format="jpeg", layout=W.Layout(width=f"{self._canvas_for(first).width}px"))
@@ -82,9 +83,13 @@ class Explorer:
         self.w_image.observe(self.on_image, names="value")
         self.w_table.on_click(self.table_values)
         controls = W.VBox([self.w_image, self.w_behaviour, *self.sliders.values(),
-                           W.GridBox(list(self.w_use.values()), layout=W.Layout(grid_template_columns="165px 165px")),
-                           self.w_table, W.HTML(fate_legend_html())], layout=W.Layout(width="345px"))
+                           W.GridBox(list(self.w_use.values()), layout=W.Layout(grid_template_columns="125px 140px")),
+                           self.w_table, W.HTML(fate_legend_html())], layout=W.Layout(width="270px", flex="0 0 270px"))
         self.ui = W.HBox([controls, W.VBox([self.picture, self.status])])
+        for name, w in [("explorer", self.ui), ("picture", self.picture), ("status", self.status),
+                        ("behaviour", self.w_behaviour), ("image", self.w_image), *self.sliders.items(),
+                        *((f"use_{p}", w) for p, w in self.w_use.items())]:
+            w.add_class(f"saa-{name}")  # stable hooks for the browser test (tests/test_browser.py)
         self.update()
 
     # ----- data
@@ -114,6 +119,13 @@ class Explorer:
         return self._make_config("saa_plus", self.w_behaviour.value, self.backbone, **values,
                                  **{f"use_{p}": w.value for p, w in self.w_use.items()})
 
+    @staticmethod
+    def settings_line(cfg) -> str:
+        """The settings a picture was scored with, written under it (so a saved picture says what it shows)."""
+        on = "".join(p[0].upper() for p in PROMPTS if getattr(cfg, f"use_{p}")) or "none"
+        return (f"{cfg.behaviour}: box {cfg.box_threshold:.2f} text {cfg.text_threshold:.2f} IoU {cfg.min_iou:.3f} "
+                f"area {cfg.max_area_ratio:.2f} K {cfg.top_k} P^{on}")
+
     # ----- callbacks
     def _set_enabled(self) -> None:
         use = {p: w.value for p, w in self.w_use.items()}
@@ -133,8 +145,8 @@ class Explorer:
         t0 = time.perf_counter()
         res = self.pipe.score(it.stages, it.prompts, cfg)
         t1 = time.perf_counter()
-        self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map ({cfg.behaviour}), image score "
-                                                                     f"{res.image_score:.3f}")
+        self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map, image score {res.image_score:.3f}",
+                                                         note=self.settings_line(cfg))
         t2 = time.perf_counter()
         self.timings = {"score_ms": 1000 * (t1 - t0), "draw_ms": 1000 * (t2 - t1)}
         self.result, self.used = res, cfg

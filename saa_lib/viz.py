@@ -271,7 +271,7 @@ class MapCanvas:
     by fate | map overlaid), a colour bar, and ``footer`` (e.g. the models' tag) below.
     """
 
-    BAR = 64  #: width of the colour bar column, pixels
+    BAR = 50  #: width of the colour bar column, pixels
     GAP = 8
     TITLE = 18
 
@@ -291,8 +291,8 @@ class MapCanvas:
         self.font = ImageFont.load_default(size=12)
         self.small = ImageFont.load_default(size=10)
         self.width = 2 * self.size[0] + 2 * self.GAP + self.BAR
-        self.footer = footer
-        self.height = self.size[1] + self.TITLE * (2 if footer else 1)
+        self.footer = footer.replace("\u2014", "-")  # the built-in font has no dashes
+        self.height = self.size[1] + 2 * self.TITLE
 
     def map_panel(self, amap: np.ndarray, vmax: float) -> np.ndarray:
         """(h, w, 3) uint8: the (r, r) map resized (bilinear) to the panel, coloured, blended onto the base image."""
@@ -303,10 +303,10 @@ class MapCanvas:
         weight = (self.alpha / 255.0) * u[..., None].astype(np.float32)
         return (self.base * (1 - weight) + self.lut[u] * weight).astype(np.uint8)
 
-    def render(self, result, title: str = "", vmax: float | None = None, max_boxes: int = 60) -> bytes:
+    def render(self, result, title: str = "", vmax: float | None = None, max_boxes: int = 60, note: str = "") -> bytes:
         """JPEG bytes of ``result`` (an :class:`saa_lib.pipeline.ImageResult`): boxes by fate (at most ``max_boxes``,
         the kept ones and then the most confident; kept ones labelled with their phrase) | the anomaly map on one
-        scale (``vmax``, default its max)."""
+        scale (``vmax``, default its max); ``note`` (e.g. the settings) follows the footer."""
         import io
 
         from PIL import Image, ImageDraw
@@ -338,8 +338,9 @@ class MapCanvas:
         canvas.paste(Image.fromarray(np.repeat(ramp[:, None], 14, 1)), (x, self.TITLE))
         draw.text((x + 17, self.TITLE), f"{top:.3g}", fill="black", font=self.font)
         draw.text((x + 17, self.TITLE + ph - 13), "0", fill="black", font=self.font)
-        if self.footer:
-            draw.text((2, self.TITLE + ph + 3), self.footer, fill="#B00000", font=self.font)
+        draw.text((2, self.TITLE + ph + 3), self.footer, fill="#B00000", font=self.font)
+        draw.text((draw.textlength(self.footer, font=self.font) + 12 if self.footer else 2, self.TITLE + ph + 3),
+                  note, fill="black", font=self.font)
         buf = io.BytesIO()
         canvas.save(buf, format="JPEG", quality=92, subsampling=0)
         return buf.getvalue()

@@ -8,15 +8,34 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SAMPLES = SHARED / "data" / "samples"
+#: the real MVTec AD / MTD samples: $SAA_SAMPLES, else ../shared/data/samples beside the project
+SAMPLES = Path(os.environ["SAA_SAMPLES"]).expanduser() if os.environ.get("SAA_SAMPLES") else \
+    ROOT.parent / "shared" / "data" / "samples"
+SAMPLES_MISSING = "real samples not found: set SAA_SAMPLES=DIR or place them at ../shared/data/samples"
+_REPORT: list[str] = []
 
 
 @pytest.fixture(scope="session")
 def samples_root() -> Path:
     if not SAMPLES.is_dir():
-        pytest.fail(f"real sample set not found at {SAMPLES}: the tests expect ../shared beside the project root")
+        pytest.skip(SAMPLES_MISSING)
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def browser_report() -> list[str]:
+    """Lines a test wants shown in the terminal summary (figures such as the browser test's latency)."""
+    return _REPORT
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("measured")
+        for line in _REPORT:
+            terminalreporter.write_line(line)
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any(SAMPLES_MISSING in str(getattr(r, "longrepr", "")) for r in skipped):
+        terminalreporter.write_line(f"NOTE: {SAMPLES_MISSING} (the tests that need them were skipped)")
 
 
 @pytest.fixture(autouse=True)

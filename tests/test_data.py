@@ -21,7 +21,7 @@ from saa_lib.data import (DATASETS, DatasetError, Sample, download_dataset, extr
                           prepare_visa, read_image, read_mask)
 from saa_lib.data import archive as archive_mod
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
+from conftest import SAMPLES, SAMPLES_MISSING  # noqa: E402  ($SAA_SAMPLES, else ../shared/data/samples)
 IMAGE_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -57,7 +57,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ real samples
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"sample images not found at {SAMPLES}")
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=SAMPLES_MISSING)
 
 
 @needs_samples

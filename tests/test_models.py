@@ -18,7 +18,7 @@ from saa_lib.models import saliency as SAL
 from saa_lib.models import text as T
 from saa_lib.models.common import file_fingerprint
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"
+from conftest import SAMPLES, SAMPLES_MISSING  # noqa: E402  ($SAA_SAMPLES, else ../shared/data/samples)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -343,7 +343,7 @@ def _saliency_auroc(backbone, image_path, mask_path) -> float:
     return roc_auc_score(mask.ravel(), score.ravel())
 
 
-@pytest.mark.skipif(not SAMPLES.exists(), reason="sample images not beside the project")
+@pytest.mark.skipif(not SAMPLES.exists(), reason=SAMPLES_MISSING)
 def test_efficientnet_lite0_features_find_real_anomalies():
     """Real ImageNet features make a leather cut and poke stand out; the same network at random init does not."""
     real = zoo.load_saliency_backbone("tf_efficientnet_lite0")
