@@ -34,12 +34,17 @@ demo: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q -rs tests
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
 	$(PYTHON) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
 
+# JupyterLab on the series. LAB_ARGS passes flags (e.g. LAB_ARGS="--ip=0.0.0.0 --port=8899"); as root (containers)
+# --allow-root is added. Jupyter prints the URL with its token when the server is up.
+LAB_ARGS ?=
+LAB_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks
+	@echo "Starting JupyterLab on notebooks/ (open the http://127.0.0.1:... URL with its token printed below)"
+	$(VENV)/bin/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks
 
 report: setup
 	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)

@@ -51,7 +51,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -62,7 +62,7 @@ from IPython.display import Markdown, display
 
 from saa_lib import notebook_report as nb
 from saa_lib import viz, zoo
-from saa_lib.data import SYNTHETIC_CATEGORIES, open_dataset, synthesize
+from saa_lib.data import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.prompts.language import category_prompts
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -184,16 +184,11 @@ print("mask == changed pixels:", bool((changed == syn.mask).all()))
 # same readers: `folder` for the MVTec layout, `mtd` for the magnetic tiles.
 
 # %%
-samples_root = nb.shared_samples()
-real = {}
-if samples_root is None:
-    print("../shared/data/samples is not here; skipping the real samples")
+real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+if not real:
+    print("this section is skipped: the synthetic images above are all this notebook shows")
 else:
-    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
-        if (samples_root / sub).is_dir():
-            rds = open_dataset(name, samples_root / sub)
-            for cat in rds.categories:
-                real[cat] = rds
+    print(f"real samples from {nb.shared_samples()}")
     for cat, rds in real.items():
         smp = rds.samples(cat)
         print(f"{cat:15s} {sum(s.label == 1 for s in smp)} anomalous, {sum(s.label == 0 for s in smp)} normal test "
@@ -222,7 +217,7 @@ if real:
 #    (`saa_lib.data.generate_synthetic`). Check on every `hole` image that the mask is exactly the set of pixels that
 #    differ from the clean image (`synthesize(..., index=i)` gives the clean one).
 # 2. On the real MTD samples, which defect type has the smallest defective area (fraction of the image)? Why does
-#    that make max-F1 harder than AUROC?
+#    that make max-F1 harder than AUROC? (Without the real samples, ask the same of the synthetic defect types.)
 # 3. Which files, with which hashes, would `saa download weights` fetch for SAM ViT-B instead of ViT-H
 #    (`zoo.weights_for("vit_b")`)? How much disk space does that save?
 #

@@ -36,7 +36,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -48,6 +48,7 @@ from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
 from saa_lib.models.saliency import load_saliency_backbone
 
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
                                                  categories, n_images, behaviour)
 
@@ -87,8 +88,9 @@ print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, 
 # ## 3. Where it fails, on a case we understand
 #
 # Random detector weights cannot show what a trained GroundingDINO does, so first a **known case**: a synthetic washer
-# with a hole, and the candidates a trained detector typically returns for it (the true defect, the whole washer
-# under two phrases, patches of intact metal, a patch of background). The saliency map in it is real
+# with a hole and candidate regions **hand-made so each prompt changes the outcome** (the true defect, the whole washer
+# under two phrases, patches of intact metal, a patch of background, with confidences chosen for that). It shows the
+# mechanism of each prompt, not how often a trained detector gets into this situation. The saliency map in it is real
 # (`tf_efficientnet_lite0`, ImageNet weights). Only the two whole-washer boxes come from a class-agnostic prompt:
 # "defect on washer" is answered with the washer.
 

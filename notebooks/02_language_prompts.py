@@ -34,7 +34,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -45,6 +45,7 @@ from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
 from saa_lib.models.saliency import load_saliency_backbone
 
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
                                                  categories, n_images, behaviour)
 
@@ -85,8 +86,8 @@ print(f"on: {on.variant} (P^L {on.use_language}),  off: {off.variant} (P^L {off.
 # %% [markdown]
 # ## 3. A known case
 #
-# The hand-built washer of notebook 01 (real `tf_efficientnet_lite0` saliency; candidates a trained detector typically
-# returns). With $\mathcal{P}^L$ the expert prompt proposes the hole, and the box phrased "washer" is dropped.
+# The washer of notebook 01 (candidates hand-made so each prompt changes the outcome; real `tf_efficientnet_lite0`
+# saliency). With $\mathcal{P}^L$ the expert prompt proposes the hole, and the box phrased "washer" is dropped.
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")

@@ -38,7 +38,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -50,13 +50,13 @@ from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
 from saa_lib import notebook_report as nb
-from saa_lib.data import open_dataset
 from saa_lib.evaluate import eval_mask
 from saa_lib.models.saliency import load_saliency_backbone
 from saa_lib.pipeline import resize_map
 from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
 from saa_lib.utils import resolve_device
 
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
                                                  categories, n_images, behaviour)
 lite0 = load_saliency_backbone("tf_efficientnet_lite0", device=resolve_device(device))
@@ -95,14 +95,9 @@ for name, c in (("paper", paper_cfg), ("code", code_cfg)):
 # with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
 
 # %%
-samples_root = nb.shared_samples()
-real = {}
-if samples_root is not None:
-    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
-        if (samples_root / sub).is_dir():
-            rds = open_dataset(name, samples_root / sub)
-            real.update({cat: rds for cat in rds.categories})
-if not real:  # without the real samples, the synthetic images stand in
+real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+if not real:
+    print("falling back to the synthetic images: the maps below are NOT on real images")
     real = {cat: ds for cat in ds.categories}
 print("saliency on:", {cat: str(r.root) for cat, r in real.items()})
 
@@ -137,8 +132,9 @@ for ax in axes.ravel():
     ax.set_yticks([])
 cbar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
 cbar.set_label("saliency (min-max scaled per map)", fontsize=8)
-fig.suptitle("P^S on real images: tf_efficientnet_lite0, real ImageNet weights (outline: ground truth)", fontsize=10)
-figures.save(fig, "04_real_saliency_lite0", readme=True)
+fig.suptitle(f"P^S on {'real' if nb.shared_samples() else 'synthetic (fallback)'} images: tf_efficientnet_lite0, real "
+             "ImageNet weights (outline: ground truth)", fontsize=10)
+figures.save(fig, "04_real_saliency_lite0", readme=nb.shared_samples() is not None)
 plt.show()
 
 # %% [markdown]
@@ -182,7 +178,7 @@ for pair_cat in sal:
                                 "each object vs the other": resize_map(multi, pair.shape[:2])},
                          pair_mask, normalize=True, label="saliency (min-max scaled per map)",
                          title=f"P^S with two objects: defect-free {pair_cat} | {pair_key} (real lite0 features)")
-    figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=True)
+    figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=nb.shared_samples() is not None)
     plt.show()
     print(f"{pair_cat}: pixel AUROC whole image {100 * metrics.pixel_auroc(whole[None], gt2[None]):.1f}, "
           f"each object vs the other {100 * metrics.pixel_auroc(multi[None], gt2[None]):.1f}")
@@ -249,12 +245,12 @@ display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
 
 # %% [markdown]
 # ## Exercises
-# 1. Recompute the paper-form saliency of one screw image with $N = 20$ instead of 400
-#    (`paper_cfg.saliency` with `neighbours=20`, via `paper_cfg.with_(saliency={"neighbours": 20})`). Which defects
-#    become more visible, and why does a small $N$ favour small defects?
+# 1. Recompute the paper-form saliency of one screw image (without the real samples: a washer image) with $N = 20$
+#    instead of 400 (`paper_cfg.saliency` with `neighbours=20`, via `paper_cfg.with_(saliency={"neighbours": 20})`).
+#    Which defects become more visible, and why does a small $N$ favour small defects?
 # 2. In the known case, find the smallest gain $\gamma$ (`rescore_gain`) for which the hole out-ranks the most
 #    confident intact patch. Derive it from the table above: $c_h e^{\gamma s_h} > c_p e^{\gamma s_p}$.
 # 3. Compare the saliency-only AUROC of `leather` (a texture) with `screw` (an object on a background). Which form,
-#    nearest or farthest, suits which, and why?
+#    nearest or farthest, suits which, and why? (Without the real samples: `fabric` and `washer`.)
 #
 # Answers: `notebooks/answers/04_answers.md`.

@@ -172,8 +172,8 @@ display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
 # ## Exercises
 # 1. On the known case, raise $\theta_{box}$ step by step. At which value does the hole leave the map, and which
 #    candidate takes its place among the $K$ kept? Then choose a synthetic image: its slider ends at its highest box
-#    confidence. How many candidates does $\theta_{box} = 0.9$ remove (box colours, status line), and why does the map
-#    hardly change?
+#    confidence. How many candidates does $\theta_{box} = 0.9$ remove
+#    (`sum(r.removed_by == "threshold" for r in explorer.result.regions)`), and why does the map not change?
 # 2. Switch the behaviour between `code` and `paper` on the known case with every prompt on. List the differences you
 #    expect from the table in section 1, and check which ones you see. In paper behaviour, at which $\theta_{IoU}$ do
 #    the patches of intact surface start to be removed by $\mathcal{P}^P$?

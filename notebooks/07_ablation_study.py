@@ -37,7 +37,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -51,6 +51,7 @@ from saa_lib import notebook_report as nb
 from saa_lib.config import ABLATION_VARIANTS
 from saa_lib.models.saliency import load_saliency_backbone
 
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
                                                  categories, n_images, behaviour)
 
@@ -70,8 +71,11 @@ display(Markdown("\n".join(rows)))
 # %% [markdown]
 # ## 2. The ablation on a known case
 #
-# The hand-built washer of notebook 01 (candidates a trained detector typically returns; real
-# `tf_efficientnet_lite0` saliency). Each column of the table says what happened to each candidate under one variant.
+# The washer of notebook 01: candidates hand-made so each prompt changes the outcome, real `tf_efficientnet_lite0`
+# saliency. Each column of the table says what happened to each candidate under one variant. Since the case was built
+# for every prompt to matter, "removing X loses the hole" here shows *how* a prompt acts and how the prompts depend on
+# each other; it says nothing about how much each prompt adds on real data (that is the data set table below, with
+# trained weights and enough images).
 # Watch the interactions: without $\mathcal{P}^S$ the intact patches out-rank the hole and $\mathcal{P}^C$ then
 # throws the hole away; without $\mathcal{P}^C$ nothing limits the number of fused patches.
 

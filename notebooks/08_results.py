@@ -41,7 +41,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures, tables to <out_dir>/results.md; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "wide_resnet50_2"  # or tf_efficientnet_lite0 (real ImageNet weights, installed offline)
+saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0 (real, offline)
 
 # %%
 # %matplotlib inline
@@ -60,13 +60,13 @@ from PIL import Image as PILImage
 from saa_lib import report, viz
 from saa_lib import notebook_report as nb
 from saa_lib.cache import StageCache
-from saa_lib.data import open_dataset
 from saa_lib.pipeline import SAAPipeline, resize_map
 from saa_lib.utils import resolve_device
 from saa_lib.zoo import load_models, load_saliency_only
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
                      download=False)
 TAG = nb.banner(loaded)
@@ -144,23 +144,23 @@ plt.show()
 # MVTec AD and MTD samples in `../shared/data/samples` — not the full SAA+, only one of its four prompts.
 
 # %%
-samples_root = nb.shared_samples()
+real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+if not real:
+    print("falling back to the synthetic images: the numbers below are NOT on real images")
+    real = {cat: ds for cat in ds.categories}
 real_runs, real_items = [], []
-if samples_root is None:
-    print("../shared/data/samples is not here; skipping the real-image section")
-else:
+if real:
     sal_models = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device), download=False)
     sal_pipe = SAAPipeline(sal_models, StageCache())
     sal_cfg = nb.make_config("saliency_only", behaviour, "tf_efficientnet_lite0", eval_resolution=256)
     t0 = time.perf_counter()
-    for name, sub in (("folder", "mvtec_ad"), ("mtd", "mtd")):
-        if (samples_root / sub).is_dir():
-            rds = open_dataset(name, samples_root / sub)
-            its = nb.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
-            real_items += its
-            real_runs += nb.category_runs(sal_pipe, its, [sal_cfg])
-    print(f"{sal_models.describe()}: {len(real_items)} real images in {time.perf_counter() - t0:.1f} s")
-    display(Markdown(report.header(sal_models.describe(), sal_models.meaningful, "MVTec AD + MTD samples",
+    for rds in dict.fromkeys(real.values()):
+        its = nb.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
+        real_items += its
+        real_runs += nb.category_runs(sal_pipe, its, [sal_cfg])
+    print(f"{sal_models.describe()}: {len(real_items)} images in {time.perf_counter() - t0:.1f} s")
+    display(Markdown(report.header(sal_models.describe(), sal_models.meaningful,
+                                   "MVTec AD + MTD samples" if nb.shared_samples() else f"{ds.name} (fallback)",
                                    f"{2 * n_images} images per category (anomalous and normal alternating): a handful, "
                                    "so read the numbers as an illustration, not a benchmark.")
                      + "**P^S map alone, per category (%)**\n\n"
@@ -181,14 +181,15 @@ if real_runs:
                           "P^S map (min-max scaled)": (amap - amap.min()) / max(float(amap.max() - amap.min()), 1e-12),
                           "vmax": 1.0})
     fig = viz.qualitative_grid(grid_rows, ["image", "ground truth", "P^S map (min-max scaled)"],
-                               title="real images, saliency prompt alone (tf_efficientnet_lite0, ImageNet weights)")
+                               title=f"{'real' if nb.shared_samples() else 'synthetic (fallback)'} images, saliency prompt "
+                                     "alone (tf_efficientnet_lite0, ImageNet weights)")
     fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[viz.CMAP]), ax=fig.axes, fraction=0.04, pad=0.02,
                  label="saliency (min-max scaled)")
-    figures.save(fig, "08_real_saliency_grid", readme=True)
+    figures.save(fig, "08_real_saliency_grid", readme=nb.shared_samples() is not None)
     plt.show()
     fig = viz.pr_curves({r.category: viz.pixel_pr(r.maps, r.masks) for r in real_runs},
-                        title="pixel PR, saliency prompt alone (lite0, real)")
-    figures.save(fig, "08_real_saliency_pr", readme=True)
+                        title=f"pixel PR, saliency prompt alone (lite0, {'real' if nb.shared_samples() else 'synthetic'})")
+    figures.save(fig, "08_real_saliency_pr", readme=nb.shared_samples() is not None)
     plt.show()
 
 # %% [markdown]
@@ -208,7 +209,7 @@ if out_dir and not figures.readme_only:
 #    (`nb.make_config("saliency_only", ...)` as a third method). Is saliency alone better or worse than SAA+ there, and
 #    why is that no contradiction with the paper?
 # 2. On the real samples, which category has the highest saliency-only pixel AUROC but a low max-F1-pixel? Explain
-#    the gap using the size of its defects.
+#    the gap using the size of its defects. (Without them, section 4 runs on the synthetic images: same question.)
 # 3. The PR curves of a category with very few defect pixels start at low precision. Compute the precision of a map
 #    that flags every pixel, for one category, and compare it with where the curves end at recall 1.
 #

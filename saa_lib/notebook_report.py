@@ -419,7 +419,8 @@ def _disc(shape, cy: float, cx: float, r: float) -> np.ndarray:
 
 def known_case(backbone, config, category: str = "washer", defect: str = "hole", seed: int = 0,
                size: int = 256, n_normal: int = 6) -> KnownCase:
-    """Candidates a detector typically returns for a ``category`` image with one ``defect`` (synthetic, ``seed``).
+    """Hand-made candidates for a ``category`` image with one ``defect`` (synthetic, ``seed``), built so that each
+    prompt changes the outcome (an illustration of the mechanisms, not a model of a trained detector's output).
 
     The candidates (confidences chosen so that each prompt changes the outcome):
 
