@@ -87,6 +87,8 @@ display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows))
 need = zoo.weights_for("vit_h", "wide_resnet50_2")
 print("official models need:", ", ".join(need))
 print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)  # what the notebooks use for P^S ("auto")
+print(nb.saliency_line(saliency_backbone))
 
 # %% [markdown]
 # One real network is always available offline: the saliency backbone `tf_efficientnet_lite0`, whose ImageNet

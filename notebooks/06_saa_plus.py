@@ -140,7 +140,7 @@ plt.show()
 # The images: first the **known case** (the washer with one hole from notebooks 01–05: hand-made so each prompt
 # changes the outcome, with real saliency features), then one image per category of the data set, then one real
 # image per category of the real samples. Stage outputs are computed the first time an image is shown under a
-# behaviour (a few seconds), then kept.
+# behaviour (10–20 s per image on a CPU; the status line says so), then kept.
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")  # the known case's saliency: real ImageNet features

@@ -139,6 +139,8 @@ class Explorer:
         """Re-score the image shown with the controls' settings and redraw in place; returns the ImageResult."""
         if self._busy:
             return self.result
+        if (self.w_image.value, self.w_behaviour.value) not in self._items:
+            self.status.value = f"computing the stage outputs of <b>{self.w_image.value}</b> (first view) ..."
         self._set_enabled()
         it = self.item()
         cfg = self.config()
@@ -164,6 +166,8 @@ class Explorer:
         fits, else set to the new maximum)."""
         self._busy = True
         try:
+            if (self.w_image.value, self.w_behaviour.value) not in self._items:
+                self.status.value = f"computing the stage outputs of <b>{self.w_image.value}</b> (first view) ..."
             it = self.item()
             box = self.sliders["box_threshold"]
             top = self.box_max(it)

@@ -113,6 +113,22 @@ def test_no_pipeline_logic_in_cells(name):
             assert not re.search(pattern, src), f"{name}: {pattern!r} re-implements pipeline logic; call saa_lib"
 
 
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_saliency_backbone_is_chosen_and_real_samples_come_from_the_library(name):
+    """P^S runs on the paper's WideResNet50 when its weights are here, else on the real lite0 (never on a random
+    backbone by default); the real samples are found by nb.real_datasets (SAA_SAMPLES, ../shared), which says so
+    when they are missing."""
+    nb = _ipynb(name)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    ns: dict = {}
+    exec(compile(ast.parse(_code(params)), name, "exec"), ns)
+    assert ns.get("saliency_backbone") == "auto"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "nb.choose_saliency_backbone(saliency_backbone)" in code
+    assert "shared_samples()" not in code or "nb.real_datasets()" in code
+    assert "../shared" not in code
+
+
 def test_check_outputs_are_marked():
     marked = [n for n in NOTEBOOKS if any("NBVAL_CHECK_OUTPUT" in c.source for c in _ipynb(n).cells)]
     assert len(marked) >= 2, "nbval-lax checks only the cells marked NBVAL_CHECK_OUTPUT"
