@@ -266,7 +266,7 @@ def setup(models: str = "tiny", device: str = "cpu", saliency_backbone: str = "w
     """The set-up every notebook of the series starts with, from its parameters cell.
 
     Loads the models (never downloading: a missing checkpoint is an error that names the file and the command that
-    fetches it), prints the banner, opens the data and computes (or loads from the stage cache) the stage outputs of
+    fetches it; ``saliency_backbone="auto"``: see :func:`choose_saliency_backbone`), prints the banner, opens the data and computes (or loads from the stage cache) the stage outputs of
     ``n_images`` images per category under ``saa_plus`` (which needs every stage any variant needs).
     """
     import warnings
@@ -278,6 +278,7 @@ def setup(models: str = "tiny", device: str = "cpu", saliency_backbone: str = "w
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner
+    saliency_backbone = choose_saliency_backbone(saliency_backbone)
     loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
                          download=False)
     tag = banner(loaded)
