@@ -196,12 +196,16 @@ def few_images_note(items) -> str | None:
 
     per = Counter((it.sample.category, it.sample.label) for it in items)
     cats = {c for c, _ in per}
-    least = min(min(per[(c, 0)], per[(c, 1)]) for c in cats) if cats else 0
-    if least >= 10:
+    if not cats:
         return None
-    return (f"note: {least} normal or anomalous image(s) in the smallest category: image-level metrics (image AUROC, "
-            "image max-F1) take only a few values (0, 50 or 100 from one of each) and pixel metrics rest on few "
-            "images; raise n_images (>= 20) before reading them as results")
+    worst = min(cats, key=lambda c: min(per[(c, 0)], per[(c, 1)]))
+    normal, anomalous = per[(worst, 0)], per[(worst, 1)]
+    if min(normal, anomalous) >= 10:
+        return None
+    return (f"note: only {anomalous} anomalous and {normal} normal image(s) in category {worst!r}: image-level "
+            "metrics (image AUROC, image max-F1) take only a few values (0, 50 or 100 from one of each; undefined "
+            "without both) and pixel metrics rest on few images; raise n_images (>= 20) before reading them as "
+            "results")
 
 
 def make_config(variant: str = "saa_plus", behaviour: str = "code", saliency_backbone: str = "wide_resnet50_2",
