@@ -146,8 +146,9 @@ class Sample:
     """One image of a data set.
 
     ``label``: 0 normal, 1 anomalous, -1 unlabelled (a flat folder's image without any mask; metrics skip it).
-    ``mask_path`` is ``None`` for normal and unlabelled images. ``defect_type`` is ``"good"`` for normal images and
-    ``"unknown"`` for unlabelled ones.
+    ``mask_path`` is ``None`` for normal and unlabelled images. ``defect_type`` is ``"good"`` for normal images (the
+    defect folder's name for an image of a defect folder whose mask is all zero, counted as normal) and ``"unknown"``
+    for unlabelled ones.
     """
 
     image_path: Path
