@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .download import saa_home
+from .safeio import file_mode
 from .utils import settings_digest
 
 
@@ -27,10 +28,27 @@ class StageCache:
     """
 
     def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True):
+        if root is not None and not str(root).strip():
+            raise ValueError("the stage cache folder is an empty string; give a folder (--cache-dir DIR) or switch the "
+                             "cache off (--no-cache)")
         self.root = Path(root) if root is not None else saa_home() / "cache"
         self.enabled = enabled
         self.hits: dict[str, int] = {}
         self.misses: dict[str, int] = {}
+
+    def check_writable(self) -> None:
+        """Raise ``ValueError`` naming the folder if entries cannot be stored under ``root`` (nothing when the cache is
+        off): a run then fails at once instead of after its first image."""
+        if not self.enabled:
+            return
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as err:
+            raise ValueError(f"{self.root}: cannot store stage cache entries there ({err.strerror or err}); choose a "
+                             "writable --cache-dir, or run with --no-cache") from err
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key[:2] / f"{key}.npz"
@@ -74,6 +92,7 @@ class StageCache:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, __key__=np.array(key), **arrays)
+            os.chmod(tmp, file_mode())  # mkstemp files are private; a shared cache follows the umask
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
