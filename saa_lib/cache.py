@@ -3,13 +3,15 @@
 The expensive stages (generator, refiner, saliency) are pure functions of (image content, model, their own settings):
 their outputs are stored as ``.npz`` files named by the sha1 of exactly those inputs. A changed threshold, K or prompt
 switch changes no key of an expensive stage, so only the cheap scoring re-runs. Writes are atomic (temporary file +
-rename); an entry that cannot be read back, or whose stored key differs, is deleted and recomputed, never trusted.
+rename); an entry that cannot be read back, or whose stored key differs, is deleted and recomputed, never trusted. An
+entry that cannot be stored (full disk) is skipped with one warning: the cache saves time, it never stops a run.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -87,16 +89,30 @@ class StageCache:
         if not self.enabled:
             return
         path = self.path(stage, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        except OSError as err:
+            self._store_failed(err)
+            return
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, __key__=np.array(key), **arrays)
             os.chmod(tmp, file_mode())  # mkstemp files are private; a shared cache follows the umask
             os.replace(tmp, path)
+        except OSError as err:  # a full disk costs the cache entry, not the run
+            Path(tmp).unlink(missing_ok=True)
+            self._store_failed(err)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _store_failed(self, err: OSError) -> None:
+        """Warn once that entries cannot be stored (the run goes on computing every stage)."""
+        if not getattr(self, "_warned", False):
+            self._warned = True
+            warnings.warn(f"{self.root}: cannot store stage cache entries ({err.strerror or err}); going on without "
+                          "storing them (a re-run recomputes those stages)", stacklevel=3)
 
     def get(self, stage: str, key_parts: dict, compute: Callable[[], dict]) -> dict:
         """Arrays of ``stage`` for ``key_parts`` (a JSON-able dict), computed and stored on a miss."""

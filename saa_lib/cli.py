@@ -104,13 +104,18 @@ def check_device(device: str) -> None:
             raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
 
 
+#: largest --eval-resolution: every candidate mask is held at R x R, so memory grows with R squared
+MAX_EVAL_RESOLUTION = 4096
+
+
 def check_settings(args) -> None:
     """``ValueError`` naming the first setting out of its range (before anything is read or built)."""
     from .pipeline import MIN_IMAGE_SIDE
 
-    if getattr(args, "eval_resolution", None) is not None and args.eval_resolution < MIN_IMAGE_SIDE:
-        raise ValueError(f"--eval-resolution {args.eval_resolution}: must be at least {MIN_IMAGE_SIDE} (pixels per "
-                         "side of the maps the metrics are computed on; default 400)")
+    res = getattr(args, "eval_resolution", None)
+    if res is not None and not MIN_IMAGE_SIDE <= res <= MAX_EVAL_RESOLUTION:
+        raise ValueError(f"--eval-resolution {res}: must be between {MIN_IMAGE_SIDE} and {MAX_EVAL_RESOLUTION} "
+                         "(pixels per side of the maps and masks the metrics are computed on; default 400)")
     for name in ("box_threshold", "text_threshold"):
         v = getattr(args, name, None)
         if v is not None and not 0.0 <= v <= 1.0:
@@ -119,8 +124,15 @@ def check_settings(args) -> None:
         raise ValueError(f"--top-k {args.top_k}: must be at least 1")
     if getattr(args, "max_images", None) is not None and args.max_images < 1:
         raise ValueError(f"--max-images {args.max_images}: must be at least 1")
+    if getattr(args, "num_workers", None) is not None and args.num_workers < 0:
+        raise ValueError(f"--num-workers {args.num_workers}: must be at least 0")
+    if getattr(args, "ray_actors", None) is not None and args.ray is None:
+        raise ValueError("--ray-actors needs --ray")
     if getattr(args, "device", None) is not None:
         check_device(args.device)
+    for name in ("variant", "category"):  # a repeated value would be scored, and listed, twice
+        if isinstance(getattr(args, name, None), list):
+            setattr(args, name, list(dict.fromkeys(getattr(args, name))))
 
 
 def check_cache(args) -> None:
@@ -401,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="anomaly maps, overlays and region JSON for images")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--category", required=True, help="category name (object word if not in the tables)")
-    pr.add_argument("--table", default=None, help="mvtec | visa | ksdd2 | mtd | synthetic (default: search all)")
+    pr.add_argument("--table", default=None, choices=("mvtec", "visa", "ksdd2", "mtd", "synthetic"),
+                    help="prompt table to look the category up in first (default: search all)")
     pr.add_argument("--out", required=True, help="results folder: new, empty, or an earlier run's (then replaced)")
     pr.add_argument("--keep-going", action="store_true",
                     help="skip images that cannot be read or scored, score the rest and list the failures "

@@ -62,7 +62,9 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's image is labelled by a mask "
+                         "beside it, <stem>_mask.png or masks/<stem>.png; an all-zero mask marks a normal image). "
+                         "Add masks, or score unlabelled images with saa predict.")
     return samples
 
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,8 @@ import numpy as np
 #: the file every results folder holds; its presence marks a folder that a re-run may replace
 RUN_RECORD = "run.json"
 _OWNER = ".saa-owner"  # pid@host of the run that writes a staging folder
+#: the files a run wrote (a JSON list of relative paths); a re-run replaces the folder only if it holds no others
+MANIFEST = ".saa-files"
 
 
 class OutputError(ValueError):
@@ -104,6 +107,26 @@ def _owner_alive(staging: Path) -> bool:
         return False
 
 
+def _files(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
+
+
+def _check_only_results(out: Path) -> None:
+    """An earlier run's folder may be replaced only if it holds nothing but what that run wrote (its manifest)."""
+    try:
+        written = set(json.loads((out / MANIFEST).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return  # written before manifests existed: its run.json marks it as results
+    except (OSError, ValueError) as err:
+        raise OutputError(f"{out / MANIFEST}: cannot read this list of an earlier run's files ({err}); delete the "
+                          "folder or choose another --out.") from err
+    extra = sorted(_files(out) - written - {MANIFEST})
+    if extra:
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise OutputError(f"{out}: holds files the earlier saa run did not write ({shown}); the folder would be "
+                          "replaced as a whole: move them out, or choose another --out.")
+
+
 class ResultFolder:
     """A results folder written as a unit. Use as a context manager::
 
@@ -111,8 +134,9 @@ class ResultFolder:
             write files under folder.path
         # complete: folder.path renamed to ``out`` (an earlier run's folder replaced); on error: nothing of this run
 
-    ``out`` may be absent, an empty folder, or a folder holding :data:`RUN_RECORD` (an earlier run); anything else
-    raises :class:`OutputError`, as does a place where nothing can be created. Staging folders left by a killed run
+    ``out`` may be absent, an empty folder, or a folder holding :data:`RUN_RECORD` (an earlier run) and nothing but the
+    files that run wrote (listed in :data:`MANIFEST`); anything else raises :class:`OutputError`, as does a place where
+    nothing can be created. Staging folders left by a killed run
     are removed by the next run for the same ``out``.
     """
 
@@ -132,6 +156,8 @@ class ResultFolder:
                 raise OutputError(f"{out}: the folder holds files that are not the results of an earlier saa run "
                                   f"(no {RUN_RECORD}); a results folder is replaced as a whole, so choose a new or "
                                   "empty folder for --out.")
+            if entries:
+                _check_only_results(out)
         parent = out.parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +179,7 @@ class ResultFolder:
     def commit(self) -> Path:
         """Rename the staging folder to ``out``, replacing an earlier run's folder; return ``out``."""
         (self.path / _OWNER).unlink(missing_ok=True)
+        write_text(self.path / MANIFEST, json.dumps(sorted(_files(self.path)), indent=0))
         out, old = self.out, None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))

@@ -209,7 +209,21 @@ def test_rerun_replaces_the_folder_as_a_unit(tmp_path, capsys):
     rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", out, *FAST)
     assert rc == 0 and "replaced the earlier results" in err
     assert not (out / "maps").exists()  # no stale maps of the earlier run beside the new metrics
-    assert {p.name for p in out.iterdir()} == {"metrics.csv", "run.json", "table1.md"}
+    assert {p.name for p in out.iterdir()} == {"metrics.csv", "run.json", "table1.md", ".saa-files"}
+
+
+def test_rerun_refuses_a_results_folder_holding_files_of_yours(tmp_path, capsys, no_models, monkeypatch):
+    from saa_lib.distributed import PipelineSpec
+
+    root = mvtec_tree(tmp_path / "ds")
+    out = tmp_path / "ev"
+    monkeypatch.undo()  # a first, complete run
+    assert run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", out, *FAST)[0] == 0
+    monkeypatch.setattr(PipelineSpec, "build", lambda self, device=None: pytest.fail("models were built"))
+    (out / "my notes.md").write_text("mine")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", out, *FAST)
+    assert rc == 2 and "my notes.md" in err and str(out) in err
+    assert (out / "my notes.md").read_text() == "mine" and (out / "table1.md").is_file()
 
 
 def test_out_folder_with_other_files_is_refused_before_models(tmp_path, capsys, no_models):
@@ -575,3 +589,46 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path, capsys):
     assert run(capsys, *args, "--out", tmp_path / "o2")[0] == 0
     a, b = (np.load(tmp_path / o / "a_saliency_only_map.npy") for o in ("o1", "o2"))
     assert np.array_equal(a, b) and not math.isnan(float(a.sum()))
+
+
+def test_disk_full_for_the_stage_cache_costs_the_entries_not_the_run(tmp_path, capsys, monkeypatch):
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    cache = tmp_path / "cache"
+    rc, _, err = run(capsys, "predict", png(tmp_path / "a.png"), "--category", "screw", "--out", tmp_path / "o",
+                     "--cache-dir", cache, *FAST)
+    assert rc == 0 and (tmp_path / "o" / "a_saliency_only_map.npy").is_file()
+    warn = lines(err)
+    assert len(warn) == 1 and str(cache) in warn[0] and "No space left on device" in warn[0]
+    assert list(cache.rglob("*.npz")) == [] and leftovers(cache) == []
+
+
+def test_decompression_bomb_sized_image_names_the_file(tmp_path, capsys, no_models, monkeypatch):
+    from PIL import Image as PILImage
+
+    img = png(tmp_path / "huge.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 is then over twice the limit
+    rc, _, err = run(capsys, "predict", img, "--category", "screw", "--out", tmp_path / "o", *FAST)
+    assert rc == 2 and str(img) in err and "Downscale" in err and len(lines(err)) == 1
+
+
+def test_staging_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
+    import subprocess
+    import sys
+
+    from saa_lib.safeio import ResultFolder
+
+    out = tmp_path / "ev"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / ".ev.partial-abc123"
+    stale.mkdir()
+    (stale / "metrics.csv").write_text("half")
+    (stale / ".saa-owner").write_text(f"{dead.stdout.strip()}@{os.uname().nodename}\n")
+    live = tmp_path / ".ev.partial-live"
+    live.mkdir()
+    (live / ".saa-owner").write_text(f"{os.getpid()}@{os.uname().nodename}\n")  # a run still going: kept
+    with ResultFolder(out) as folder:
+        (folder.path / "run.json").write_text("{}")
+    assert not stale.exists() and live.exists() and (out / "run.json").is_file()

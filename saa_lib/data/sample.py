@@ -65,11 +65,18 @@ def _open(path: Path, what: str):
         im = Image.open(path)
         im.load()
         return im
+    except Image.DecompressionBombError as err:
+        raise _too_many_pixels(path, err) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise DatasetError(
             f"{path}: cannot read the {what} ({type(err).__name__}: {err}). The file is corrupt or not an image: "
             "replace it with a readable PNG/JPEG or remove it from the data set."
         ) from err
+
+
+def _too_many_pixels(path, err) -> DatasetError:
+    return DatasetError(f"{path}: {err} Downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS in Python if you "
+                        "trust the file).")
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -81,6 +88,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
+    except Image.DecompressionBombError as err:
+        raise _too_many_pixels(path, err) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DatasetError(f"{path}: cannot read the image header ({err}). Replace or remove the file.") from err
     return h, w
