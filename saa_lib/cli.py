@@ -344,7 +344,7 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
         result = _write_tables(args, ablation, runs, scorer, dataset, out, t0)
     if folder.replaced:
         print(f"saa {args.command}: replaced the earlier results in {final}", file=sys.stderr)
-    print((final / result).read_text())
+    print((final / result).read_text(encoding="utf-8", errors="surrogateescape"))
     print(f"wrote {final / result} and {final / 'metrics.csv'}")
     return 0
 
@@ -507,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     from .download import MissingFileError
 
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):  # print file names that are not UTF-8 as their bytes, as ls does
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")
     with one_line_warnings(args.command):
         try:
             return int(args.func(args) or 0)

@@ -70,9 +70,9 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    """Write ``text`` (UTF-8; undecodable file-name bytes kept as they were) to ``path`` atomically."""
+    with atomic_path(path) as tmp:  # file names that are not UTF-8 are written back as their original bytes
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
     return Path(path)
 
 
@@ -141,7 +141,9 @@ class ResultFolder:
     """
 
     def __init__(self, out: str | os.PathLike):
-        self.out = Path(os.path.abspath(Path(out).expanduser()))
+        out = Path(os.path.abspath(Path(out).expanduser()))
+        # a symlink to a folder: the folder it points to is the one replaced (the link stays)
+        self.out = Path(os.path.realpath(out)) if out.is_symlink() else out
         self.replaced = False
         out = self.out
         if out.exists() or out.is_symlink():
@@ -182,9 +184,13 @@ class ResultFolder:
         write_text(self.path / MANIFEST, json.dumps(sorted(_files(self.path)), indent=0))
         out, old = self.out, None
         if out.exists():
+            self.replaced = any(out.iterdir())
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old)  # onto the empty folder just made
-            self.replaced = True
+            try:
+                os.replace(out, old)  # onto the empty folder just made
+            except BaseException:
+                old.rmdir()
+                raise
         try:
             os.replace(self.path, out)
         except BaseException:

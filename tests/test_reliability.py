@@ -41,7 +41,7 @@ def lines(err: str) -> list[str]:
 
 def png(path: Path, size=(64, 64), value=None, mode="RGB") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(int(hashlib.sha1(str(path).encode()).hexdigest()[:8], 16))
+    rng = np.random.default_rng(int(hashlib.sha1(os.fsencode(path)).hexdigest()[:8], 16))
     shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
     a = rng.integers(0, 255, shape, dtype=np.uint8) if value is None else np.full(shape, value, np.uint8)
     Image.fromarray(a).save(path)
@@ -632,3 +632,42 @@ def test_staging_folder_of_a_killed_run_is_removed_by_the_next_run(tmp_path):
     with ResultFolder(out) as folder:
         (folder.path / "run.json").write_text("{}")
     assert not stale.exists() and live.exists() and (out / "run.json").is_file()
+
+
+def test_jpeg_mask_is_refused_naming_it(tmp_path):
+    from saa_lib.data import open_dataset
+    from saa_lib.data.sample import DatasetError
+
+    flat = tmp_path / "parts"
+    png(flat / "a.png", size=(96, 96))
+    m = np.zeros((96, 96), np.uint8)
+    m[30:50, 30:50] = 255
+    Image.fromarray(m).save(flat / "a_mask.jpg", quality=50)
+    assert (np.asarray(Image.open(flat / "a_mask.jpg")) != 0).sum() > 400  # the noise a JPEG adds
+    with pytest.raises(DatasetError, match="PNG") as info:
+        open_dataset("folder", flat).samples("parts")
+    assert str(flat / "a_mask.jpg") in str(info.value)
+
+
+def test_out_given_as_a_symlink_keeps_the_link(tmp_path, capsys):
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    img = png(tmp_path / "a.png")
+    for _ in range(2):  # new, then replacing the first run
+        assert run(capsys, "predict", img, "--category", "screw", "--out", link, *FAST)[0] == 0
+    assert link.is_symlink() and (real / "a_saliency_only_map.npy").is_file() and leftovers(tmp_path) == []
+
+
+def test_file_names_that_are_not_utf8(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/data\xff"))
+    mvtec_tree(root)
+    out = tmp_path / "ev"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-m", "saa_lib.cli", "evaluate", "--dataset", "folder", "--root", root,
+                           "--out", out, *FAST], capture_output=True, env=env)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    assert b"data\xff" in (out / "table1.md").read_bytes() and b"data\xff" in done.stdout  # the name's own bytes

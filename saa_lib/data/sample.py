@@ -13,7 +13,8 @@ Image conversions (``read_image`` → ``(H, W, 3) uint8`` RGB):
 
 EXIF orientation is not applied: masks are aligned with the stored pixels.
 
-Masks (``read_mask`` → ``(H, W) bool``): any non-zero pixel is ``True``. Single-channel masks (``L``, ``1``, 16-bit)
+Masks (``read_mask`` → ``(H, W) bool``): any non-zero pixel is ``True``; JPEG masks are refused (their compression
+noise would count as defect pixels). Single-channel masks (``L``, ``1``, 16-bit)
 are compared with 0 directly; colour or palette masks are converted to RGB (alpha dropped) and a pixel is ``True``
 when any channel is non-zero — the same as loading as ``L`` and testing ``!= 0``, except that faint pure colours
 which round to 0 in ``L`` still count.
@@ -33,6 +34,8 @@ DATASET_KINDS = ("mvtec", "visa", "ksdd2", "mtd", "folder", "synthetic")
 #: ``Sample.label`` values: normal, anomalous, unlabelled (an image of a flat folder without any mask)
 NORMAL, ANOMALOUS, UNLABELLED = 0, 1, -1
 
+#: mask file formats refused: their compression noise would count as defect pixels
+_LOSSY_FORMATS = ("JPEG", "MPO")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SINGLE_CHANNEL = ("1", "L", "F") + _SIXTEEN_BIT
 
@@ -139,6 +142,10 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None,
     """Read a mask file as ``(H, W) bool``; if ``shape`` ``(H, W)`` is given the mask must have it."""
     path = Path(path)
     with _open(path, "mask") as im:
+        if im.format in _LOSSY_FORMATS:
+            raise DatasetError(f"{path}: a {im.format} mask; lossy compression turns background pixels near a defect "
+                               "into defect pixels (any non-zero pixel counts). Save masks losslessly, as PNG "
+                               "(0 normal, non-zero defect).")
         mask = mask_from_image(im)
     if shape is not None and mask.shape != tuple(shape):
         of = f" of {image_path}" if image_path else ""
