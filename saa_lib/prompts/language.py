@@ -130,3 +130,22 @@ def phrase_names_object(phrase: str, object_phrase: str) -> bool:
 def language_keep(phrases: list[str], object_phrases: list[str]) -> np.ndarray:
     """(M,) bool: candidates whose phrase does not name the object (the official box filter's language step)."""
     return np.array([not phrase_names_object(p, o) for p, o in zip(phrases, object_phrases)], dtype=bool)
+
+
+class PromptTooLongError(ValueError):
+    """A caption longer than the text encoder reads; GroundingDINO would cut it off without a word."""
+
+
+def check_caption_lengths(captions, count_tokens, limit: int = 256, joined: bool = False) -> None:
+    """Raise :class:`PromptTooLongError` naming the first caption of ``captions`` whose ``count_tokens(caption)``
+    (tokens as the model sees them, ``[CLS]``/``[SEP]`` included) exceeds ``limit`` (GroundingDINO: 256).
+    ``joined``: the captions are the prompts joined into one (``single_caption``)."""
+    for caption in captions:
+        n = int(count_tokens(caption))
+        if n > limit:
+            shown = caption if len(caption) <= 80 else caption[:77] + "..."
+            what = ("the prompts joined into one caption (--single-caption)" if joined else f"the prompt {shown!r}")
+            fix = ("run without --single-caption, or use fewer prompts" if joined
+                   else "shorten it, or split it into several prompts (--prompt A --prompt B)")
+            raise PromptTooLongError(f"{what} is {n} tokens long; GroundingDINO's text encoder reads at most "
+                                     f"{limit} tokens and would silently cut the rest: {fix}.")
