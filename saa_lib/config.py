@@ -38,6 +38,10 @@ class SaliencyConfig:
     chunk_size: int = 1024
     multi_instance: bool = False
     multi_instance_size: int = 1024
+    #: the official code's exact input and feature steps (square cv2 resize, nearest upsampling of the deeper maps,
+    #: full similarity matrix; multi-instance on the objects' SAM masks); False: aspect kept + padding, bilinear,
+    #: chunked exact kNN, multi-instance on object boxes
+    official_input: bool = True
 
 
 @dataclass(frozen=True)
@@ -128,5 +132,6 @@ def variant_config(name: str, behaviour: Behaviour = "code", **overrides) -> SAA
         raise ValueError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
     base = SAAConfig(variant=name, behaviour=behaviour, **_SWITCHES[name])
     code = behaviour == "code"
-    base = base.with_(saliency={"aggregate": "farthest" if code else "nearest", "multi_instance": code})
+    base = base.with_(saliency={"aggregate": "farthest" if code else "nearest", "multi_instance": code,
+                                "official_input": code})
     return base.with_(**overrides) if overrides else base
