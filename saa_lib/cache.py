@@ -64,8 +64,8 @@ class StageCache:
             path.unlink(missing_ok=True)
             return None
 
-    def save(self, stage: str, key: str, arrays: dict) -> None:
-        """Store ``arrays`` atomically (nothing when the cache is off)."""
+    def save(self, stage: str, key: str, arrays: dict, compress: bool = False) -> None:
+        """Store ``arrays`` atomically (nothing when the cache is off); ``compress``: zip-deflated (masks)."""
         if not self.enabled:
             return
         path = self.path(stage, key)
@@ -73,19 +73,19 @@ class StageCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, __key__=np.array(key), **arrays)
+                (np.savez_compressed if compress else np.savez)(fh, __key__=np.array(key), **arrays)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def get(self, stage: str, key_parts: dict, compute: Callable[[], dict]) -> dict:
+    def get(self, stage: str, key_parts: dict, compute: Callable[[], dict], compress: bool = False) -> dict:
         """Arrays of ``stage`` for ``key_parts`` (a JSON-able dict), computed and stored on a miss."""
         key = self.key(stage, key_parts)
         data = self.load(stage, key)
         if data is None:
             data = compute()
-            self.save(stage, key, data)
+            self.save(stage, key, data, compress)
         return data
 
     def stats(self) -> dict:

@@ -92,3 +92,16 @@ class PackedMasks:
             sums[start:start + chunk] = dense.astype(np.float64) @ v
         area = self.areas()
         return np.where(area > 0, sums / np.maximum(area, 1), 0.0)
+
+    def official_means(self, values: np.ndarray) -> np.ndarray:
+        """(M,) ``values[mask].mean()`` for each mask, as the official code takes it (numpy's mean in the map's own
+        dtype, float32 or float64; NaN for an empty mask). One mask is unpacked at a time."""
+        values = np.asarray(values)
+        if values.shape != self.shape[1:]:
+            raise ValueError(f"values {values.shape} do not match masks {self.shape}")
+        out = np.full(len(self), np.nan, dtype=values.dtype)
+        for i in range(len(self)):
+            picked = values[self[i]]
+            if picked.size:
+                out[i] = picked.mean()
+        return out
