@@ -48,25 +48,30 @@ def _run(cmd: list[str], what: str) -> None:
         raise SystemExit(f"{what} side failed (exit {proc.returncode}); its messages are above")
 
 
-def export_tiny(out: Path) -> Path:
-    """The project's tiny models written by ``saa export-models tiny``."""
-    _run([sys.executable, "-m", "saa_lib.cli", "export-models", "tiny", str(out)], "export")
+def export_set(name: str, out: Path) -> Path:
+    """Model set ``name`` written in the official formats (``tiny`` is what ``saa export-models tiny`` writes)."""
+    if name == "tiny":
+        _run([sys.executable, "-m", "saa_lib.cli", "export-models", "tiny", str(out)], "export")
+    else:
+        _run([sys.executable, str(HERE / "project_side.py"), "--export", name, "--models", str(out)], "export")
     return out
 
 
-def write_goldens(out: Path, cases: list[dict], work: Path, manifest: dict, samples: Path) -> None:
+def write_goldens(out: Path, cases: list[dict], work: Path, manifests: dict, samples: Path) -> None:
     """Golden files: one JSON record + one compressed .npz (raw map, 64 x 64 saliency summary) per case, and an index
     with the weights' digests and the command that regenerates them."""
     out.mkdir(parents=True, exist_ok=True)
     index = {"format": GOLDEN_FORMAT, "regenerate": REGENERATE,
-             "models": {"source": manifest["source"], "tensor_digests": manifest["tensor_digests"],
-                        "gdino_size": [manifest["groundingdino"]["min_size"], manifest["groundingdino"]["max_size"]]},
+             "models": {name: {"source": m["source"], "tensor_digests": m["tensor_digests"],
+                               "gdino_size": [m["groundingdino"]["min_size"], m["groundingdino"]["max_size"]]}
+                        for name, m in manifests.items()},
              "cases": []}
     for case in cases:
         rec, arrays = load_record(work / "official" / case["name"])
         rec.pop("timing", None)
         rec["images"] = [str(Path(p).resolve().relative_to(samples.resolve())) for p in case["images"]]
         rec["table"] = case["table"]
+        rec["models"] = case["models"]
         small = block_mean(arrays["saliency"]) if "saliency" in arrays else np.zeros((0, 0), np.float32)
         tmp = out / f".{case['name']}.npz.tmp"
         with open(tmp, "wb") as fh:
@@ -163,27 +168,32 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="saa-conformance-")) if args.work is None else args.work
     work.mkdir(parents=True, exist_ok=True)
     try:
-        models = args.models.resolve() if args.models else export_tiny(work / "models")
-        manifest = json.loads((models / "manifest.json").read_text())
-        listed = []
-        for case in cases:
-            image = case_image(case)
-            npy = work / "images" / f"{case['name']}.npy"
-            npy.parent.mkdir(parents=True, exist_ok=True)
-            np.save(npy, image)
-            listed.append({k: (list(map(str, v)) if k == "images" else v) for k, v in case.items()} |
-                          {"npy": str(npy), "image_sha256": image_sha256(image)})
-        (work / "cases.json").write_text(json.dumps(listed, indent=1))
-        common = ["--models", str(models), "--cases", str(work / "cases.json"), "--repeat", str(args.repeat)]
-        _run([sys.executable, str(HERE / "official_side.py"), "--reference", str(args.reference.resolve()),
-              "--out", str(work / "official"), *common] + (["--five"] if args.five else []), "official")
-        _run([sys.executable, str(HERE / "project_side.py"), "--out", str(work / "project"), *common], "project")
+        if args.models:  # one given model set for every case
+            cases = [dict(c, models="given") for c in cases]
+        manifests = {}
+        for name in dict.fromkeys(c["models"] for c in cases):
+            folder = args.models.resolve() if args.models else export_set(name, work / "models" / name)
+            manifests[name] = json.loads((folder / "manifest.json").read_text())
+            listed = []
+            for case in (c for c in cases if c["models"] == name):
+                image = case_image(case)
+                npy = work / "images" / f"{case['name']}.npy"
+                npy.parent.mkdir(parents=True, exist_ok=True)
+                np.save(npy, image)
+                listed.append({k: (list(map(str, v)) if k == "images" else v) for k, v in case.items()} |
+                              {"npy": str(npy), "image_sha256": image_sha256(image)})
+            listing = work / f"cases-{name}.json"
+            listing.write_text(json.dumps(listed, indent=1))
+            common = ["--models", str(folder), "--cases", str(listing), "--repeat", str(args.repeat)]
+            _run([sys.executable, str(HERE / "official_side.py"), "--reference", str(args.reference.resolve()),
+                  "--out", str(work / "official"), *common] + (["--five"] if args.five else []), "official")
+            _run([sys.executable, str(HERE / "project_side.py"), "--out", str(work / "project"), *common], "project")
         rows = report(cases, work)
         if args.json:
             args.json.write_text(json.dumps([{k: v for k, v in r.items() if k not in ("official", "project")}
                                              for r in rows], indent=1, default=str))
         if args.goldens is not None:
-            write_goldens(args.goldens, cases, work, manifest, args.samples)
+            write_goldens(args.goldens, cases, work, manifests, args.samples)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -34,40 +34,35 @@ STAGES = ("object boxes", "candidate boxes", "masks", "saliency", "rescored scor
 
 
 # ---------------------------------------------------------------- cases
+def _case(name, models, dataset, table, category, *images) -> dict:
+    return {"name": name, "models": models, "dataset": dataset, "table": table, "category": category,
+            "images": list(images)}
+
+
 def sample_cases(samples: Path) -> list[dict]:
     """The golden cases on the shared sample set: two square greyscale (MVTec AD screw), two square colour (MVTec AD
-    leather), two non-square (MTD), and two screw images side by side under a VisA category of several objects."""
+    leather), two non-square (MTD), and two screw images side by side under a VisA category of several objects.
+    ``models`` names the model set (see project_side.MODEL_SETS): multi-instance cases use ``tiny-q6``."""
     s = Path(samples)
+    screw, leather, mtd = s / "mvtec_ad/screw/test", s / "mvtec_ad/leather/test", s / "mtd/magnetic_tile/test"
     return [
-        {"name": "screw_scratch_head_001", "dataset": "mvtec", "table": "mvtec", "category": "screw",
-         "images": [s / "mvtec_ad/screw/test/scratch_head/001.png"]},
-        {"name": "screw_thread_top_003", "dataset": "mvtec", "table": "mvtec", "category": "screw",
-         "images": [s / "mvtec_ad/screw/test/thread_top/003.png"]},
-        {"name": "leather_glue_000", "dataset": "mvtec", "table": "mvtec", "category": "leather",
-         "images": [s / "mvtec_ad/leather/test/glue/000.png"]},
-        {"name": "leather_poke_000", "dataset": "mvtec", "table": "mvtec", "category": "leather",
-         "images": [s / "mvtec_ad/leather/test/poke/000.png"]},
-        {"name": "mtd_blowhole_exp3_num_346347", "dataset": "mtd", "table": "mtd", "category": "mtd",
-         "images": [s / "mtd/magnetic_tile/test/blowhole/exp3_num_346347.png"]},
-        {"name": "mtd_crack_exp1_num_85781", "dataset": "mtd", "table": "mtd", "category": "mtd",
-         "images": [s / "mtd/magnetic_tile/test/crack/exp1_num_85781.png"]},
-        {"name": "pair_screw_good_000_001_as_macaroni1", "dataset": "visa_public", "table": "visa",
-         "category": "macaroni1",
-         "images": [s / "mvtec_ad/screw/test/good/000.png", s / "mvtec_ad/screw/test/good/001.png"]},
+        _case("screw_scratch_head_001", "tiny", "mvtec", "mvtec", "screw", screw / "scratch_head/001.png"),
+        _case("screw_thread_top_003", "tiny", "mvtec", "mvtec", "screw", screw / "thread_top/003.png"),
+        _case("leather_glue_000", "tiny", "mvtec", "mvtec", "leather", leather / "glue/000.png"),
+        _case("leather_poke_000", "tiny", "mvtec", "mvtec", "leather", leather / "poke/000.png"),
+        _case("mtd_blowhole_exp3_num_346347", "tiny", "mtd", "mtd", "mtd", mtd / "blowhole/exp3_num_346347.png"),
+        _case("mtd_crack_exp1_num_85781", "tiny", "mtd", "mtd", "mtd", mtd / "crack/exp1_num_85781.png"),
+        _case("pair_screw_good_000_001_as_macaroni1", "tiny-q6", "visa_public", "visa", "macaroni1",
+              screw / "good/000.png", screw / "good/001.png"),
     ]
 
 
 def asset_cases(reference: Path) -> list[dict]:
     """Real images shipped with the official repository (not in the shared sample set)."""
     a = Path(reference) / "assets"
-    return [
-        {"name": "asset_candle", "dataset": "visa_public", "table": "visa", "category": "candle",
-         "images": [a / "candle.JPG"]},
-        {"name": "asset_capsule", "dataset": "visa_public", "table": "visa", "category": "capsules",
-         "images": [a / "capsule.JPG"]},
-        {"name": "asset_carpet", "dataset": "mvtec", "table": "mvtec", "category": "carpet",
-         "images": [a / "carpet.png"]},
-    ]
+    return [_case("asset_candle", "tiny-q6", "visa_public", "visa", "candle", a / "candle.JPG"),
+            _case("asset_capsule", "tiny-q6", "visa_public", "visa", "capsules", a / "capsule.JPG"),
+            _case("asset_carpet", "tiny", "mvtec", "mvtec", "carpet", a / "carpet.png")]
 
 
 def case_image(case: dict) -> np.ndarray:
@@ -135,11 +130,20 @@ def load_record(path: Path) -> tuple[dict, dict]:
 
 
 # ---------------------------------------------------------------- comparison
-def _canonical(candidates: list[dict]) -> list[int]:
-    """Candidate indices ordered by caption, then decreasing score, then box: an order both sides share."""
-    return sorted(range(len(candidates)), key=lambda i: (caption_key(candidates[i]["caption"]),
-                                                         -round(candidates[i]["score"], 4),
-                                                         [round(v, 1) for v in candidates[i]["box"]]))
+def _pairs(left: list[dict], right: list[dict], same) -> tuple[list[tuple[int, int]], int]:
+    """Greedy one-to-one matching of ``left`` to ``right`` items with ``same(a, b)`` (items whose phrases agree are
+    preferred); returns the pairs and how many ``left`` items found no partner."""
+    free = list(range(len(right)))
+    pairs, missing = [], 0
+    for a, item in enumerate(left):
+        hits = [b for b in free if same(item, right[b])]
+        best = next((b for b in hits if item.get("phrase") == right[b].get("phrase")), hits[0] if hits else None)
+        if best is None:
+            missing += 1
+        else:
+            free.remove(best)
+            pairs.append((a, best))
+    return pairs, missing
 
 
 def _close(a, b, tol) -> bool:
@@ -173,40 +177,34 @@ def compare(official: dict, off_arrays: dict, project: dict, proj_arrays: dict) 
     "map_max_abs_diff": float, "kept_equal": bool}``."""
     st: dict[str, tuple[bool, str]] = {}
     ob, pb = official["object"], project.get("object")
+
+    def same_box(a, b):
+        return _close(a["box"], b["box"], BOX_TOL) and abs(a["score"] - b["score"]) <= SCORE_TOL
+
     if pb is None:
         st["object boxes"] = (False, "not available on the project side")
     else:
-        oo = sorted(zip(ob["scores"], ob["boxes"]), key=lambda t: -t[0])
-        po = sorted(zip(pb["scores"], pb["boxes"]), key=lambda t: -t[0])
-        ok = len(oo) == len(po) and all(_close(a[1], b[1], BOX_TOL) and abs(a[0] - b[0]) <= SCORE_TOL
-                                        for a, b in zip(oo, po))
-        st["object boxes"] = (ok, f"{len(oo)} official / {len(po)} project")
+        oo = [{"box": b, "score": c} for b, c in zip(ob["boxes"], ob["scores"])]
+        po = [{"box": b, "score": c} for b, c in zip(pb["boxes"], pb["scores"])]
+        _, missing = _pairs(oo, po, same_box)
+        st["object boxes"] = (missing == 0 and len(oo) == len(po),
+                              f"{len(oo)} official / {len(po)} project" + (f", {missing} unmatched" if missing else ""))
     oc, pc = official["candidates"], project["candidates"]
-    oi, pi = _canonical(oc), _canonical(pc)
-    pairs = list(zip(oi, pi)) if len(oi) == len(pi) else []
-    if not pairs and (oi or pi):
-        st["candidate boxes"] = (False, f"{len(oc)} official / {len(pc)} project candidates")
-    else:
-        bad = [(a, b) for a, b in pairs if not (same_region(oc[a], pc[b], with_rescore=False)
-                                                and abs(oc[a]["score"] - pc[b]["score"]) <= SCORE_TOL)]
-        phrases = sum(oc[a]["phrase"] != pc[b]["phrase"] for a, b in pairs)
-        detail = f"{len(oc)} candidates" + (f", {len(bad)} differ in box/score" if bad else "") + \
-            (f", {phrases} phrase(s) differ" if phrases else "")
-        st["candidate boxes"] = (not bad and not phrases, detail)
-    if pairs or not (oi or pi):
-        area = max((abs(oc[a]["area"] - pc[b]["area"]) for a, b in pairs), default=0.0)
-        digests = [(oc[a].get("mask_sha1"), pc[b].get("mask_sha1")) for a, b in pairs]
-        comparable = all(x is not None and y is not None for x, y in digests)
-        same = comparable and all(x == y for x, y in digests)
-        st["masks"] = (area <= AREA_TOL and (same or not comparable),
-                       f"max |area diff| {area:.2e}" + ("" if comparable else "; digests n/a (project masks not at "
-                                                        "image resolution)") + ("" if same or not comparable else
-                                                                                "; digests differ"))
-        rs = max((abs(oc[a]["rescore"] - pc[b]["rescore"]) for a, b in pairs
-                  if oc[a].get("rescore") is not None and pc[b].get("rescore") is not None), default=0.0)
-        st["rescored scores"] = (rs <= SCORE_TOL, f"max |diff| {rs:.2e}")
-    else:
-        st["masks"] = st["rescored scores"] = (False, "n/a (candidates differ)")
+    pairs, missing = _pairs(oc, pc, lambda a, b: same_region(a, b, with_rescore=False) and same_box(a, b))
+    phrases = sum(oc[a]["phrase"] != pc[b]["phrase"] for a, b in pairs)
+    st["candidate boxes"] = (missing == 0 and len(oc) == len(pc) and not phrases,
+                             f"{len(oc)} official / {len(pc)} project" + (f", {missing} unmatched" if missing else "")
+                             + (f", {phrases} phrase(s) differ" if phrases else ""))
+    area = max((abs(oc[a]["area"] - pc[b]["area"]) for a, b in pairs), default=0.0)
+    digests = [(oc[a].get("mask_sha1"), pc[b].get("mask_sha1")) for a, b in pairs]
+    comparable = all(x is not None and y is not None for x, y in digests)
+    differ = sum(x != y for x, y in digests) if comparable else 0
+    st["masks"] = (area <= AREA_TOL and not differ,
+                   f"max |area diff| {area:.2e}" + ("" if comparable else "; digests n/a (project masks not at image "
+                                                    "resolution)") + (f"; {differ} digest(s) differ" if differ else ""))
+    rs = max((abs(oc[a]["rescore"] - pc[b]["rescore"]) for a, b in pairs
+              if oc[a].get("rescore") is not None and pc[b].get("rescore") is not None), default=0.0)
+    st["rescored scores"] = (rs <= SCORE_TOL, f"max |diff| {rs:.2e} over {len(pairs)} matched candidates")
     osal, psal = off_arrays.get("saliency"), proj_arrays.get("saliency")
     if osal is None or psal is None:
         ostat, pstat = official.get("saliency_stats"), project.get("saliency_stats")
