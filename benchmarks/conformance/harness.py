@@ -143,6 +143,7 @@ def main(argv=None) -> int:
                          "own example images (never written as goldens)")
     ap.add_argument("--samples", type=Path, default=ROOT.parent / "shared" / "data" / "samples")
     ap.add_argument("--goldens", type=Path, default=None, help="write the golden files here (samples cases only)")
+    ap.add_argument("--only", action="append", default=None, metavar="NAME", help="run only these cases (repeatable)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per image and side (best is kept)")
     ap.add_argument("--five", action="store_true", help="time five official forwards instead of 5 x one")
     ap.add_argument("--work", type=Path, default=None, help="keep both sides' records here (default: temporary)")
@@ -162,8 +163,10 @@ def main(argv=None) -> int:
         cases += sample_cases(args.samples)
     if args.cases in ("assets", "all"):
         cases += asset_cases(args.reference)
-    if args.goldens is not None and args.cases != "samples":
-        print("harness: --goldens takes the samples cases only", file=sys.stderr)
+    if args.only:
+        cases = [c for c in cases if c["name"] in args.only]
+    if args.goldens is not None and (args.cases != "samples" or args.only):
+        print("harness: --goldens takes all the samples cases (no --only)", file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="saa-conformance-")) if args.work is None else args.work
     work.mkdir(parents=True, exist_ok=True)
