@@ -52,7 +52,7 @@ def sample_cases(samples: Path) -> list[dict]:
         _case("leather_poke_000", "tiny", "mvtec", "mvtec", "leather", leather / "poke/000.png"),
         _case("mtd_blowhole_exp3_num_346347", "tiny", "mtd", "mtd", "mtd", mtd / "blowhole/exp3_num_346347.png"),
         _case("mtd_crack_exp1_num_85781", "tiny", "mtd", "mtd", "mtd", mtd / "crack/exp1_num_85781.png"),
-        _case("pair_screw_good_000_001_as_capsules", "tiny-q6", "visa_public", "visa", "capsules",
+        _case("pair_screw_good_000_001_as_macaroni1", "tiny-q6", "visa_public", "visa", "macaroni1",
               screw / "good/000.png", screw / "good/001.png"),
     ]
 
