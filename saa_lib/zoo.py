@@ -306,8 +306,9 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
     ``kind``: ``official`` (zoo files, downloaded and verified if missing; entries of ``checkpoints`` win),
     ``paths`` (``checkpoints={"sam": ..., "gdino": ..., "saliency": ...}`` local files, ``"bert_vocab"`` optional),
     ``tiny`` or ``random`` (seeded random init; warns "not meaningful"). Official files that are missing are reported
-    together in one :class:`MissingFileError` before anything is built. ``checkpoints={"manifest": ".../manifest.json"}``
-    alone loads a set written by :func:`saa_lib.export.export_models` (the other arguments play no part).
+    together in one :class:`MissingFileError` before anything is built.
+    ``checkpoints={"manifest": ".../manifest.json"}`` alone loads a set written by
+    :func:`saa_lib.export.export_models` (the other arguments play no part).
     """
     if checkpoints and "manifest" in checkpoints:
         if len(checkpoints) > 1:
