@@ -350,3 +350,18 @@ def test_packed_chunked_decoding_equals_one_call(tiny, washer):
     one = ref.segment(washer, boxes)
     packed = ref.segment_packed(washer, boxes, budget=washer.shape[0] * washer.shape[1] * 8)  # one box a chunk
     np.testing.assert_array_equal(packed[:], one)
+
+
+def test_code_stages_segment_only_what_the_property_prompt_can_keep(tiny, washer):
+    pipe = SAAPipeline(tiny)
+    cfg = variant_config("saa_plus")
+    pruned = pipe.stages(washer, PROMPTS, cfg)
+    full = pipe.stages(washer, PROMPTS, cfg, also_for=[variant_config("saa_plus-no_property")])
+    assert pruned.area_limit is not None and full.area_limit is None
+    assert (pruned.detections.official_areas() < pruned.area_limit).all()
+    assert len(pruned.detections) <= len(full.detections)
+    a, b = pipe.score(pruned, PROMPTS, cfg), pipe.score(full, PROMPTS, cfg)
+    np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    assert [r for r in a.regions if r.removed_by is None] == [r for r in b.regions if r.removed_by is None]
+    with pytest.raises(ValueError, match="dropped before SAM"):
+        pipe.score(pruned, PROMPTS, variant_config("saa_plus-no_property"))
