@@ -348,13 +348,14 @@ class SAAPipeline:
 
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
                entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None,
-               also_for: list[SAAConfig] = ()) -> StageOutputs:
-        """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8.
+               prune: bool = False, also_for: list[SAAConfig] = ()) -> StageOutputs:
+        """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8; the stages serve any variant.
 
-        Code behaviour segments only the candidates some variant can keep: when ``config`` and every config in
-        ``also_for`` use P^P, boxes at least as large as P^P's limit for any box threshold are dropped before SAM
-        (the official code segments only the boxes that pass its filters; ``StageOutputs.area_limit`` records the
-        limit, and scoring a variant that could keep larger boxes raises)."""
+        ``prune`` (code behaviour; what :meth:`run` and :meth:`run_variants` do): segment only the candidates the
+        variants can keep: when ``config`` and every config in ``also_for`` use P^P, boxes at least as large as P^P's
+        limit for any box threshold are dropped before SAM (the official code segments only the boxes that pass its
+        filters). ``StageOutputs.area_limit`` records the limit; scoring a variant that could keep larger boxes on
+        such stages raises."""
         check_image(image)
         digest = image_digest(image)
         r = config.eval_resolution
@@ -377,7 +378,7 @@ class SAAPipeline:
             image_bgr = bgr(image)
             st = StageOutputs(hw, entry_ids, Detections.empty([], [], hw), None, obj, None, None, official=True)
             limits = [self._area_limit(st, prompts, c) for c in [config, *also_for] if not c.saliency_only]
-            if limits and all(v is not None for v in limits):
+            if prune and limits and all(v is not None for v in limits):
                 st.area_limit = max(limits)
                 parts = [p.select(p.official_areas() < st.area_limit) for p in parts]
             st.detections = Detections.concat(parts) if parts else Detections.empty([], [], hw)
@@ -457,7 +458,7 @@ class SAAPipeline:
             limit = self._area_limit(st, prompts, config)
             if limit is None or limit > st.area_limit:
                 raise ValueError(f"variant {config.variant!r} can keep boxes the stages dropped before SAM (area limit "
-                                 f"{st.area_limit:g}); compute the stages for it: stages(..., also_for=[config])")
+                                 f"{st.area_limit:g}); compute the stages for it: stages(..., prune=False)")
         det, masks = st.detections, st.packed_masks()
         entries = [prompts.entries[st.entry_ids[e]] for e in det.entry]
         tokenizer = self._tokenizer()
@@ -496,7 +497,7 @@ class SAAPipeline:
 
     def run(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
         """One image, one variant."""
-        return self.score(self.stages(image, prompts, config), prompts, config)
+        return self.score(self.stages(image, prompts, config, prune=True), prompts, config)
 
     def run_variants(self, image: np.ndarray, prompts: CategoryPrompts,
                      configs: list[SAAConfig]) -> list[ImageResult]:
@@ -514,7 +515,7 @@ class SAAPipeline:
             detecting = [c for _, c in group if not c.saliency_only]
             base = detecting[0] if detecting else group[0][1]
             entries = tuple(sorted({i for c in detecting for i in prompts.select(c.use_language)}))
-            st = self.stages(image, prompts, base, entries, need_saliency=False, also_for=detecting)
+            st = self.stages(image, prompts, base, entries, need_saliency=False, prune=True, also_for=detecting)
             memo: dict = {}
             for i, c in group:
                 if c.use_saliency or c.saliency_only:

@@ -364,8 +364,9 @@ def test_packed_chunked_decoding_equals_one_call(tiny, washer):
 def test_code_stages_segment_only_what_the_property_prompt_can_keep(tiny, washer):
     pipe = SAAPipeline(tiny)
     cfg = variant_config("saa_plus")
-    pruned = pipe.stages(washer, PROMPTS, cfg)
-    full = pipe.stages(washer, PROMPTS, cfg, also_for=[variant_config("saa_plus-no_property")])
+    pruned = pipe.stages(washer, PROMPTS, cfg, prune=True)
+    full = pipe.stages(washer, PROMPTS, cfg, prune=True, also_for=[variant_config("saa_plus-no_property")])
+    assert pipe.stages(washer, PROMPTS, cfg).area_limit is None  # stages serve any variant unless asked to prune
     assert pruned.area_limit is not None and full.area_limit is None
     assert (pruned.detections.official_areas() < pruned.area_limit).all()
     assert len(pruned.detections) <= len(full.detections)
