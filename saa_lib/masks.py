@@ -70,7 +70,7 @@ class PackedMasks:
     def areas(self) -> np.ndarray:
         """(M,) int64 pixel count of each mask (computed once per stack)."""
         if getattr(self, "_areas", None) is None:
-            flat = np.ascontiguousarray(self.bits).reshape(len(self.bits), -1)
+            flat = np.ascontiguousarray(self.bits).reshape(len(self.bits), self.bits.shape[1] * self.bits.shape[2])
             if flat.shape[1] % 8 == 0:  # 64 bits at a time: 8x fewer elements to count and sum
                 flat = flat.view(np.uint64)
             self._areas = np.bitwise_count(flat).sum(axis=1, dtype=np.int64)
