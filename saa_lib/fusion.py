@@ -41,9 +41,8 @@ def official_fuse(masks, scores, offset: float = 1.0, out_size: int | None = Non
     for i in range(len(scores)):
         m = np.asarray(masks[i:i + 1], dtype=bool)[0]
         np.add(num, scores[i], out=num, where=m)
-        den[m] += 1.0
-    pos = den > 0
-    num[pos] /= den[pos]
+        den += m  # + 1.0 inside the mask, + 0.0 (no change) outside
+    np.divide(num, den, out=num, where=den > 0)
     if out_size is None:
         return num
     return cv2.resize(num, (int(out_size), int(out_size)))

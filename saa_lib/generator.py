@@ -64,6 +64,7 @@ class Detections:
     tokens: list[list[str]]
     image_hw: tuple[int, int]
     cxcywh: np.ndarray | None = None
+    _phrases: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -79,11 +80,16 @@ class Detections:
     def official_phrases(self, text_threshold: float, tokenizer) -> list[str]:
         """The phrase of each box as the official code builds it: ``tokenizer.decode`` of the caption's token ids whose
         confidence > ``text_threshold`` (special tokens and dots included, as decoded)."""
-        out = []
+        if text_threshold in self._phrases:
+            return self._phrases[text_threshold]
+        out, memo = [], {}
         for conf, e in zip(self.token_conf, self.entry):
             toks = self.tokens[int(e)]
-            ids = tokenizer.convert_tokens_to_ids([t for t, c in zip(toks, conf[: len(toks)]) if c > text_threshold])
-            out.append(tokenizer.decode(ids))
+            picked = (int(e), tuple(np.flatnonzero(conf[: len(toks)] > text_threshold).tolist()))
+            if picked not in memo:
+                memo[picked] = tokenizer.decode(tokenizer.convert_tokens_to_ids([toks[i] for i in picked[1]]))
+            out.append(memo[picked])
+        self._phrases[text_threshold] = out
         return out
 
     def raw_boxes(self) -> np.ndarray:

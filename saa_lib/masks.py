@@ -68,8 +68,13 @@ class PackedMasks:
         return dense if dtype is None else dense.astype(dtype)
 
     def areas(self) -> np.ndarray:
-        """(M,) int64 pixel count of each mask."""
-        return np.bitwise_count(self.bits).sum(axis=(1, 2), dtype=np.int64)
+        """(M,) int64 pixel count of each mask (computed once per stack)."""
+        if getattr(self, "_areas", None) is None:
+            flat = np.ascontiguousarray(self.bits).reshape(len(self.bits), self.bits.shape[1] * self.bits.shape[2])
+            if flat.shape[1] % 8 == 0:  # 64 bits at a time: 8x fewer elements to count and sum
+                flat = flat.view(np.uint64)
+            self._areas = np.bitwise_count(flat).sum(axis=1, dtype=np.int64)
+        return self._areas
 
     def iou(self, reference: np.ndarray) -> np.ndarray:
         """(M,) IoU of each mask with ``reference`` (H, W) bool; 0 where both are empty."""

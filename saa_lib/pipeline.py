@@ -72,6 +72,7 @@ class StageOutputs:
     object_masks: np.ndarray | None
     saliency: np.ndarray | None
     official: bool = False
+    area_limit: float | None = None
     _saliency_means: tuple = field(default=(None, None), repr=False, compare=False)
 
     def packed_masks(self) -> PackedMasks:
@@ -139,6 +140,21 @@ def check_image(image: np.ndarray, name: str = "image") -> None:
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
         raise ValueError(f"{name}: image is {image.shape[1]}x{image.shape[0]} px; SAA+ needs at least "
                          f"{MIN_IMAGE_SIDE} px per side (upsample it first)")
+
+
+class _Fates:
+    """What becomes of each candidate while a variant's prompts filter them: ``used`` (its prompt belongs to the
+    variant), ``alive`` (still kept) and ``removed`` (the name of the step that removed it; None while alive)."""
+
+    def __init__(self, entries, scores: np.ndarray, config: SAAConfig):
+        self.used = np.array([config.use_language or e.kind == "agnostic" for e in entries], bool)
+        self.alive = self.used & (scores > config.box_threshold)
+        self.removed = np.array([None] * len(entries), dtype=object)
+        self.removed[~self.alive] = "threshold"
+
+    def drop(self, keep: np.ndarray, why: str) -> None:
+        self.removed[self.alive & ~keep] = why
+        self.alive = self.alive & keep
 
 
 class SAAPipeline:
@@ -319,9 +335,27 @@ class SAAPipeline:
         if memo is not None:
             memo[tag] = (st.saliency, means)
 
+    def _area_limit(self, st: StageOutputs, prompts: CategoryPrompts, config: SAAConfig):
+        """Code behaviour: the largest raw box area P^P can keep under ``config`` for any box threshold (the object
+        area taken over every object box above the generator's floor), or None when ``config`` keeps any area."""
+        if not config.use_property:
+            return None
+        ratio = config.max_area_ratio if config.max_area_ratio is not None else prompts.max_area_ratio
+        areas = st.object_detections.official_areas()
+        count = config.object_count if config.object_count is not None else prompts.count
+        ref = official_object_area(areas[official_object_keep(areas, count)])
+        return np.float32(ref * ratio)
+
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
-               entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None) -> StageOutputs:
-        """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8."""
+               entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None,
+               prune: bool = False, also_for: list[SAAConfig] = ()) -> StageOutputs:
+        """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8; the stages serve any variant.
+
+        ``prune`` (code behaviour; what :meth:`run` and :meth:`run_variants` do): segment only the candidates the
+        variants can keep: when ``config`` and every config in ``also_for`` use P^P, boxes at least as large as P^P's
+        limit for any box threshold are dropped before SAM (the official code segments only the boxes that pass its
+        filters). ``StageOutputs.area_limit`` records the limit; scoring a variant that could keep larger boxes on
+        such stages raises."""
         check_image(image)
         digest = image_digest(image)
         r = config.eval_resolution
@@ -340,15 +374,20 @@ class SAAPipeline:
             obj = self._detect(image, digest, [prompts.object_caption], False, official)[0]
         else:  # the object prompt joins the entries' forward (one image backbone pass for all)
             *parts, obj = self._detect(image, digest, captions + [prompts.object_caption], False, official)
-        det = Detections.concat(parts) if parts else Detections.empty([], [], hw)
         if official:
             image_bgr = bgr(image)
-            masks = PackedMasks.concat([self._segment_full(image_bgr, digest, p) for p in parts], hw)
-            st = StageOutputs(hw, entry_ids, det, masks, obj, None, None, official=True)
+            st = StageOutputs(hw, entry_ids, Detections.empty([], [], hw), None, obj, None, None, official=True)
+            limits = [self._area_limit(st, prompts, c) for c in [config, *also_for] if not c.saliency_only]
+            if prune and limits and all(v is not None for v in limits):
+                st.area_limit = max(limits)
+                parts = [p.select(p.official_areas() < st.area_limit) for p in parts]
+            st.detections = Detections.concat(parts) if parts else Detections.empty([], [], hw)
+            st.masks = PackedMasks.concat([self._segment_full(image_bgr, digest, p) for p in parts], hw)
             objects = self._official_objects(st, prompts, config)
             if objects is not None and len(objects):
                 st.object_masks = self._segment_full(image_bgr, digest, objects)
         else:
+            det = Detections.concat(parts) if parts else Detections.empty([], [], hw)
             masks = PackedMasks.concat([self._segment(image, digest, p, r) for p in parts], (r, r))
             obj_masks = self._segment(image, digest, obj, r)[:] if len(obj) else None
             st = StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, None)
@@ -372,16 +411,8 @@ class SAAPipeline:
         mask_px = masks.areas()  # (M,) pixels: P^P (paper) and the region table
         entries = [prompts.entries[st.entry_ids[e]] for e in det.entry]
         phrases = det.phrases(config.text_threshold)
-        used = np.array([config.use_language or e.kind == "agnostic" for e in entries], bool)  # prompts of the variant
-        alive = used & (det.scores > config.box_threshold)
-        removed = np.array([None] * len(det), dtype=object)
-        removed[~alive] = "threshold"
-
-        def drop(keep, why):
-            nonlocal alive
-            removed[alive & ~keep] = why
-            alive = alive & keep
-
+        fates = _Fates(entries, det.scores, config)
+        used, drop = fates.used, fates.drop
         if config.use_language:
             drop(language_keep(phrases, [e.object_phrase for e in entries]), "language")
         if config.use_property:
@@ -402,13 +433,13 @@ class SAAPipeline:
             scores = rescore(scores, sal_mean, config.gain)
         if config.use_confidence:
             k = config.top_k if config.top_k is not None else prompts.top_k
-            drop(top_k_keep(scores, k, alive), "confidence")
-        kept = np.flatnonzero(alive)
+            drop(top_k_keep(scores, k, fates.alive), "confidence")
+        kept = np.flatnonzero(fates.alive)
         amap = fuse_regions(masks.select(kept), scores[kept], config.offset)  # unpacked chunk by chunk
         areas = mask_px / float(r * r)
         regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
                           float(det.scores[i]), float(scores[i]), float(areas[i]),
-                          None if sal_mean is None else float(sal_mean[i]), removed[i])
+                          None if sal_mean is None else float(sal_mean[i]), fates.removed[i])
                    for i in np.flatnonzero(used)]
         return ImageResult(amap, image_score(amap), regions, config.variant)
 
@@ -423,21 +454,18 @@ class SAAPipeline:
         with numpy's scalar types, ranked by ``argsort()[-k:]`` and fused in that order at the masks' resolution
         (weights start at ``offset``), then ``cv2.resize``'d to ``eval_resolution``."""
         r = config.eval_resolution
+        if st.area_limit is not None:
+            limit = self._area_limit(st, prompts, config)
+            if limit is None or limit > st.area_limit:
+                raise ValueError(f"variant {config.variant!r} can keep boxes the stages dropped before SAM (area limit "
+                                 f"{st.area_limit:g}); compute the stages for it: stages(..., prune=False)")
         det, masks = st.detections, st.packed_masks()
         entries = [prompts.entries[st.entry_ids[e]] for e in det.entry]
         tokenizer = self._tokenizer()
         phrases = (det.official_phrases(config.text_threshold, tokenizer) if tokenizer is not None
                    else det.phrases(config.text_threshold))
-        used = np.array([config.use_language or e.kind == "agnostic" for e in entries], bool)
-        alive = used & (det.scores > config.box_threshold)
-        removed = np.array([None] * len(det), dtype=object)
-        removed[~alive] = "threshold"
-
-        def drop(keep, why):
-            nonlocal alive
-            removed[alive & ~keep] = why
-            alive = alive & keep
-
+        fates = _Fates(entries, det.scores, config)
+        used, drop = fates.used, fates.drop
         if config.use_language:
             drop(language_keep(phrases, [e.object_phrase for e in entries], substring=True), "language")
         if config.use_property:
@@ -450,12 +478,12 @@ class SAAPipeline:
             values = [official_rescore(float(c), m, config.gain) for c, m in zip(det.scores, sal_mean)]
         else:
             values = [float(c) for c in det.scores]
-        survivors = np.flatnonzero(alive)
+        survivors = np.flatnonzero(fates.alive)
         ranked = np.stack([values[i] for i in survivors]) if survivors.size else np.zeros(0)  # the official array
         order = np.arange(len(ranked))
         if config.use_confidence:
             k = config.top_k if config.top_k is not None else prompts.top_k
-            order = ranked.argsort()[-k:]  # numpy's default sort, as the official code; k = 0 keeps all
+            order = official_top_k(ranked, k)  # argsort()[-k:] of the official array; k = 0 keeps all
             kept = np.zeros(len(det), bool)
             kept[survivors[order]] = True
             drop(kept, "confidence")
@@ -463,13 +491,13 @@ class SAAPipeline:
         areas = masks.areas() / float(np.prod(masks.shape[1:]))
         regions = [Region([round(float(v), 2) for v in det.boxes[i]], det.captions[det.entry[i]], phrases[i],
                           float(det.scores[i]), float(values[i]), float(areas[i]),
-                          None if sal_mean is None else float(sal_mean[i]), removed[i])
+                          None if sal_mean is None else float(sal_mean[i]), fates.removed[i])
                    for i in np.flatnonzero(used)]
         return ImageResult(amap, image_score(amap), regions, config.variant)
 
     def run(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
         """One image, one variant."""
-        return self.score(self.stages(image, prompts, config), prompts, config)
+        return self.score(self.stages(image, prompts, config, prune=True), prompts, config)
 
     def run_variants(self, image: np.ndarray, prompts: CategoryPrompts,
                      configs: list[SAAConfig]) -> list[ImageResult]:
@@ -487,7 +515,7 @@ class SAAPipeline:
             detecting = [c for _, c in group if not c.saliency_only]
             base = detecting[0] if detecting else group[0][1]
             entries = tuple(sorted({i for c in detecting for i in prompts.select(c.use_language)}))
-            st = self.stages(image, prompts, base, entries, need_saliency=False)
+            st = self.stages(image, prompts, base, entries, need_saliency=False, prune=True, also_for=detecting)
             memo: dict = {}
             for i, c in group:
                 if c.use_saliency or c.saliency_only:

@@ -70,7 +70,16 @@ def test_ablation_from_one_pass_equals_independent_runs(tiny, washer, tmp_path):
     for cfg, res in zip(configs, together):
         alone = SAAPipeline(tiny, cache).run(washer, PROMPTS, cfg)
         np.testing.assert_array_equal(res.anomaly_map, alone.anomaly_map, err_msg=cfg.variant)
-    assert cache.misses == misses  # the single pass computed everything every variant needs
+    # the single pass computed everything every variant needs: no detector or saliency stage ran again (a variant run
+    # alone with P^P may segment fewer candidates in code behaviour: boxes P^P cannot keep are not segmented)
+    assert {k: cache.misses[k] for k in ("generator", "saliency")} == {k: misses[k] for k in ("generator", "saliency")}
+    paper = [c.with_(behaviour="paper") for c in configs]
+    misses = dict(cache.misses)
+    SAAPipeline(tiny, cache).run_variants(washer, category_prompts("washer", "synthetic", behaviour="paper"), paper)
+    misses = dict(cache.misses)
+    for cfg in paper:
+        SAAPipeline(tiny, cache).run(washer, category_prompts("washer", "synthetic", behaviour="paper"), cfg)
+    assert cache.misses == misses  # paper behaviour: every stage of every variant came from the single pass
 
 
 def test_batched_captions_reproduce_one_forward_per_caption(tiny, washer):
@@ -350,3 +359,19 @@ def test_packed_chunked_decoding_equals_one_call(tiny, washer):
     one = ref.segment(washer, boxes)
     packed = ref.segment_packed(washer, boxes, budget=washer.shape[0] * washer.shape[1] * 8)  # one box a chunk
     np.testing.assert_array_equal(packed[:], one)
+
+
+def test_code_stages_segment_only_what_the_property_prompt_can_keep(tiny, washer):
+    pipe = SAAPipeline(tiny)
+    cfg = variant_config("saa_plus")
+    pruned = pipe.stages(washer, PROMPTS, cfg, prune=True)
+    full = pipe.stages(washer, PROMPTS, cfg, prune=True, also_for=[variant_config("saa_plus-no_property")])
+    assert pipe.stages(washer, PROMPTS, cfg).area_limit is None  # stages serve any variant unless asked to prune
+    assert pruned.area_limit is not None and full.area_limit is None
+    assert (pruned.detections.official_areas() < pruned.area_limit).all()
+    assert len(pruned.detections) <= len(full.detections)
+    a, b = pipe.score(pruned, PROMPTS, cfg), pipe.score(full, PROMPTS, cfg)
+    np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    assert [r for r in a.regions if r.removed_by is None] == [r for r in b.regions if r.removed_by is None]
+    with pytest.raises(ValueError, match="dropped before SAM"):
+        pipe.score(pruned, PROMPTS, variant_config("saa_plus-no_property"))
