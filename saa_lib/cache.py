@@ -84,8 +84,8 @@ class StageCache:
             path.unlink(missing_ok=True)
             return None
 
-    def save(self, stage: str, key: str, arrays: dict) -> None:
-        """Store ``arrays`` atomically (nothing when the cache is off)."""
+    def save(self, stage: str, key: str, arrays: dict, compress: bool = False) -> None:
+        """Store ``arrays`` atomically (nothing when the cache is off); ``compress``: zip-deflated (masks)."""
         if not self.enabled:
             return
         path = self.path(stage, key)
@@ -97,7 +97,7 @@ class StageCache:
             return
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, __key__=np.array(key), **arrays)
+                (np.savez_compressed if compress else np.savez)(fh, __key__=np.array(key), **arrays)
             os.chmod(tmp, file_mode())  # mkstemp files are private; a shared cache follows the umask
             os.replace(tmp, path)
         except OSError as err:  # a full disk costs the cache entry, not the run
@@ -114,13 +114,13 @@ class StageCache:
             warnings.warn(f"{self.root}: cannot store stage cache entries ({err.strerror or err}); going on without "
                           "storing them (a re-run recomputes those stages)", stacklevel=3)
 
-    def get(self, stage: str, key_parts: dict, compute: Callable[[], dict]) -> dict:
+    def get(self, stage: str, key_parts: dict, compute: Callable[[], dict], compress: bool = False) -> dict:
         """Arrays of ``stage`` for ``key_parts`` (a JSON-able dict), computed and stored on a miss."""
         key = self.key(stage, key_parts)
         data = self.load(stage, key)
         if data is None:
             data = compute()
-            self.save(stage, key, data)
+            self.save(stage, key, data, compress)
         return data
 
     def stats(self) -> dict:

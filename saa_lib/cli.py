@@ -1,4 +1,4 @@
-"""Command line: ``saa download | predict | evaluate | ablation | demo | synthetic | bench | report``.
+"""Command line: ``saa download | predict | evaluate | ablation | demo | synthetic | bench | report | export-models``.
 
 Every command calls the same library functions the notebooks call. A mistake of the user's (a bad path, image,
 setting, output folder, checkpoint) ends with one line naming it and exit status 2, Ctrl-C with one line and 130;
@@ -24,7 +24,8 @@ from .config import ABLATION_VARIANTS, VARIANTS, variant_config
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--models", default="official",
-                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints). "
+                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
+                        "manifest=DIR/manifest.json (a set written by saa export-models). "
                         "tiny/random are random-weight models for tests and timing: their output is NOT meaningful")
     g.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
     g.add_argument("--saliency-backbone", default="wide_resnet50_2",
@@ -398,6 +399,17 @@ def cmd_report(args) -> int:
                       out=Path(args.out), device=args.device, max_images=args.max_images)
 
 
+def cmd_export_models(args) -> int:
+    from .export import export_models
+
+    pipe_args = argparse.Namespace(**{**vars(args), "device": "cpu", "autocast": "none", "cache_dir": None,
+                                      "no_cache": True})
+    models = _spec(pipe_args).build().models
+    path = export_models(models, args.out)
+    print(f"wrote {path.parent} ({models.describe()}); load it with --models manifest={path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saa", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -476,6 +488,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-images", type=int, default=None)
     r.add_argument("--out", default="results/report")
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export-models", help="write a model set in the official file formats + manifest.json")
+    x.add_argument("models", help="tiny | random | official | sam=PATH,gdino=PATH[,saliency=PATH] | manifest=PATH")
+    x.add_argument("out", help="folder to write (sam.pth, groundingdino.pth, its config, bert/, saliency.pth, "
+                               "manifest.json)")
+    x.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
+    x.add_argument("--saliency-backbone", default="wide_resnet50_2",
+                   choices=["wide_resnet50_2", "tf_efficientnet_lite0"])
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--no-download", action="store_true")
+    x.set_defaults(func=cmd_export_models)
     return p
 
 

@@ -309,7 +309,15 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
     ``paths`` (``checkpoints={"sam": ..., "gdino": ..., "saliency": ...}`` local files, ``"bert_vocab"`` optional),
     ``tiny`` or ``random`` (seeded random init; warns "not meaningful"). Official files that are missing are reported
     together in one :class:`MissingFileError` before anything is built.
+    ``checkpoints={"manifest": ".../manifest.json"}`` alone loads a set written by
+    :func:`saa_lib.export.export_models` (the other arguments play no part).
     """
+    if checkpoints and "manifest" in checkpoints:
+        if len(checkpoints) > 1:
+            raise ValueError(f"manifest= names a whole model set; it cannot be combined with {sorted(checkpoints)}")
+        from saa_lib.export import load_manifest
+
+        return load_manifest(checkpoints["manifest"], device=device)
     from saa_lib.models.gdino import TINY_GDINO_VERSION, build_gdino, load_gdino_checkpoint
     from saa_lib.models.sam import SAM_VARIANTS, TINY_SAM_VERSION, build_sam, load_sam_checkpoint
     from saa_lib.models.text import (TINY_TEXT_VERSION, bert_base_text_encoder_dir, bert_base_with_tiny_vocab_dir,
