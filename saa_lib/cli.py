@@ -76,12 +76,12 @@ def parse_models(spec: str) -> tuple[str, dict | None]:
         if spec in KINDS and spec != "paths":
             return spec, None
         raise ValueError(f"--models {spec!r}: expected {_MODELS_FORM}")
-    paths = {}
+    paths, keys = {}, (*_PATH_KEYS, "manifest")
     for item in spec.split(","):
         key, eq, path = (x.strip() for x in item.partition("="))
-        if not eq or not path or key not in _PATH_KEYS:
+        if not eq or not path or key not in keys:
             raise ValueError(f"--models {spec!r}: {item.strip()!r} is not KEY=PATH with KEY one of "
-                             f"{', '.join(_PATH_KEYS)}; expected {_MODELS_FORM}")
+                             f"{', '.join(keys)}; expected {_MODELS_FORM}")
         if key in paths:
             raise ValueError(f"--models {spec!r}: {key} is given twice")
         paths[key] = path
