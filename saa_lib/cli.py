@@ -47,6 +47,10 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--top-k", type=int, default=None, help="P^C's K for every category (default: per category)")
     g.add_argument("--single-caption", action="store_true", help="all prompts in one GroundingDINO caption")
     g.add_argument("--eval-resolution", type=int, default=400)
+    g.add_argument("--saliency-source", default="image", choices=["image", "batch", "fewshot"],
+                   help="P^S compares each pixel with: its own image (SAA+), the other test images of the category "
+                        "(batch, zero-shot) or normal reference images (fewshot: train/good; predict: --reference)")
+    g.add_argument("--shots", type=int, default=1, help="reference images of --saliency-source fewshot (default 1)")
 
 
 def _configs(args, names) -> list:
@@ -55,7 +59,8 @@ def _configs(args, names) -> list:
                 extra_prompts=tuple(args.prompt))
     over = {k: v for k, v in over.items() if v is not None}
     out = [variant_config(n, args.behaviour, **over) for n in names]
-    return [c.with_(saliency={"backbone": args.saliency_backbone}) for c in out]
+    return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
+                               "shots": args.shots}) for c in out]
 
 
 def _spec(args, need_detector: bool = True):
@@ -104,6 +109,9 @@ def cmd_predict(args) -> int:
     prompts = category_prompts(args.category, args.table, extra=args.prompt, behaviour=args.behaviour)
     pipe = _pipeline(args, need_detector=not all(c.saliency_only for c in configs))
     out = Path(args.out)
+    if any(c.saliency.source != "image" for c in configs):  # the given images are the batch
+        pipe.set_peers(configs, [lambda p=p: read_image(p) for p in args.paths],
+                       [lambda p=p: read_image(p) for p in args.reference[:args.shots]])
     out.mkdir(parents=True, exist_ok=True)
     for path in args.paths:
         image = read_image(path)
@@ -223,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--category", required=True, help="category name (object word if not in the tables)")
     pr.add_argument("--table", default=None, help="mvtec | visa | ksdd2 | mtd | synthetic (default: search all)")
     pr.add_argument("--out", required=True)
+    pr.add_argument("--reference", action="append", default=[],
+                    help="normal reference image for --saliency-source fewshot (repeatable; the first --shots used)")
     _add_setting_args(pr)
     _add_model_args(pr)
     pr.set_defaults(func=cmd_predict)

@@ -29,6 +29,14 @@ class SaliencyConfig:
     at least two object boxes found, each pixel of one object is compared with the pixels of the *other* objects
     instead of with the whole image, on a ``multi_instance_size`` input (see
     :func:`saa_lib.prompts.saliency.multi_instance_saliency`).
+
+    ``source``: what each pixel is compared with (:mod:`saa_lib.prompts.saliency_sources`): ``'image'`` the rest of
+    its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
+    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input,
+    averaged over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the
+    per-image distances; few-shot adds the 8 rotations / flips of each reference when ``augment_references``; the map
+    is smoothed with a Gaussian of ``smooth_sigma`` px and, with ``with_image``, combined with the single-image map
+    (geometric mean).
     """
 
     backbone: str = "wide_resnet50_2"
@@ -38,6 +46,24 @@ class SaliencyConfig:
     chunk_size: int = 1024
     multi_instance: bool = False
     multi_instance_size: int = 1024
+    source: Literal["image", "batch", "fewshot"] = "image"
+    shots: int = 1
+    source_size: int = 256
+    pool: int = 3
+    batch_fraction: float = 0.3
+    augment_references: bool = True
+    smooth_sigma: float = 4.0
+    with_image: bool = True
+
+    def __post_init__(self):
+        from .prompts.saliency_sources import SOURCES
+
+        if self.source not in SOURCES:
+            raise ValueError(f"saliency source must be one of {SOURCES}, got {self.source!r}")
+        if self.shots < 1:
+            raise ValueError(f"saliency shots must be >= 1, got {self.shots}")
+        if not 0.0 < self.batch_fraction <= 1.0:
+            raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
 
 
 @dataclass(frozen=True)
