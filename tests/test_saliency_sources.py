@@ -189,3 +189,37 @@ def test_cli_bad_shots_is_one_line_exit_2(capsys, tmp_path):
                  "--models", "tiny", "--variant", "saliency_only", "--saliency-source", "fewshot", "--shots", "0"])
     err = capsys.readouterr().err
     assert code == 2 and "shots" in err and "Traceback" not in err
+
+
+def test_saa_plus_rescores_with_the_batch_map(tmp_path):
+    """Inside SAA+ (tiny models, plumbing only): the region saliency is the mean of the *batch* map in each mask, and
+    ``evaluate`` records which images formed the batch and the references."""
+    import json
+
+    from saa_lib.data import generate_synthetic, open_dataset
+    from saa_lib.evaluate import evaluate
+    from saa_lib.zoo import load_models
+
+    with pytest.warns(UserWarning, match="not meaningful"):
+        models = load_models("tiny", seed=0)
+    ds = open_dataset("synthetic", generate_synthetic(tmp_path / "syn", seed=3, n_good=1, n_defect=1, size=128,
+                                                      categories=("washer",)))
+    samples = ds.samples("washer")
+    prompts = category_prompts("washer", "synthetic")
+    pipe = SAAPipeline(models, StageCache(tmp_path / "cache"))
+    image_cfg = variant_config("saa_plus", "paper", eval_resolution=64)
+    batch_cfg = image_cfg.with_(variant="saa_plus-batch", saliency={"source": "batch"})
+    pipe.set_peers([batch_cfg], [s.load_image for s in samples])
+    st = pipe.stages(samples[0].load_image(), prompts, batch_cfg)
+    single = pipe.stages(samples[0].load_image(), prompts, image_cfg).saliency
+    assert not np.allclose(st.saliency, single)
+    assert np.allclose(st.region_saliency(), st.packed_masks().means(st.saliency))
+    plus_img, plus_batch = pipe.run_variants(samples[0].load_image(), prompts, [image_cfg, batch_cfg])
+    assert [r.saliency for r in plus_batch.regions] != [r.saliency for r in plus_img.regions]
+    alone = variant_config("saliency_only", "paper", eval_resolution=64)
+    cfgs = [alone.with_(variant="b", saliency={"source": "batch"}), alone.with_(variant="f", saliency={
+        "source": "fewshot", "augment_references": False})]
+    evaluate(ds, SAAPipeline(models), cfgs, out_dir=tmp_path / "out", progress=False)
+    peers = json.loads((tmp_path / "out" / "run.json").read_text())["saliency_peers"]["washer"]
+    assert sorted(peers["batch"]) == sorted(str(s.image_path) for s in samples)
+    assert peers["references"] == [str(ds.samples("washer", "train")[0].image_path)]
