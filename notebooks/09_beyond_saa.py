@@ -42,7 +42,7 @@ variant = "saa_plus"  # section 4: the SAA+ variant that uses the map
 behaviour = "paper"  # the single-image form the sources are compared with and combined with
 models = "tiny"  # section 4 only: official | tiny (random weights, tests only) | random
 device = "cpu"  # cpu | cuda | auto
-n_images = 2  # test images per category here: 3 * n_images (the batch); the benchmark uses all of them
+n_images = 2  # test images per category here: 2 * n_images (the batch); the benchmark uses all of them
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
 saliency_backbone = "tf_efficientnet_lite0"  # section 4 (sections 1-3 always use the real tf_efficientnet_lite0)
@@ -115,7 +115,7 @@ for name, c in configs.items():
 # %% [markdown]
 # ## 2. Side by side on real images
 #
-# Per category, $3 \times$ `n_images` test images (anomalous and normal alternating) form the batch; the references
+# Per category, $2 \times$ `n_images` test images (anomalous and normal alternating) form the batch; the references
 # are the first `train/good` images. Each row: one anomalous image with its ground truth, then its map from each
 # source (each map min-max scaled for display).
 
@@ -124,7 +124,7 @@ t0 = time.perf_counter()
 rows = []
 for d in data.values():
     cats = [c for c in d.categories if not categories or c in categories]
-    rows += compare_sources(lite0, d, configs, cats, max_images=3 * n_images)
+    rows += compare_sources(lite0, d, configs, cats, max_images=2 * n_images) if cats else []
 print(f"{len(rows)} (category, source) runs in {time.perf_counter() - t0:.1f} s")
 
 # %%
@@ -132,7 +132,7 @@ shown = ["image-" + behaviour, "batch-" + behaviour, "fewshot1-" + behaviour]
 for cat in dict.fromkeys(r.category for r in rows):
     by = {r.name: r for r in rows if r.category == cat}
     d = next(x for x in data.values() if cat in x.categories)
-    smp = nb.pick(d, cat, 3 * n_images)
+    smp = nb.pick(d, cat, 2 * n_images)
     i = next((j for j, s in enumerate(smp) if s.label == 1), 0)
     image = smp[i].load_image()
     fig = viz.map_panels(image, {n: resize_map(by[n].maps[i], image.shape[:2]) for n in shown},
