@@ -53,6 +53,10 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--top-k", type=int, default=None, help="P^C's K for every category (default: per category)")
     g.add_argument("--single-caption", action="store_true", help="all prompts in one GroundingDINO caption")
     g.add_argument("--eval-resolution", type=int, default=400)
+    g.add_argument("--saliency-source", default="image", choices=["image", "batch", "fewshot"],
+                   help="P^S compares each pixel with: its own image (SAA+), the other test images of the category "
+                        "(batch, zero-shot) or normal reference images (fewshot: train/good; predict: --reference)")
+    g.add_argument("--shots", type=int, default=1, help="reference images of --saliency-source fewshot (default 1)")
 
 
 def _configs(args, names) -> list:
@@ -61,7 +65,8 @@ def _configs(args, names) -> list:
                 extra_prompts=tuple(args.prompt))
     over = {k: v for k, v in over.items() if v is not None}
     out = [variant_config(n, args.behaviour, **over) for n in names]
-    return [c.with_(saliency={"backbone": args.saliency_backbone}) for c in out]
+    return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
+                               "shots": args.shots}) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
@@ -253,6 +258,9 @@ def cmd_predict(args) -> int:
         check_cache(args)
         pipe = spec.build()
         check_prompt_lengths(pipe, prompts, configs)
+        if any(c.saliency.source != "image" for c in configs):  # the given images are the batch
+            pipe.set_peers(configs, [lambda p=p: read_image(p) for p in paths],
+                           [lambda p=p: read_image(p) for p in args.reference[:args.shots]])
         out, done = folder.path, []
         for path in paths:
             try:
@@ -431,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--keep-going", action="store_true",
                     help="skip images that cannot be read or scored, score the rest and list the failures "
                          "(default: stop at the first one)")
+    pr.add_argument("--reference", action="append", default=[],
+                    help="normal reference image for --saliency-source fewshot (repeatable; the first --shots used)")
     _add_setting_args(pr)
     _add_model_args(pr)
     pr.set_defaults(func=cmd_predict)

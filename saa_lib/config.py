@@ -19,6 +19,9 @@ from typing import Literal
 
 Behaviour = Literal["paper", "code"]
 BEHAVIOURS = ("paper", "code")
+#: where P^S takes the pixels each pixel is compared with: the image itself (SAA+), the other test images of the
+#: category (batch, zero-shot), or k normal reference images (few-shot)
+SALIENCY_SOURCES = ("image", "batch", "fewshot")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,14 @@ class SaliencyConfig:
     at least two object boxes found, each pixel of one object is compared with the pixels of the *other* objects
     instead of with the whole image, on a ``multi_instance_size`` input (see
     :func:`saa_lib.prompts.saliency.multi_instance_saliency`).
+
+    ``source``: what each pixel is compared with (:mod:`saa_lib.prompts.saliency_sources`): ``'image'`` the rest of
+    its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
+    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input,
+    averaged over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the
+    per-image distances; few-shot adds the 8 rotations / flips of each reference when ``augment_references``; the map
+    is smoothed with a Gaussian of ``smooth_sigma`` px and, with ``with_image``, combined with the single-image map
+    (geometric mean).
     """
 
     backbone: str = "wide_resnet50_2"
@@ -42,6 +53,22 @@ class SaliencyConfig:
     #: full similarity matrix; multi-instance on the objects' SAM masks); False: aspect kept + padding, bilinear,
     #: chunked exact kNN, multi-instance on object boxes
     official_input: bool = True
+    source: Literal["image", "batch", "fewshot"] = "image"
+    shots: int = 1
+    source_size: int = 256
+    pool: int = 3
+    batch_fraction: float = 0.3
+    augment_references: bool = True
+    smooth_sigma: float = 4.0
+    with_image: bool = True
+
+    def __post_init__(self):
+        if self.source not in SALIENCY_SOURCES:
+            raise ValueError(f"saliency source must be one of {SALIENCY_SOURCES}, got {self.source!r}")
+        if self.shots < 1:
+            raise ValueError(f"saliency shots must be >= 1, got {self.shots}")
+        if not 0.0 < self.batch_fraction <= 1.0:
+            raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
 
 
 @dataclass(frozen=True)

@@ -137,16 +137,29 @@ def check_prompt_lengths(pipeline: SAAPipeline, prompts: CategoryPrompts, config
         check_caption_lengths([" ".join(captions)], count, limit, joined=True)
 
 
+def saliency_peers(samples: list, references: list, configs: list[SAAConfig]) -> tuple[list, list]:
+    """(batch, references) samples the batch / few-shot saliency of ``configs`` compares with: every sample of the
+    category for ``batch``, the first max-``shots`` normal references for ``fewshot`` (empty lists when unused)."""
+    sources = {c.saliency.source for c in configs}
+    shots = max([c.saliency.shots for c in configs if c.saliency.source == "fewshot"], default=0)
+    return (list(samples) if "batch" in sources else []), list(references or [])[:shots]
+
+
 def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts, configs: list[SAAConfig],
                  progress: bool = True, desc: str = "", num_workers: int | None = 0,
-                 pin_memory: bool | None = None) -> list[ScoredImage]:
+                 pin_memory: bool | None = None, references: list | None = None) -> list[ScoredImage]:
     """Every variant of ``configs`` on every sample, in order, from one pass of the expensive stages per image.
 
     ``num_workers``: image-loading processes (:func:`iter_images`; None: :func:`default_num_workers`);
-    ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``. Prompts too long for
-    the text encoder and images too small for the models raise ``ValueError`` naming the prompt / the file.
+    ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``. ``references``: normal
+    samples (train/good) for few-shot saliency; batch saliency compares each sample with the others of ``samples``.
+    Prompts too long for the text encoder and images too small for the models raise ``ValueError`` naming the prompt
+    / the file.
     """
     check_prompt_lengths(pipeline, prompts, configs)
+    batch, refs = saliency_peers(samples, references, configs)
+    if batch or refs or any(c.saliency.source != "image" for c in configs):
+        pipeline.set_peers(configs, [s.load_image for s in batch], [s.load_image for s in refs])
     num_workers, pin = loader_settings(pipeline, num_workers, pin_memory)
     images = iter_images(samples, configs[0].eval_resolution, num_workers, pin)
     out = []
@@ -191,9 +204,10 @@ class LocalScorer:
         self.pipeline = pipeline
         self.num_workers, self.pin_memory = loader_settings(pipeline, num_workers, pin_memory)
 
-    def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "") -> list[ScoredImage]:
+    def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "",
+                     references: list | None = None) -> list[ScoredImage]:
         return score_images(self.pipeline, samples, prompts, configs, progress, desc, self.num_workers,
-                            self.pin_memory)
+                            self.pin_memory, references)
 
     def describe(self) -> str:
         return self.pipeline.models.describe()
@@ -215,15 +229,23 @@ class LocalScorer:
 
 def run_category(pipeline: SAAPipeline | None, samples, prompts: CategoryPrompts, configs: list[SAAConfig],
                  progress: bool = True, desc: str = "", region_metrics: bool = False, num_workers: int | None = 0,
-                 scorer=None) -> list[CategoryRun]:
+                 scorer=None, references: list | None = None) -> list[CategoryRun]:
     """All ``configs`` on ``samples`` of one category, from one pass of the expensive stages per image.
 
     ``region_metrics`` also computes AUPRO and region F1 (slow on smooth maps; the official ``--cal-pro``).
     ``scorer`` (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` loader processes) computes the
-    per-image results; the metrics are always computed here, by :func:`collect_runs`."""
+    per-image results; the metrics are always computed here, by :func:`collect_runs`. ``references``: normal samples
+    for few-shot saliency (see :func:`score_images`)."""
     samples = labelled(samples, prompts.category)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
-    scored = scorer.score_images(samples, prompts, configs, progress=progress, desc=desc or prompts.category)
+    extra = {}
+    if any(c.saliency.source != "image" for c in configs):
+        if not isinstance(scorer, LocalScorer):
+            raise ValueError("batch / few-shot saliency compares the images of a category with each other: "
+                             "run it without --ray")
+        extra = {"references": references}
+    scored = scorer.score_images(samples, prompts, configs, progress=progress, desc=desc or prompts.category,
+                                 **extra)
     return collect_runs(samples, scored, prompts.category, configs, region_metrics)
 
 
@@ -285,14 +307,20 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
     categories = list(categories or dataset.categories)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     runs: list[CategoryRun] = []
+    peers: dict = {}
     t0 = time.perf_counter()
     for cat in tqdm(categories, desc="categories", disable=not progress or len(categories) < 2):
         prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour)
         samples = dataset.samples(cat)
         if max_images:
             samples = balanced_subset(samples, max_images)
+        refs = reference_samples(dataset, cat, configs)
+        batch, used_refs = saliency_peers(labelled(samples, cat), refs, configs)
+        if batch or used_refs:
+            peers[cat] = {"batch": sorted(str(s.image_path) for s in batch),
+                          "references": [str(s.image_path) for s in used_refs]}
         runs += run_category(pipeline, samples, prompts, configs, progress, desc=cat, region_metrics=region_metrics,
-                             scorer=scorer)
+                             scorer=scorer, references=refs)
     warn_undefined(runs)
     if out_dir is not None:
         out = Path(out_dir)
@@ -304,8 +332,23 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
             "seconds": round(time.perf_counter() - t0, 2), "categories": categories,
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
             "models": scorer.describe(), "meaningful": scorer.meaningful,
-            "cache": scorer.cache_stats(), "execution": scorer.execution()}, indent=1, default=str))
+            "cache": scorer.cache_stats(), "execution": scorer.execution(), "saliency_peers": peers},
+            indent=1, default=str))
     return runs
+
+
+def reference_samples(dataset, category: str, configs: list[SAAConfig]) -> list:
+    """The normal reference images of a category for few-shot saliency: its ``train`` split (``train/good``) in
+    order; an empty list when no config needs them. A clear error when the data set has none."""
+    if not any(c.saliency.source == "fewshot" for c in configs):
+        return []
+    from .data.datasets import DatasetError
+
+    try:
+        return [s for s in dataset.samples(category, "train") if s.label == 0]
+    except DatasetError as err:
+        raise ValueError(f"few-shot saliency needs normal reference images (train/good) of category {category!r}: "
+                         f"{err}") from err
 
 
 def balanced_subset(samples: list, n: int) -> list:

@@ -31,10 +31,14 @@ from .prompts.property import (object_boxes_keep, object_reference_area, officia
                                official_property_keep, property_keep_boxes, property_keep_stats)
 from .prompts.saliency import (cv2_resize, multi_instance_saliency, official_features, official_grid,
                                official_multi_instance_grid, official_rescore, rescore, saliency_map)
+from .prompts.saliency_sources import combine_with_image, dihedral, order_key, source_features, source_map
 from .refiner import Refiner
 from .utils import image_digest, settings_digest
 
 MIN_IMAGE_SIDE = 32
+#: settings of the batch / few-shot saliency sources (no part of the single-image map's cache key)
+_SOURCE_SETTINGS = ("source", "shots", "source_size", "pool", "batch_fraction", "augment_references", "smooth_sigma",
+                    "with_image")
 
 
 @dataclass
@@ -177,6 +181,8 @@ class SAAPipeline:
         # so existing entries stay valid)
         self._amp = {} if autocast is None else {"autocast": str(autocast)}
         self.max_per_caption = max_per_caption
+        self.peers: dict = {"batch": [], "references": []}  # images of the category (see set_peers)
+        self._peer_features: dict = {}
 
     # ----- expensive stages -------------------------------------------------------------------------------------------
     def _detect(self, image, digest, captions: list[str], single_caption: bool,
@@ -283,6 +289,11 @@ class SAAPipeline:
                 del settings[name]
         else:
             settings["instances"] = np.round(boxes, 3).tolist()
+        if config.saliency.source == "image":
+            for name in _SOURCE_SETTINGS:
+                del settings[name]
+        else:  # keyed by the set of images compared with
+            settings["peers"] = self._peer_digests(digest, config)
         return {"image": digest, "backbone": getattr(backbone, "identity", backbone.name),
                 "settings": settings, "size": config.eval_resolution, **self._amp}
 
@@ -290,6 +301,8 @@ class SAAPipeline:
         r = config.eval_resolution
 
         def compute():
+            if config.saliency.source != "image":
+                return {"saliency": self._other_images_saliency(image, digest, config)}
             if boxes is None:
                 return {"saliency": saliency_map(image, self.models.saliency, config.saliency, (r, r), self.autocast)}
             return {"saliency": multi_instance_saliency(image, self.models.saliency, boxes, config.saliency, (r, r),
@@ -297,28 +310,101 @@ class SAAPipeline:
 
         return self.cache.get("saliency", self._saliency_key(digest, config, boxes), compute)["saliency"]
 
+    # ----- saliency from other images (batch / few-shot) ---------------------------------------------------------------
+    def set_peers(self, configs: list[SAAConfig], batch=(), references=()) -> dict:
+        """Give the images a ``batch`` / ``fewshot`` saliency map is computed against, for ``configs``.
+
+        ``batch``: the category's test images (each image is scored against the others of this set, whatever their
+        order); ``references``: normal images in order (the first ``shots`` are used). Each item is an (H, W, 3)
+        uint8 array or a callable returning one: images are read one at a time, their features extracted (through the
+        stage cache) for every setting ``configs`` need and kept in memory for the category, the pixels dropped.
+        Returns ``peers``: the digests of each set (the batch as a sorted set)."""
+        wanted = [c for c in configs if c.saliency.source != "image"]
+        self._peer_features = {}
+        used = {"batch": [], "references": []}
+        for name, items in (("batch", batch), ("references", references)):
+            for i, item in enumerate(items):
+                image = item() if callable(item) else item
+                check_image(image, f"saliency {name} image {i}")
+                digest = image_digest(image)
+                used[name].append(digest)
+                for c in wanted:
+                    aug = name == "references" and c.saliency.source == "fewshot" and c.saliency.augment_references
+                    for t in range(8) if aug else (0,):
+                        self._source_features(image, digest, c, t)
+        self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
+        return self.peers
+
+    def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0) -> torch.Tensor:
+        """(P, D) batch / few-shot patch features of one image (``transform``: :func:`dihedral` index), through the
+        stage cache; kept in memory until the next :meth:`set_peers`."""
+        s = config.saliency
+        tag = (digest, s.source_size, s.pool, transform)
+        if tag not in self._peer_features:
+            if image is None:
+                raise ValueError("saliency peer features missing: pass the image to SAAPipeline.set_peers first")
+            backbone = self.models.saliency
+            key = {"image": digest, "backbone": getattr(backbone, "identity", backbone.name), "size": s.source_size,
+                   "pool": s.pool, "transform": transform, **self._amp}
+            feats = self.cache.get("saliency_features", key, lambda: {"features": source_features(
+                backbone, dihedral(image, transform), s.source_size, s.pool, self.autocast).cpu().numpy()})
+            self._peer_features[tag] = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
+        return self._peer_features[tag]
+
+    def _peer_digests(self, digest: str, config: SAAConfig) -> list[str]:
+        """The images ``digest`` is compared with: the other batch images (sorted), or the first ``shots``
+        references; a clear error when they are missing."""
+        s = config.saliency
+        if s.source == "batch":
+            others = [d for d in self.peers["batch"] if d != digest]
+            if not others:
+                raise ValueError("batch saliency needs the other test images of the category: call "
+                                 "SAAPipeline.set_peers(batch=...) with at least two images")
+            return others
+        refs = self.peers["references"]
+        if len(refs) < s.shots:
+            raise ValueError(f"few-shot saliency with {s.shots} shot(s) needs that many normal reference images "
+                             f"(train/good); {len(refs)} given to SAAPipeline.set_peers(references=...)")
+        return refs[:s.shots]
+
+    def _other_images_saliency(self, image, digest: str, config: SAAConfig) -> np.ndarray:
+        """(R, R) batch or few-shot map of ``image``, combined with its single-image map when ``with_image``."""
+        s, r = config.saliency, config.eval_resolution
+        transforms = range(8) if s.source == "fewshot" and s.augment_references else (0,)
+        peers = [self._source_features(None, d, config, t).flatten(0, 1)
+                 for d in self._peer_digests(digest, config) for t in transforms]
+        amap = source_map(self._source_features(image, digest, config), peers, s.source, (r, r), s.batch_fraction,
+                          s.smooth_sigma, s.chunk_size)
+        if s.with_image:
+            amap = combine_with_image(amap, self._saliency(image, digest, config.with_(saliency={"source": "image"})))
+        return amap
+
     def _attach_saliency(self, st: StageOutputs, image, digest, prompts: CategoryPrompts, config: SAAConfig,
                          memo: dict | None = None) -> None:
         """Set ``st.saliency`` for ``config`` and the mean saliency inside each candidate mask, both through the cache
         (one entry per caption's masks, as the refiner stores them), so re-scoring never unpacks all masks again.
         ``memo``: maps already attached in this pass, by saliency key."""
-        if st.official:
+        # code behaviour's own P^S map; a batch / few-shot map (beyond the official code) is resized to the image
+        official_map = st.official and config.saliency.source == "image"
+        if official_map:
             image_bgr, sal_key = bgr(image), None
             objects = self._official_objects(st, prompts, config)
             tag = settings_digest({"official": True, "settings": asdict(config.saliency), "objects": None if
                                    objects is None else _boxes_digest(objects.official_pixel_boxes())})
         else:
-            boxes = self._instance_boxes(st, prompts, config)
+            boxes = self._instance_boxes(st, prompts, config) if config.saliency.source == "image" else None
             sal_key = self._saliency_key(digest, config, boxes)
             tag = settings_digest(sal_key)
         if memo is not None and tag in memo:
             st.saliency = memo[tag][0]
             st.region_saliency(known=memo[tag][1])
             return
-        if st.official:
+        if official_map:
             st.saliency, sal_key = self._official_saliency(st, image_bgr, digest, prompts, config)
         else:
             st.saliency = self._saliency(image, digest, config, boxes)
+            if st.official:  # masks are at the image's resolution
+                st.saliency = cv2_resize(st.saliency, st.image_hw)
         det, masks = st.detections, st.packed_masks()
         means = np.zeros(len(det), dtype=st.saliency.dtype if st.official else np.float64)
         for e in range(len(det.captions)):
