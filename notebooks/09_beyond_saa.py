@@ -35,7 +35,7 @@
 # 3. Select a source in the config / CLI (`--saliency-source batch|fewshot`, `--shots k`) and use it inside SAA+.
 
 # %% tags=["parameters"]
-dataset = "synthetic"  # used only when ../shared/data/samples is absent (synthetic | mvtec | folder ...)
+dataset = "synthetic"  # used only when the real samples are absent (synthetic | mvtec | folder ...)
 root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["screw"]; None: every category
 variant = "saa_plus"  # section 4: the SAA+ variant that uses the map
@@ -45,7 +45,7 @@ device = "cpu"  # cpu | cuda | auto
 n_images = 2  # test images per category here: 2 * n_images (the batch); the benchmark uses all of them
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
 seed = 0  # synthetic data and random-weight models
-saliency_backbone = "tf_efficientnet_lite0"  # section 4 (sections 1-3 always use the real tf_efficientnet_lite0)
+saliency_backbone = "auto"  # section 4 (auto: wide_resnet50_2 if its weights are here, else tf_efficientnet_lite0)
 
 # %%
 # %matplotlib inline
@@ -66,11 +66,12 @@ from saa_lib.zoo import load_saliency_only
 lite0 = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.saliency.name, "ImageNet weights:", lite0.saliency.meaningful)
 figures = nb.Figures(out_dir)
-samples_root = nb.shared_samples()
-if samples_root is not None:
-    data = {sub.name: open_dataset("folder", sub) for sub in sorted(samples_root.iterdir()) if sub.is_dir()}
+real = nb.real_datasets()  # {category: dataset} of the real samples; {} (and a line saying so) without them
+samples_root = nb.shared_samples() if real else None
+if real:
+    data = {d.name: d for d in dict.fromkeys(real.values())}
 else:
-    print("NOTE: ../shared/data/samples (real MVTec AD / MTD images) not found beside the project: the maps and the "
+    print("NOTE: the real MVTec AD / MTD samples were not found (SAA_SAMPLES): the maps and the "
           f"table below use the {dataset!r} data set instead; their numbers say nothing about real defects.")
     data = {dataset: nb.open_data(dataset, root, categories, seed)}
 print({name: d.categories for name, d in data.items()})
@@ -200,6 +201,7 @@ display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 # the command line (`saa predict` takes the images given as the batch, and `--reference` images for few-shot).
 
 # %%
+saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
 ws = nb.setup(models, device, saliency_backbone, seed, out_dir, "synthetic", None, None, 1, behaviour)
 plus = nb.make_config(variant, behaviour, saliency_backbone).with_(saliency={"source": "batch"})
 cat0 = ws.items[0].sample.category

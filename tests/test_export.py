@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from saa_lib import cli
 from saa_lib.config import variant_config
@@ -87,6 +88,8 @@ def test_changed_file_is_refused(exported, tmp_path, capsys):
     (copy / "sam.pth").write_bytes(bytes(data))
     with pytest.raises(ManifestError, match="sha256 differs"):
         load_manifest(copy / "manifest.json")
-    rc = cli.main(["predict", "x.png", "--category", "screw", "--out", str(tmp_path / "o"),
+    image = tmp_path / "x.png"  # a readable image: inputs are checked before the models are loaded
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(image)
+    rc = cli.main(["predict", str(image), "--category", "screw", "--out", str(tmp_path / "o"),
                    "--models", f"manifest={copy / 'manifest.json'}"])
     assert rc == 2 and "sha256 differs" in capsys.readouterr().err
