@@ -46,7 +46,7 @@ from IPython.display import Image, Markdown, display
 
 from saa_lib import report, viz
 from saa_lib import notebook_report as nb
-from saa_lib.config import BEHAVIOURS
+from saa_lib.config import BEHAVIOURS, behaviour_table
 from saa_lib.explorer import Explorer
 from saa_lib.models.saliency import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
@@ -89,6 +89,13 @@ rows = ["| setting | paper | official code |", "|---|---|---|",
         f"| P^S rescoring gain γ | {paper_cfg.gain:g} | {code_cfg.gain:g} |",
         f"| fusion offset δ | {paper_cfg.offset:g} | {code_cfg.offset:g} |"]
 display(Markdown("\n".join(rows)))
+
+# %% [markdown]
+# Every choice on which the two behaviours differ, step by step, as the library applies it
+# (`saa_lib.config.behaviour_table()`; the same table is in `docs/behaviours.md`):
+
+# %%
+display(Markdown(behaviour_table()))
 
 # %% [markdown]
 # ## 2. SAA and SAA+ on the data set images
