@@ -197,12 +197,15 @@ def test_explorer_in_a_real_browser(lab, tmp_path, browser_report):
             page.screenshot(path=tmp_path / "02_box_threshold_moved.png")
 
             # paper behaviour: θ_IoU becomes active, one step of 0.001 reaches the kernel exactly
-            before = page.get_attribute("img.saa-picture", "src")
+            # wait for the paper picture to be painted, so the next key press is timed from its own picture
+            n = page.evaluate("window.__saa.shown.length")
             page.click(".saa-behaviour button:has-text('paper')")
-            _wait_for_new_picture(page, before)
+            page.wait_for_function("n => window.__saa.shown.length > n", arg=n, timeout=20000)
             page.wait_for_function("() => !document.querySelector('.saa-min_iou .noUi-target')"
                                    ".hasAttribute('disabled')", timeout=10000)
             latencies.append(_press(page, "min_iou"))
+            page.wait_for_function("() => /min_iou=0\\.002(?![0-9])/.test("
+                                   "document.querySelector('.saa-config').innerText)", timeout=30000)
             assert float(_config(page)["min_iou"]) == pytest.approx(0.002, abs=1e-12)
             assert page.inner_text(".saa-min_iou .widget-readout") == "0.002"
 
