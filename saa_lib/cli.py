@@ -202,7 +202,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .notebook_report import run_report
+    from .report import run_report
 
     return run_report(dataset=args.dataset, root=args.root, categories=args.categories, models=args.models,
                       out=Path(args.out), device=args.device, max_images=args.max_images)
