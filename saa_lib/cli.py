@@ -1,13 +1,18 @@
-"""Command line: ``saa download | predict | evaluate | ablation | demo | synthetic | bench | report``.
+"""Command line: ``saa download | predict | evaluate | ablation | demo | synthetic | bench | report | export-models``.
 
-Every command calls the same library functions the notebooks call.
+Every command calls the same library functions the notebooks call. A mistake of the user's (a bad path, image,
+setting, output folder, checkpoint) ends with one line naming it and exit status 2, Ctrl-C with one line and 130;
+warnings are printed one line each (see docs/reliability.md).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +24,8 @@ from .config import ABLATION_VARIANTS, VARIANTS, variant_config
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--models", default="official",
-                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints). "
+                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
+                        "manifest=DIR/manifest.json (a set written by saa export-models). "
                         "tiny/random are random-weight models for tests and timing: their output is NOT meaningful")
     g.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
     g.add_argument("--saliency-backbone", default="wide_resnet50_2",
@@ -47,6 +53,10 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--top-k", type=int, default=None, help="P^C's K for every category (default: per category)")
     g.add_argument("--single-caption", action="store_true", help="all prompts in one GroundingDINO caption")
     g.add_argument("--eval-resolution", type=int, default=400)
+    g.add_argument("--saliency-source", default="image", choices=["image", "batch", "fewshot"],
+                   help="P^S compares each pixel with: its own image (SAA+), the other test images of the category "
+                        "(batch, zero-shot) or normal reference images (fewshot: train/good; predict: --reference)")
+    g.add_argument("--shots", type=int, default=1, help="reference images of --saliency-source fewshot (default 1)")
 
 
 def _configs(args, names) -> list:
@@ -55,17 +65,94 @@ def _configs(args, names) -> list:
                 extra_prompts=tuple(args.prompt))
     over = {k: v for k, v in over.items() if v is not None}
     out = [variant_config(n, args.behaviour, **over) for n in names]
-    return [c.with_(saliency={"backbone": args.saliency_backbone}) for c in out]
+    return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
+                               "shots": args.shots}) for c in out]
+
+
+_MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
+
+
+def parse_models(spec: str) -> tuple[str, dict | None]:
+    """``(kind, checkpoints)`` of a ``--models`` value; ``ValueError`` naming the expected form if malformed."""
+    from .zoo import _PATH_KEYS, KINDS
+
+    spec = spec.strip()
+    if "=" not in spec:
+        if spec in KINDS and spec != "paths":
+            return spec, None
+        raise ValueError(f"--models {spec!r}: expected {_MODELS_FORM}")
+    paths, keys = {}, (*_PATH_KEYS, "manifest")
+    for item in spec.split(","):
+        key, eq, path = (x.strip() for x in item.partition("="))
+        if not eq or not path or key not in keys:
+            raise ValueError(f"--models {spec!r}: {item.strip()!r} is not KEY=PATH with KEY one of "
+                             f"{', '.join(keys)}; expected {_MODELS_FORM}")
+        if key in paths:
+            raise ValueError(f"--models {spec!r}: {key} is given twice")
+        paths[key] = path
+    return "paths", paths
+
+
+def check_device(device: str) -> None:
+    """``ValueError`` for a ``--device`` that does not exist here (before any model is built)."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+
+
+#: largest --eval-resolution: every candidate mask is held at R x R, so memory grows with R squared
+MAX_EVAL_RESOLUTION = 4096
+
+
+def check_settings(args) -> None:
+    """``ValueError`` naming the first setting out of its range (before anything is read or built)."""
+    from .pipeline import MIN_IMAGE_SIDE
+
+    res = getattr(args, "eval_resolution", None)
+    if res is not None and not MIN_IMAGE_SIDE <= res <= MAX_EVAL_RESOLUTION:
+        raise ValueError(f"--eval-resolution {res}: must be between {MIN_IMAGE_SIDE} and {MAX_EVAL_RESOLUTION} "
+                         "(pixels per side of the maps and masks the metrics are computed on; default 400)")
+    for name in ("box_threshold", "text_threshold"):
+        v = getattr(args, name, None)
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} {v}: must be between 0 and 1")
+    if getattr(args, "top_k", None) is not None and args.top_k < 1:
+        raise ValueError(f"--top-k {args.top_k}: must be at least 1")
+    if getattr(args, "max_images", None) is not None and args.max_images < 1:
+        raise ValueError(f"--max-images {args.max_images}: must be at least 1")
+    if getattr(args, "num_workers", None) is not None and args.num_workers < 0:
+        raise ValueError(f"--num-workers {args.num_workers}: must be at least 0")
+    if getattr(args, "ray_actors", None) is not None and args.ray is None:
+        raise ValueError("--ray-actors needs --ray")
+    if getattr(args, "device", None) is not None:
+        check_device(args.device)
+    for name in ("variant", "category"):  # a repeated value would be scored, and listed, twice
+        if isinstance(getattr(args, name, None), list):
+            setattr(args, name, list(dict.fromkeys(getattr(args, name))))
+
+
+def check_cache(args) -> None:
+    """The stage cache folder must be writable (unless ``--no-cache``), checked before any model loads."""
+    from .cache import StageCache
+
+    StageCache(args.cache_dir, enabled=not args.no_cache).check_writable()
 
 
 def _spec(args, need_detector: bool = True):
     """The :class:`saa_lib.distributed.PipelineSpec` of the model options (Ray actors rebuild the same pipeline)."""
     from .distributed import PipelineSpec
 
-    kind, paths = args.models, None
-    if "=" in kind:
-        paths = dict(item.split("=", 1) for item in kind.split(","))
-        kind = "paths"
+    kind, paths = parse_models(args.models)
     return PipelineSpec(kind=kind, checkpoints=paths, sam_variant=args.sam_variant,
                         saliency_backbone=args.saliency_backbone, seed=args.seed, download=not args.no_download,
                         device=args.device, need_detector=need_detector, autocast=args.autocast,
@@ -79,9 +166,13 @@ def _pipeline(args, need_detector: bool = True):
 # ----- commands -----------------------------------------------------------------------------------------------------
 def cmd_download(args) -> int:
     if args.what == "weights":
-        from .zoo import download_weights
+        from .zoo import CHECKPOINTS, download_weights
 
-        for path in download_weights(args.names or None, progress=True):
+        unknown = [n for n in args.names if n not in CHECKPOINTS or CHECKPOINTS[n].embedded]
+        if unknown:
+            raise ValueError(f"unknown weights {', '.join(map(repr, unknown))}; the zoo holds "
+                             f"{', '.join(n for n, c in CHECKPOINTS.items() if not c.embedded)}")
+        for path in download_weights(args.names or None, progress=True, force=args.force):
             print(path)
     else:
         from .data import download_dataset
@@ -91,36 +182,123 @@ def cmd_download(args) -> int:
     return 0
 
 
+def output_stems(paths: list[str]) -> list[str]:
+    """Output name (without variant and ending) of each input path: its stem; if two inputs share a stem, each input's
+    path relative to the inputs' common folder (folders mirrored), with the file ending kept where two files of one
+    folder share a stem (``a.png`` -> ``a.png``, ``x/000.png`` -> ``x/000``)."""
+    absolute = [os.path.normpath(os.path.abspath(p)) for p in paths]
+    stems = [Path(p).stem for p in absolute]
+    if len(set(stems)) == len(stems):
+        return stems
+    common = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    rel = [Path(os.path.relpath(p, common)) for p in absolute]
+    keys = [r.parent / r.stem for r in rel]
+    return [(r.parent / r.name if keys.count(k) > 1 else k).as_posix() for r, k in zip(rel, keys)]
+
+
+def _check_size(path, where: str = "") -> None:
+    """:class:`~saa_lib.data.sample.DatasetError` naming ``path`` if its header cannot be read or the image is smaller
+    than the models take."""
+    from .data.sample import DatasetError, image_size
+    from .pipeline import MIN_IMAGE_SIDE
+
+    h, w = image_size(path)
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise DatasetError(f"{path}{where}: image is {w}x{h} px; SAA+ needs at least {MIN_IMAGE_SIDE} px per side "
+                           "(upsample it, or leave it out)")
+
+
+def _predict_inputs(paths: list[str], keep_going: bool) -> tuple[list[str], list[tuple[str, str]]]:
+    """(readable input paths, in order and without repeats; [(path, why)] of those that are not usable images)."""
+    from .data.sample import DatasetError
+
+    seen, ok, failed = set(), [], []
+    for p in paths:
+        key = os.path.normpath(os.path.abspath(p))
+        if key in seen:
+            warnings.warn(f"{p} is given more than once; it is scored once")
+            continue
+        seen.add(key)
+        try:
+            if os.path.isdir(p):
+                raise DatasetError(f"{p}: is a folder; pass image files (e.g. {p}/*.png), or use saa evaluate "
+                                   "--dataset folder for a whole folder")
+            _check_size(p)
+        except DatasetError as err:
+            if not keep_going:
+                raise
+            failed.append((p, str(err)))
+            continue
+        ok.append(p)
+    return ok, failed
+
+
 def cmd_predict(args) -> int:
     from PIL import Image
 
-    from .data.sample import read_image
-    from .pipeline import resize_map
+    from .data.sample import DatasetError, read_image
+    from .evaluate import check_prompt_lengths
+    from .pipeline import check_image, resize_map
     from .prompts.language import category_prompts
+    from .safeio import RUN_RECORD, ResultFolder, save_image, save_npy, write_text
     from .viz import overlay
 
+    check_settings(args)
     names = args.variant or ["saa_plus"]
     configs = _configs(args, names)
     prompts = category_prompts(args.category, args.table, extra=args.prompt, behaviour=args.behaviour)
-    pipe = _pipeline(args, need_detector=not all(c.saliency_only for c in configs))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in args.paths:
-        image = read_image(path)
-        for cfg, res in zip(configs, pipe.run_variants(image, prompts, configs)):
-            stem = f"{Path(path).stem}_{cfg.variant}"
-            amap = resize_map(res.anomaly_map, image.shape[:2])
-            np.save(out / f"{stem}_map.npy", amap)
-            scale = float(max(amap.max(), 1e-12))
-            png16 = np.round(np.clip(amap / scale, 0, 1) * 65535).astype(np.uint16)
-            Image.fromarray(png16).save(out / f"{stem}_map.png")
-            Image.fromarray(overlay(image, amap)).save(out / f"{stem}_overlay.png")
-            (out / f"{stem}_regions.json").write_text(json.dumps({
-                "image": str(path), "category": args.category, "variant": cfg.variant,
-                "models": pipe.models.describe(), "meaningful": pipe.models.meaningful,
-                "image_score": res.image_score, "map_png_scale": scale,
-                "map_png_note": "map = png / 65535 * map_png_scale", "regions": res.regions_json()}, indent=1))
-            print(f"{path} [{cfg.variant}] score {res.image_score:.4f} -> {out / stem}_*")
+    spec = _spec(args, need_detector=not all(c.saliency_only for c in configs))
+    paths, failed = _predict_inputs(args.paths, args.keep_going)  # before any model is built
+    for p, why in failed:
+        print(f"saa predict: skipped {p}: {why}", file=sys.stderr)
+    if not paths:
+        raise ValueError(f"none of the {len(args.paths)} input(s) is a usable image; nothing was written")
+    stems = dict(zip(paths, output_stems(paths)))
+    with ResultFolder(args.out) as folder:
+        check_cache(args)
+        pipe = spec.build()
+        check_prompt_lengths(pipe, prompts, configs)
+        if any(c.saliency.source != "image" for c in configs):  # the given images are the batch
+            pipe.set_peers(configs, [lambda p=p: read_image(p) for p in paths],
+                           [lambda p=p: read_image(p) for p in args.reference[:args.shots]])
+        out, done = folder.path, []
+        for path in paths:
+            try:
+                image = read_image(path)
+                check_image(image, path)
+            except (DatasetError, ValueError) as err:
+                if not args.keep_going:
+                    raise
+                failed.append((path, str(err)))
+                print(f"saa predict: skipped {path}: {err}", file=sys.stderr)
+                continue
+            for cfg, res in zip(configs, pipe.run_variants(image, prompts, configs)):
+                stem = f"{stems[path]}_{cfg.variant}"
+                amap = resize_map(res.anomaly_map, image.shape[:2])
+                save_npy(out / f"{stem}_map.npy", amap)
+                scale = float(max(amap.max(), 1e-12))
+                png16 = np.round(np.clip(amap / scale, 0, 1) * 65535).astype(np.uint16)
+                save_image(out / f"{stem}_map.png", Image.fromarray(png16))
+                save_image(out / f"{stem}_overlay.png", Image.fromarray(overlay(image, amap)))
+                write_text(out / f"{stem}_regions.json", json.dumps({
+                    "image": str(path), "category": args.category, "variant": cfg.variant,
+                    "models": pipe.models.describe(), "meaningful": pipe.models.meaningful,
+                    "image_score": res.image_score, "map_png_scale": scale,
+                    "map_png_note": "map = png / 65535 * map_png_scale", "regions": res.regions_json()}, indent=1))
+                print(f"{path} [{cfg.variant}] score {res.image_score:.4f} -> {Path(args.out) / stem}_*")
+            done.append(path)
+        if not done:
+            raise ValueError(f"none of the {len(args.paths)} input(s) could be scored; nothing was written")
+        write_text(out / RUN_RECORD, json.dumps({
+            "command": "predict", "category": args.category, "variants": names, "models": pipe.models.describe(),
+            "meaningful": pipe.models.meaningful, "outputs": {p: stems[p] for p in done},
+            "failed": [{"image": p, "error": why} for p, why in failed]}, indent=1))
+    if folder.replaced:
+        print(f"saa predict: replaced the earlier results in {folder.out}", file=sys.stderr)
+    if failed:
+        print(f"saa predict: {len(done)} of {len(done) + len(failed)} image(s) scored; {len(failed)} failed "
+              f"(listed in {folder.out / RUN_RECORD}): " + ", ".join(p for p, _ in failed), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -147,20 +325,43 @@ def _scorer(args, need_detector: bool):
 
 
 def cmd_evaluate(args, ablation: bool = False) -> int:
-    from .evaluate import evaluate
-    from .report import ablation_table, header, metric_table, write_report
+    from .evaluate import evaluate, labelled, prompts_for
+    from .safeio import ResultFolder
 
+    check_settings(args)
     names = list(ABLATION_VARIANTS) if ablation else (args.variant or ["saa", "saa_plus"])
     configs = _configs(args, names)
+    need_detector = not all(c.saliency_only for c in configs)
+    _spec(args, need_detector)  # a malformed --models fails here
     dataset = _open(args)
-    scorer = _scorer(args, need_detector=not all(c.saliency_only for c in configs))
-    out = Path(args.out)
-    t0 = time.perf_counter()
-    try:
-        runs = evaluate(dataset, None, configs, args.category or None, args.prompt, out, args.save_maps,
-                        max_images=args.max_images, region_metrics=args.cal_pro, scorer=scorer)
-    finally:
-        scorer.close()
+    for cat in args.category or dataset.categories:  # every input listed and checked before any model is built
+        samples = labelled(dataset.samples(cat), cat)
+        prompts_for(dataset, cat, args.prompt, args.behaviour)
+        for i, s in enumerate(samples):
+            _check_size(s.image_path, f" (image {i + 1} of {len(samples)} of category {cat!r})")
+    with ResultFolder(args.out) as folder:
+        check_cache(args)
+        out = folder.path
+        scorer = _scorer(args, need_detector)
+        t0 = time.perf_counter()
+        try:
+            runs = evaluate(dataset, None, configs, args.category or None, args.prompt, out, args.save_maps,
+                            max_images=args.max_images, region_metrics=args.cal_pro, scorer=scorer)
+        finally:
+            scorer.close()
+        final = folder.out
+        result = _write_tables(args, ablation, runs, scorer, dataset, out, t0)
+    if folder.replaced:
+        print(f"saa {args.command}: replaced the earlier results in {final}", file=sys.stderr)
+    print((final / result).read_text(encoding="utf-8", errors="surrogateescape"))
+    print(f"wrote {final / result} and {final / 'metrics.csv'}")
+    return 0
+
+
+def _write_tables(args, ablation: bool, runs, scorer, dataset, out: Path, t0: float) -> str:
+    """Write the markdown table of an evaluate / ablation run into ``out``; return its file name."""
+    from .report import ablation_table, header, metric_table, write_report
+
     where = "" if args.ray is None else f" Ray: {scorer.execution()['actors']} actor(s)."
     head = header(scorer.describe(), scorer.meaningful, f"{args.dataset} ({dataset.root})",
                   f"Behaviour: {args.behaviour}. Saliency backbone: {args.saliency_backbone}. "
@@ -176,10 +377,8 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
         sections = {"Table 2 layout: ablation, max-F1-pixel (%)": ablation_table(runs, "pixel_max_f1", ds),
                     **sections}
     name = "table2.md" if ablation else "table1.md"
-    path = write_report(out / name, "SAA+ ablation" if ablation else "SAA / SAA+ evaluation", head, sections)
-    print(path.read_text())
-    print(f"wrote {path} and {out / 'metrics.csv'}")
-    return 0
+    write_report(out / name, "SAA+ ablation" if ablation else "SAA / SAA+ evaluation", head, sections)
+    return name
 
 
 def cmd_synthetic(args) -> int:
@@ -208,6 +407,17 @@ def cmd_report(args) -> int:
                       out=Path(args.out), device=args.device, max_images=args.max_images)
 
 
+def cmd_export_models(args) -> int:
+    from .export import export_models
+
+    pipe_args = argparse.Namespace(**{**vars(args), "device": "cpu", "autocast": "none", "cache_dir": None,
+                                      "no_cache": True})
+    models = _spec(pipe_args).build().models
+    path = export_models(models, args.out)
+    print(f"wrote {path.parent} ({models.describe()}); load it with --models manifest={path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saa", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -216,13 +426,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("what", choices=["weights", "dataset"])
     d.add_argument("names", nargs="*", help="weights: zoo names (default all); dataset: mvtec | visa")
     d.add_argument("--root", default=None, help="dataset target (default data/<name>)")
+    d.add_argument("--force", action="store_true",
+                   help="weights: download again even if present (replaces a corrupt file once the new one is verified)")
     d.set_defaults(func=cmd_download)
 
     pr = sub.add_parser("predict", help="anomaly maps, overlays and region JSON for images")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--category", required=True, help="category name (object word if not in the tables)")
-    pr.add_argument("--table", default=None, help="mvtec | visa | ksdd2 | mtd | synthetic (default: search all)")
-    pr.add_argument("--out", required=True)
+    pr.add_argument("--table", default=None, choices=("mvtec", "visa", "ksdd2", "mtd", "synthetic"),
+                    help="prompt table to look the category up in first (default: search all)")
+    pr.add_argument("--out", required=True, help="results folder: new, empty, or an earlier run's (then replaced)")
+    pr.add_argument("--keep-going", action="store_true",
+                    help="skip images that cannot be read or scored, score the rest and list the failures "
+                         "(default: stop at the first one)")
+    pr.add_argument("--reference", action="append", default=[],
+                    help="normal reference image for --saliency-source fewshot (repeatable; the first --shots used)")
     _add_setting_args(pr)
     _add_model_args(pr)
     pr.set_defaults(func=cmd_predict)
@@ -233,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--dataset", required=True, choices=["mvtec", "visa", "ksdd2", "mtd", "folder", "synthetic"])
         e.add_argument("--root", default=None)
         e.add_argument("--category", action="append", help="repeatable; default all")
-        e.add_argument("--out", required=True)
+        e.add_argument("--out", required=True,
+                       help="results folder: new, empty, or an earlier run's (then replaced as a whole)")
         e.add_argument("--save-maps", action="store_true", help="also write every anomaly map (.npy)")
         e.add_argument("--max-images", type=int, default=None, help="per category (balanced), for quick runs")
         e.add_argument("--cal-pro", action="store_true", help="also AUPRO@0.3 and region F1 (slower)")
@@ -279,7 +498,41 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-images", type=int, default=None)
     r.add_argument("--out", default="results/report")
     r.set_defaults(func=cmd_report)
+
+    x = sub.add_parser("export-models", help="write a model set in the official file formats + manifest.json")
+    x.add_argument("models", help="tiny | random | official | sam=PATH,gdino=PATH[,saliency=PATH] | manifest=PATH")
+    x.add_argument("out", help="folder to write (sam.pth, groundingdino.pth, its config, bert/, saliency.pth, "
+                               "manifest.json)")
+    x.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
+    x.add_argument("--saliency-backbone", default="wide_resnet50_2",
+                   choices=["wide_resnet50_2", "tf_efficientnet_lite0"])
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--no-download", action="store_true")
+    x.set_defaults(func=cmd_export_models)
     return p
+
+
+@contextlib.contextmanager
+def one_line_warnings(command: str):
+    """Within the block: each warning printed as ``saa <command>: warning: <message on one line>`` (no source line);
+    FutureWarning / DeprecationWarning of dependencies silenced."""
+    with warnings.catch_warnings():
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("default", category=category, module=r"saa_lib(\.|$)")
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            print(f"saa {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
+
+
+def error_line(err: BaseException) -> str:
+    """The message of a user-caused error: an OSError as ``<file>: <reason>``, anything else as its text."""
+    if isinstance(err, OSError) and err.strerror:
+        return f"{err.filename}: {err.strerror}" if err.filename else err.strerror
+    return str(err) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,14 +540,21 @@ def main(argv: list[str] | None = None) -> int:
     from .download import MissingFileError
 
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (MissingFileError, RayNotInstalledError) as err:
-        print(f"saa {args.command}: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as err:
-        print(f"saa {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    for stream in (sys.stdout, sys.stderr):  # print file names that are not UTF-8 as their bytes, as ls does
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="surrogateescape")
+    with one_line_warnings(args.command):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print(f"saa {args.command}: interrupted; cached stages kept; re-run resumes", file=sys.stderr)
+            return 130
+        except (MissingFileError, RayNotInstalledError) as err:
+            print(f"saa {args.command}: {err}", file=sys.stderr)
+            return 2
+        except (ValueError, OSError) as err:  # bad input, setting, path, checkpoint (HashMismatchError), full disk
+            print(f"saa {args.command}: error: {error_line(err)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from typing import Literal
 
 Behaviour = Literal["paper", "code"]
 BEHAVIOURS = ("paper", "code")
+#: where P^S takes the pixels each pixel is compared with: the image itself (SAA+), the other test images of the
+#: category (batch, zero-shot), or k normal reference images (few-shot)
+SALIENCY_SOURCES = ("image", "batch", "fewshot")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,14 @@ class SaliencyConfig:
     at least two object boxes found, each pixel of one object is compared with the pixels of the *other* objects
     instead of with the whole image, on a ``multi_instance_size`` input (see
     :func:`saa_lib.prompts.saliency.multi_instance_saliency`).
+
+    ``source``: what each pixel is compared with (:mod:`saa_lib.prompts.saliency_sources`): ``'image'`` the rest of
+    its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
+    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input,
+    averaged over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the
+    per-image distances; few-shot adds the 8 rotations / flips of each reference when ``augment_references``; the map
+    is smoothed with a Gaussian of ``smooth_sigma`` px and, with ``with_image``, combined with the single-image map
+    (geometric mean).
     """
 
     backbone: str = "wide_resnet50_2"
@@ -38,6 +49,26 @@ class SaliencyConfig:
     chunk_size: int = 1024
     multi_instance: bool = False
     multi_instance_size: int = 1024
+    #: the official code's exact input and feature steps (square cv2 resize, nearest upsampling of the deeper maps,
+    #: full similarity matrix; multi-instance on the objects' SAM masks); False: aspect kept + padding, bilinear,
+    #: chunked exact kNN, multi-instance on object boxes
+    official_input: bool = True
+    source: Literal["image", "batch", "fewshot"] = "image"
+    shots: int = 1
+    source_size: int = 256
+    pool: int = 3
+    batch_fraction: float = 0.3
+    augment_references: bool = True
+    smooth_sigma: float = 4.0
+    with_image: bool = True
+
+    def __post_init__(self):
+        if self.source not in SALIENCY_SOURCES:
+            raise ValueError(f"saliency source must be one of {SALIENCY_SOURCES}, got {self.source!r}")
+        if self.shots < 1:
+            raise ValueError(f"saliency shots must be >= 1, got {self.shots}")
+        if not 0.0 < self.batch_fraction <= 1.0:
+            raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
 
 
 @dataclass(frozen=True)
@@ -122,11 +153,59 @@ ABLATION_VARIANTS: tuple[str, ...] = (
 )
 
 
+#: every choice on which the two behaviours differ: (stage, choice, code = the official code, paper)
+BEHAVIOUR_CHOICES: tuple[tuple[str, str, str, str], ...] = (
+    ("input", "colour order per model", "GroundingDINO RGB; SAM and saliency backbone BGR (the official code reads "
+     "images with OpenCV and converts only for GroundingDINO)", "RGB for every model"),
+    ("P^L", "class-agnostic prompts", "`defect on {category key}`, `damage on ...`, `flaw on ...`, filter phrase = "
+     "the category key as written (`metal_nut`)", "`anomaly`, `defect`, filter phrase = the object word"),
+    ("P^P", "object prompt", "the property sentence's 8th word with its comma and underscores (`screw,` sent as "
+     "`screw,.`)", "the object word (`screw`)"),
+    ("generator", "GroundingDINO input", "official transform: PIL bilinear of the uint8 image to shorter side 800 "
+     "(longer <= 1333), integer size arithmetic, ToTensor, Normalize", "float resize on the model's device, "
+     "antialiased, rounded sizes"),
+    ("generator", "boxes per caption", "every query above the floor", "the 100 most confident"),
+    ("generator", "boxes", "raw normalised boxes, not clipped: areas w * h in float32, unclipped pixel boxes to SAM",
+     "clipped to the image"),
+    ("P^L", "language filter", "drop a box when the filter phrase is a substring of `tokenizer.decode` of its "
+     "tokens above the text threshold", "drop a box when its phrase shares a word with the object phrase"),
+    ("P^P", "property filter", "on boxes: 0 < area < ratio x largest object box (object boxes < 1 / count); no IoU",
+     "on masks: IoU with the object mask >= 1e-3 and area <= ratio x object mask area"),
+    ("refiner", "mask resolution", "the image's own (bit-packed as decoded, chunk by chunk; cached compressed)",
+     "`eval_resolution` (nearest)"),
+    ("P^S", "saliency input", "`cv2.resize` to 256 x 256 (aspect not kept), `(x - 255 mean) / (255 std)`",
+     "longest side 256, antialiased, zero-padded"),
+    ("P^S", "feature upsampling", "nearest (`F.interpolate` default)", "bilinear"),
+    ("P^S", "aggregate", "mean of the 400 largest 0.5 (1 - cos), the pixel itself included",
+     "mean of (1 - cos) to the 400 nearest other pixels"),
+    ("P^S", "several objects (count > 1)", "each object's SAM-mask pixels against the other objects' (1024 input, "
+     "masks resized nearest to the grid), max over objects; single-instance map when < 2 objects have mask pixels "
+     "(the official code fails there)", "whole-image map"),
+    ("P^S", "map size", "64 x 64 grid `cv2.resize`'d (bilinear) to the image size", "`eval_resolution`"),
+    ("P^S", "rescoring", "score x exp(3 x mean saliency in the mask), numpy scalar types (float32 for the "
+     "single-instance map); empty mask: factor 1", "score x exp(1 x mean saliency)"),
+    ("P^C", "top-K", "`argsort()[-k:]` (numpy default sort) over the surviving candidates in prompt, query order; "
+     "fused in that order", "the K highest, ties to the lower index"),
+    ("fusion", "formula", "sum(mask x score) / (1 + sum(mask)) at the image's resolution, float64, then `cv2.resize` "
+     "(bilinear) to `eval_resolution`", "sum(mask x score) / sum(mask) at `eval_resolution`"),
+    ("fusion", "no candidate", "an all-zero map (the official code fuses one empty mask of score 0)",
+     "an all-zero map"),
+)
+
+
+def behaviour_table() -> str:
+    """Markdown table of every choice on which ``behaviour="code"`` (the official code) and ``"paper"`` differ."""
+    rows = ["| stage | choice | `code` (official code) | `paper` |", "|---|---|---|---|"]
+    rows += [f"| {stage} | {choice} | {code} | {paper} |" for stage, choice, code, paper in BEHAVIOUR_CHOICES]
+    return "\n".join(rows)
+
+
 def variant_config(name: str, behaviour: Behaviour = "code", **overrides) -> SAAConfig:
     """The :class:`SAAConfig` of a named variant, e.g. ``variant_config('saa_plus-no_saliency')``."""
     if name not in _SWITCHES:
         raise ValueError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}")
     base = SAAConfig(variant=name, behaviour=behaviour, **_SWITCHES[name])
     code = behaviour == "code"
-    base = base.with_(saliency={"aggregate": "farthest" if code else "nearest", "multi_instance": code})
+    base = base.with_(saliency={"aggregate": "farthest" if code else "nearest", "multi_instance": code,
+                                "official_input": code})
     return base.with_(**overrides) if overrides else base

@@ -1,15 +1,19 @@
 """Hash-checked, atomic downloads (pooch) and the cache directory.
 
 ``fetch_file`` is the one way files enter the cache: pooch streams to a temporary name in the target folder, checks the
-hash and only then renames it to its final name; a wrong hash raises and leaves nothing under the final name.
-Nothing here touches the network at import time.
+hash and only then renames it to its final name; a wrong hash raises and leaves nothing under the final name. With
+``force`` a file already there (a corrupt one, say) is replaced the same way, only once the new one is verified.
+Downloaded files get the mode the umask allows (as any file you create), and temporary files a killed download left
+behind are removed by the next download into the same folder. Nothing here touches the network at import time.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import socket
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,6 +21,10 @@ import platformdirs
 
 #: seconds a connection attempt may take before a download is declared offline
 CONNECT_TIMEOUT = 5.0
+#: a download's temporary file not written to for this many seconds belongs to a download that was killed
+STALE_TEMP_SECONDS = 600
+#: names of download temporary files: pooch's ``tmpXXXXXXXX`` and the ``<name>.part`` of prefix-hash files
+_TEMP_NAME = re.compile(r"^(tmp[a-z0-9_]{8}|.+\.part)$")
 
 
 class MissingFileError(FileNotFoundError):
@@ -67,7 +75,8 @@ def check_hash(path: str | os.PathLike, known_hash: str | None) -> None:
     if not ok:
         raise HashMismatchError(
             f"{path}: {alg} is {actual}, expected {expected}{' (prefix)' if prefix else ''}. "
-            "The file is corrupt or not the published one: delete it and download it again."
+            "The file is corrupt or not the published one: delete it and download it again (saa download weights "
+            "--force NAME replaces a zoo file)."
         )
 
 
@@ -113,18 +122,39 @@ def _reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
         return False
 
 
-def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: str | None = None,
-               progress: bool = True, download: bool = True) -> Path:
-    """Return ``path``, downloading ``url`` there first if it is missing.
+def clean_stale_temp_files(folder: str | os.PathLike, max_idle: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Remove the download temporary files in ``folder`` not written to for ``max_idle`` seconds (left by a download
+    that was killed); return them. A download in progress keeps writing its file, so it is left alone."""
+    folder, now, removed = Path(folder), time.time(), []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        try:
+            if _TEMP_NAME.match(p.name) and p.is_file() and now - p.stat().st_mtime > max_idle:
+                p.unlink()
+                removed.append(p)
+        except OSError:
+            pass
+    return removed
 
-    An existing file is trusted only if its hash matches. Downloads are atomic (temporary name, hash check, rename).
-    Offline, raises :class:`MissingFileError` within about ``CONNECT_TIMEOUT`` seconds naming the URL and ``path``.
+
+def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: str | None = None,
+               progress: bool = True, download: bool = True, force: bool = False) -> Path:
+    """Return ``path``, downloading ``url`` there first if it is missing (or always, with ``force``).
+
+    An existing file is trusted only if its hash matches. Downloads are atomic (temporary name, hash check, rename):
+    with ``force`` the file already there is replaced only by a verified new one. Offline, raises
+    :class:`MissingFileError` within about ``CONNECT_TIMEOUT`` seconds naming the URL and ``path``.
     """
     import pooch  # imported lazily: nothing network-related at import time
 
+    from .safeio import file_mode
+
     path = Path(path)
     name = name or path.name
-    if path.exists():
+    if path.exists() and not force:
         check_hash_once(path, known_hash)
         return path
     if not download:
@@ -132,20 +162,23 @@ def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: 
     if not _reachable(url):
         raise MissingFileError([(name, url, path)], f"cannot reach {urlparse(url).hostname} (offline?)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # pooch understands "sha256:" / "md5:" hashes; for prefix hashes it downloads unchecked to a temporary name and the
-    # prefix is checked here before the rename.
+    clean_stale_temp_files(path.parent)
+    # pooch checks "sha256:" / "md5:" hashes itself, prefix hashes are checked here; either way the file arrives under
+    # a temporary name and is renamed over ``path`` only when verified.
     exact = known_hash if known_hash and "-prefix:" not in known_hash else None
-    tmp = path.with_name(path.name + ".part") if exact is None else path
+    tmp = path.with_name(path.name + ".part")
+    tmp.unlink(missing_ok=True)
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(CONNECT_TIMEOUT, 60))
     try:
-        pooch.retrieve(url, known_hash=exact, fname=tmp.name, path=tmp.parent, downloader=downloader)
-    except ValueError as err:  # pooch's hash mismatch
-        raise HashMismatchError(f"{url}: {err}") from err
-    if tmp != path:
         try:
+            pooch.retrieve(url, known_hash=exact, fname=tmp.name, path=tmp.parent, downloader=downloader)
+        except ValueError as err:  # pooch's hash mismatch
+            raise HashMismatchError(f"{url}: {err}") from err
+        if exact is None:
             check_hash(tmp, known_hash)
-        except HashMismatchError:
-            tmp.unlink(missing_ok=True)
-            raise
+        os.chmod(tmp, file_mode())  # pooch's temporary files are private (0600)
         os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -8,8 +8,10 @@ shares.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from tqdm.auto import tqdm
 from . import metrics as M
 from .config import SAAConfig
 from .masks import resize_masks
-from .pipeline import ImageResult, SAAPipeline
-from .prompts.language import CategoryPrompts, category_prompts
+from .generator import normalize_caption
+from .pipeline import ImageResult, SAAPipeline, check_image
+from .prompts.language import CategoryPrompts, category_prompts, check_caption_lengths
+from .safeio import save_npy, write_text
 
 
 @dataclass
@@ -36,6 +40,8 @@ class CategoryRun:
     names: list[str]
     results: list[ImageResult] = field(repr=False, default_factory=list)
     metrics: dict = field(default_factory=dict)
+    #: ``{metric: reason}`` of the metrics that are undefined (nan) for this ground truth
+    undefined: dict = field(default_factory=dict)
 
 
 def prompts_for(dataset, category: str, extra=(), behaviour: str = "code") -> CategoryPrompts:
@@ -56,7 +62,9 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's image is labelled by a mask "
+                         "beside it, <stem>_mask.png or masks/<stem>.png; an all-zero mask marks a normal image). "
+                         "Add masks, or score unlabelled images with saa predict.")
     return samples
 
 
@@ -110,19 +118,57 @@ def loader_settings(pipeline: SAAPipeline, num_workers: int | None, pin_memory: 
     return workers, (device.type == "cuda" if pin_memory is None else bool(pin_memory))
 
 
+def check_prompt_lengths(pipeline: SAAPipeline, prompts: CategoryPrompts, configs: list[SAAConfig]) -> None:
+    """Raise :class:`~saa_lib.prompts.language.PromptTooLongError` if a caption the variants send to GroundingDINO is
+    longer than its text encoder reads (``max_text_len``, 256 tokens); nothing to check without a detector."""
+    detecting = [c for c in configs if not c.saliency_only]
+    gdino = getattr(pipeline.models, "gdino", None)
+    if not detecting or gdino is None:
+        return
+    tokenizer, limit = gdino.tokenizer, int(getattr(gdino, "max_text_len", 256))
+
+    def count(caption: str) -> int:
+        return len(tokenizer(caption)["input_ids"])
+
+    ids = sorted({i for c in detecting for i in prompts.select(c.use_language)})
+    captions = [normalize_caption(prompts.entries[i].caption) for i in ids]
+    check_caption_lengths(captions + [normalize_caption(prompts.object_word)], count, limit)
+    if any(c.single_caption for c in detecting) and len(captions) > 1:
+        check_caption_lengths([" ".join(captions)], count, limit, joined=True)
+
+
+def saliency_peers(samples: list, references: list, configs: list[SAAConfig]) -> tuple[list, list]:
+    """(batch, references) samples the batch / few-shot saliency of ``configs`` compares with: every sample of the
+    category for ``batch``, the first max-``shots`` normal references for ``fewshot`` (empty lists when unused)."""
+    sources = {c.saliency.source for c in configs}
+    shots = max([c.saliency.shots for c in configs if c.saliency.source == "fewshot"], default=0)
+    return (list(samples) if "batch" in sources else []), list(references or [])[:shots]
+
+
 def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts, configs: list[SAAConfig],
                  progress: bool = True, desc: str = "", num_workers: int | None = 0,
-                 pin_memory: bool | None = None) -> list[ScoredImage]:
+                 pin_memory: bool | None = None, references: list | None = None) -> list[ScoredImage]:
     """Every variant of ``configs`` on every sample, in order, from one pass of the expensive stages per image.
 
     ``num_workers``: image-loading processes (:func:`iter_images`; None: :func:`default_num_workers`);
-    ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``.
+    ``pin_memory`` (None: when the models are on CUDA) only matters with ``num_workers > 0``. ``references``: normal
+    samples (train/good) for few-shot saliency; batch saliency compares each sample with the others of ``samples``.
+    Prompts too long for the text encoder and images too small for the models raise ``ValueError`` naming the prompt
+    / the file.
     """
+    check_prompt_lengths(pipeline, prompts, configs)
+    batch, refs = saliency_peers(samples, references, configs)
+    if batch or refs or any(c.saliency.source != "image" for c in configs):
+        pipeline.set_peers(configs, [s.load_image for s in batch], [s.load_image for s in refs])
     num_workers, pin = loader_settings(pipeline, num_workers, pin_memory)
     images = iter_images(samples, configs[0].eval_resolution, num_workers, pin)
-    return [ScoredImage(pipeline.run_variants(image, prompts, configs), mask)
-            for image, mask in tqdm(images, total=len(samples), desc=desc or prompts.category, disable=not progress,
-                                    leave=False, unit="img")]
+    out = []
+    for i, (image, mask) in enumerate(tqdm(images, total=len(samples), desc=desc or prompts.category,
+                                           disable=not progress, leave=False, unit="img")):
+        check_image(image, f"{samples[i].image_path} (image {i + 1} of {len(samples)} of category "
+                           f"{prompts.category!r})")
+        out.append(ScoredImage(pipeline.run_variants(image, prompts, configs), mask))
+    return out
 
 
 def collect_runs(samples: list, scored: list[ScoredImage], category: str, configs: list[SAAConfig],
@@ -134,12 +180,14 @@ def collect_runs(samples: list, scored: list[ScoredImage], category: str, config
     masks_a = np.stack([x.mask for x in scored])
     labels_a = np.array([int(s.label) for s in samples])
     names = [str(s.image_path) for s in samples]
+    undefined = M.undefined_reasons(masks_a, labels_a, region_metrics=region_metrics)
     runs = []
     for v, cfg in enumerate(configs):
         results = [x.results[v] for x in scored]
         maps = np.stack([x.anomaly_map for x in results]).astype(np.float32)
         run = CategoryRun(cfg.variant, category, maps, masks_a, labels_a, names, results)
         run.metrics = M.category_metrics(maps, masks_a, labels_a, region_metrics=region_metrics)
+        run.undefined = {k: why for k, why in undefined.items() if not np.isfinite(run.metrics[k])}
         runs.append(run)
     return runs
 
@@ -156,9 +204,10 @@ class LocalScorer:
         self.pipeline = pipeline
         self.num_workers, self.pin_memory = loader_settings(pipeline, num_workers, pin_memory)
 
-    def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "") -> list[ScoredImage]:
+    def score_images(self, samples, prompts, configs, progress: bool = True, desc: str = "",
+                     references: list | None = None) -> list[ScoredImage]:
         return score_images(self.pipeline, samples, prompts, configs, progress, desc, self.num_workers,
-                            self.pin_memory)
+                            self.pin_memory, references)
 
     def describe(self) -> str:
         return self.pipeline.models.describe()
@@ -180,40 +229,69 @@ class LocalScorer:
 
 def run_category(pipeline: SAAPipeline | None, samples, prompts: CategoryPrompts, configs: list[SAAConfig],
                  progress: bool = True, desc: str = "", region_metrics: bool = False, num_workers: int | None = 0,
-                 scorer=None) -> list[CategoryRun]:
+                 scorer=None, references: list | None = None) -> list[CategoryRun]:
     """All ``configs`` on ``samples`` of one category, from one pass of the expensive stages per image.
 
     ``region_metrics`` also computes AUPRO and region F1 (slow on smooth maps; the official ``--cal-pro``).
     ``scorer`` (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` loader processes) computes the
-    per-image results; the metrics are always computed here, by :func:`collect_runs`."""
+    per-image results; the metrics are always computed here, by :func:`collect_runs`. ``references``: normal samples
+    for few-shot saliency (see :func:`score_images`)."""
     samples = labelled(samples, prompts.category)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
-    scored = scorer.score_images(samples, prompts, configs, progress=progress, desc=desc or prompts.category)
+    extra = {}
+    if any(c.saliency.source != "image" for c in configs):
+        if not isinstance(scorer, LocalScorer):
+            raise ValueError("batch / few-shot saliency compares the images of a category with each other: "
+                             "run it without --ray")
+        extra = {"references": references}
+    scored = scorer.score_images(samples, prompts, configs, progress=progress, desc=desc or prompts.category,
+                                 **extra)
     return collect_runs(samples, scored, prompts.category, configs, region_metrics)
 
 
 def save_maps(run: CategoryRun, out_dir: Path) -> Path:
-    """Write every scored map (``.npy`` at the evaluation resolution) + masks/labels, to recompute metrics anywhere."""
+    """Write every scored map (``.npy`` at the evaluation resolution) + masks/labels, to recompute metrics anywhere.
+    Each file is written atomically."""
     d = Path(out_dir) / "maps" / run.variant / run.category
-    d.mkdir(parents=True, exist_ok=True)
-    np.save(d / "maps.npy", run.maps)
-    np.save(d / "masks.npy", run.masks)
-    np.save(d / "labels.npy", run.labels)
-    (d / "images.json").write_text(json.dumps(run.names, indent=1))
+    save_npy(d / "maps.npy", run.maps)
+    save_npy(d / "masks.npy", run.masks)
+    save_npy(d / "labels.npy", run.labels)
+    write_text(d / "images.json", json.dumps(run.names, indent=1))
     return d
 
 
 def write_metrics_csv(runs: list[CategoryRun], path: Path) -> Path:
-    """One row per (variant, category), metrics in percent."""
+    """One row per (variant, category), metrics in percent, written atomically. An undefined or not computed value is
+    ``n/a`` (which pandas reads as NaN); the last column, ``undefined``, says why (``metric: reason; ...``)."""
     keys = list(M.METRIC_NAMES)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["variant", "category", "n_images", *keys])
-        for r in runs:
-            w.writerow([r.variant, r.category, len(r.labels), *(f"{100 * r.metrics[k]:.2f}" for k in keys)])
-    # nan (not computed / undefined) is written as "nan"
-    return path
+    fh = io.StringIO(newline="")
+    w = csv.writer(fh)
+    w.writerow(["variant", "category", "n_images", *keys, "undefined"])
+    for r in runs:
+        cells = [f"{100 * r.metrics[k]:.2f}" if np.isfinite(r.metrics[k]) else "n/a" for k in keys]
+        why = "; ".join(f"{k}: {r.undefined.get(k, 'undefined')}" for k in keys if not np.isfinite(r.metrics[k]))
+        w.writerow([r.variant, r.category, len(r.labels), *cells, why])
+    return write_text(path, fh.getvalue())
+
+
+def warn_undefined(runs: list[CategoryRun]) -> str | None:
+    """One warning (returned and issued) listing the undefined metrics of ``runs`` by category; None if none."""
+    by_cat: dict[str, dict[str, str]] = {}
+    for r in runs:
+        for k, why in r.undefined.items():
+            if not why.startswith("not computed"):
+                by_cat.setdefault(r.category, {})[k] = why
+    if not by_cat:
+        return None
+    parts = []
+    for cat, items in by_cat.items():
+        reasons: dict[str, list[str]] = {}
+        for k, why in items.items():
+            reasons.setdefault(why, []).append(k)
+        parts.append(f"{cat}: " + ", ".join(f"{'/'.join(ks)} ({why})" for why, ks in reasons.items()))
+    msg = "undefined metrics shown as n/a and left out of the means: " + "; ".join(parts)
+    warnings.warn(msg, stacklevel=2)
+    return msg
 
 
 def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], categories=None, extra_prompts=(),
@@ -229,26 +307,48 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
     categories = list(categories or dataset.categories)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     runs: list[CategoryRun] = []
+    peers: dict = {}
     t0 = time.perf_counter()
     for cat in tqdm(categories, desc="categories", disable=not progress or len(categories) < 2):
         prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour)
         samples = dataset.samples(cat)
         if max_images:
             samples = balanced_subset(samples, max_images)
+        refs = reference_samples(dataset, cat, configs)
+        batch, used_refs = saliency_peers(labelled(samples, cat), refs, configs)
+        if batch or used_refs:
+            peers[cat] = {"batch": sorted(str(s.image_path) for s in batch),
+                          "references": [str(s.image_path) for s in used_refs]}
         runs += run_category(pipeline, samples, prompts, configs, progress, desc=cat, region_metrics=region_metrics,
-                             scorer=scorer)
+                             scorer=scorer, references=refs)
+    warn_undefined(runs)
     if out_dir is not None:
         out = Path(out_dir)
         write_metrics_csv(runs, out / "metrics.csv")
         if save_all_maps:
             for r in runs:
                 save_maps(r, out)
-        (out / "run.json").write_text(json.dumps({
+        write_text(out / "run.json", json.dumps({
             "seconds": round(time.perf_counter() - t0, 2), "categories": categories,
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
             "models": scorer.describe(), "meaningful": scorer.meaningful,
-            "cache": scorer.cache_stats(), "execution": scorer.execution()}, indent=1, default=str))
+            "cache": scorer.cache_stats(), "execution": scorer.execution(), "saliency_peers": peers},
+            indent=1, default=str))
     return runs
+
+
+def reference_samples(dataset, category: str, configs: list[SAAConfig]) -> list:
+    """The normal reference images of a category for few-shot saliency: its ``train`` split (``train/good``) in
+    order; an empty list when no config needs them. A clear error when the data set has none."""
+    if not any(c.saliency.source == "fewshot" for c in configs):
+        return []
+    from .data.datasets import DatasetError
+
+    try:
+        return [s for s in dataset.samples(category, "train") if s.label == 0]
+    except DatasetError as err:
+        raise ValueError(f"few-shot saliency needs normal reference images (train/good) of category {category!r}: "
+                         f"{err}") from err
 
 
 def balanced_subset(samples: list, n: int) -> list:

@@ -27,6 +27,27 @@ def fuse_regions(masks, scores: np.ndarray, offset: float = 0.0, chunk: int = 16
     return out.reshape(h, w).astype(np.float32)
 
 
+def official_fuse(masks, scores, offset: float = 1.0, out_size: int | None = None) -> np.ndarray:
+    """The official fusion: ``A = sum_r mask_r * s_r / (offset + sum_r mask_r)`` accumulated in float64 one mask at a
+    time, in the order given (the official top-K order), divided where the denominator is > 0, then ``cv2.resize``'d
+    (bilinear) to ``out_size`` x ``out_size`` (None: kept at the masks' resolution). ``masks``: (M, H, W) bool stack
+    (dense or :class:`saa_lib.masks.PackedMasks`); ``scores``: (M,) in their own dtype (float32 scores are added as
+    float32 values, as in the official code). No region: an all-zero map. Returns float64."""
+    import cv2
+
+    h, w = masks.shape[1:]
+    num = np.zeros((h, w))
+    den = np.full((h, w), float(offset))
+    for i in range(len(scores)):
+        m = np.asarray(masks[i:i + 1], dtype=bool)[0]
+        np.add(num, scores[i], out=num, where=m)
+        den += m  # + 1.0 inside the mask, + 0.0 (no change) outside
+    np.divide(num, den, out=num, where=den > 0)
+    if out_size is None:
+        return num
+    return cv2.resize(num, (int(out_size), int(out_size)))
+
+
 def image_score(anomaly_map: np.ndarray) -> float:
     """Image-level anomaly score: the maximum of the map."""
     return float(np.max(anomaly_map)) if np.size(anomaly_map) else 0.0

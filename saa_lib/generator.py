@@ -1,6 +1,10 @@
 """Generator: GroundingDINO turns text prompts into candidate boxes with confidences.
 
-One forward per prompt entry, as the official code does (an entry's caption may hold several phrases ``"a. b. c."``);
+Two input pre-processings (``Generator.detect(..., official_input=...)``): the official transform (PIL bilinear resize
+of the uint8 RGB image to shorter side 800 / longer side <= 1333 with the transform's own integer size arithmetic, then
+ToTensor + ImageNet normalisation: ``groundingdino.datasets.transforms``), and a float resize on the model's device
+(antialiased, rounded sizes; faster on a GPU). One forward per prompt entry, as the official code does (an entry's
+caption may hold several phrases ``"a. b. c."``);
 on CUDA, entries of one image whose captions have the same token length run as one batch (padding would change the
 outputs; on the CPU one at a time, see ``Generator.max_batch``). The image backbone (Swin) runs once per image and its
 features are shared by every caption. ``single_caption=True`` joins every entry into one caption (one forward,
@@ -45,7 +49,9 @@ def decode_tokens(tokens: list[str]) -> str:
 class Detections:
     """Generator output for one image: every box whose confidence exceeds the stage's floor.
 
-    boxes: (M, 4) float32 xyxy pixels; scores: (M,) float32 max token confidence; entry: (M,) int32 index into
+    boxes: (M, 4) float32 xyxy pixels, clipped to the image; cxcywh: (M, 4) float32 the model's raw normalised boxes
+    (centre, size; not clipped: what the official code computes areas from and gives SAM); scores: (M,) float32 max
+    token confidence; entry: (M,) int32 index into
     ``captions``; token_conf: (M, T) float32 confidence of each caption token (0-padded); tokens[e]: the tokens of
     caption e (length <= T).
     """
@@ -57,6 +63,8 @@ class Detections:
     captions: list[str]
     tokens: list[list[str]]
     image_hw: tuple[int, int]
+    cxcywh: np.ndarray | None = None
+    _phrases: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -69,23 +77,63 @@ class Detections:
             out.append(decode_tokens([t for t, c in zip(toks, conf[: len(toks)]) if c > text_threshold]))
         return out
 
+    def official_phrases(self, text_threshold: float, tokenizer) -> list[str]:
+        """The phrase of each box as the official code builds it: ``tokenizer.decode`` of the caption's token ids whose
+        confidence > ``text_threshold`` (special tokens and dots included, as decoded)."""
+        if text_threshold in self._phrases:
+            return self._phrases[text_threshold]
+        out, memo = [], {}
+        for conf, e in zip(self.token_conf, self.entry):
+            toks = self.tokens[int(e)]
+            picked = (int(e), tuple(np.flatnonzero(conf[: len(toks)] > text_threshold).tolist()))
+            if picked not in memo:
+                memo[picked] = tokenizer.decode(tokenizer.convert_tokens_to_ids([toks[i] for i in picked[1]]))
+            out.append(memo[picked])
+        self._phrases[text_threshold] = out
+        return out
+
+    def raw_boxes(self) -> np.ndarray:
+        """(M, 4) float32 normalised cx, cy, w, h (the clipped pixel boxes converted back where none were stored)."""
+        if self.cxcywh is not None:
+            return self.cxcywh
+        h, w = self.image_hw
+        b = self.boxes.astype(np.float64) / np.array([w, h, w, h])
+        return np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], 1).astype(np.float32)
+
+    def official_areas(self) -> np.ndarray:
+        """(M,) float32 normalised box areas w * h of the raw (unclipped) boxes, computed in float32."""
+        raw = self.raw_boxes()
+        return raw[:, 2] * raw[:, 3]
+
+    def official_pixel_boxes(self) -> np.ndarray:
+        """(M, 4) float32 xyxy pixel boxes as the official code derives them from the raw boxes (not clipped):
+        scale by (W, H, W, H), then x0 = cx - w / 2 and x1 = w + x0, in float32."""
+        h, w = self.image_hw
+        b = torch.from_numpy(np.ascontiguousarray(self.raw_boxes(), np.float32)) * torch.tensor(
+            [w, h, w, h], dtype=torch.float32)
+        xy0 = b[:, :2] - b[:, 2:] / 2
+        return torch.cat([xy0, b[:, 2:] + xy0], 1).numpy()
+
     def select(self, keep: np.ndarray) -> "Detections":
         keep = np.asarray(keep)
         return Detections(self.boxes[keep], self.scores[keep], self.entry[keep], self.token_conf[keep],
-                          self.captions, self.tokens, self.image_hw)
+                          self.captions, self.tokens, self.image_hw,
+                          None if self.cxcywh is None else self.cxcywh[keep])
 
     def only(self, e: int) -> "Detections":
         """The boxes of caption ``e`` alone, as a one-caption :class:`Detections`."""
         keep = self.entry == e
         t = len(self.tokens[e])
         return Detections(self.boxes[keep], self.scores[keep], np.zeros(int(keep.sum()), np.int32),
-                          self.token_conf[keep][:, :t], [self.captions[e]], [self.tokens[e]], self.image_hw)
+                          self.token_conf[keep][:, :t], [self.captions[e]], [self.tokens[e]], self.image_hw,
+                          None if self.cxcywh is None else self.cxcywh[keep])
 
     @staticmethod
     def empty(captions: list[str], tokens: list[list[str]], image_hw: tuple[int, int]) -> "Detections":
         t = max((len(x) for x in tokens), default=0)
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
-                          np.zeros((0, t), np.float32), list(captions), [list(x) for x in tokens], image_hw)
+                          np.zeros((0, t), np.float32), list(captions), [list(x) for x in tokens], image_hw,
+                          np.zeros((0, 4), np.float32))
 
     @staticmethod
     def concat(parts: list["Detections"]) -> "Detections":
@@ -94,19 +142,19 @@ class Detections:
         t = max((p.token_conf.shape[1] for p in parts), default=0)
         for p in parts:
             rows.append((p.boxes, p.scores, p.entry + offset,
-                         np.pad(p.token_conf, ((0, 0), (0, t - p.token_conf.shape[1])))))
+                         np.pad(p.token_conf, ((0, 0), (0, t - p.token_conf.shape[1]))), p.raw_boxes()))
             captions += p.captions
             tokens += p.tokens
             offset += len(p.captions)
         if not parts:
             raise ValueError("nothing to concatenate")
-        b, s, e, c = (np.concatenate(x) for x in zip(*rows))
+        b, s, e, c, raw = (np.concatenate(x) for x in zip(*rows))
         return Detections(b.astype(np.float32), s.astype(np.float32), e.astype(np.int32), c.astype(np.float32),
-                          captions, tokens, parts[0].image_hw)
+                          captions, tokens, parts[0].image_hw, raw.astype(np.float32))
 
     def to_arrays(self) -> dict:
         return {"boxes": self.boxes, "scores": self.scores, "entry": self.entry, "token_conf": self.token_conf,
-                "captions": np.array(self.captions, dtype=str),
+                "cxcywh": self.raw_boxes(), "captions": np.array(self.captions, dtype=str),
                 "tokens": np.array(["\t".join(t) for t in self.tokens], dtype=str),
                 "image_hw": np.array(self.image_hw)}
 
@@ -114,7 +162,7 @@ class Detections:
     def from_arrays(a: dict) -> "Detections":
         return Detections(a["boxes"], a["scores"], a["entry"], a["token_conf"], [str(c) for c in a["captions"]],
                           [str(t).split("\t") if str(t) else [] for t in a["tokens"]],
-                          tuple(int(x) for x in a["image_hw"]))
+                          tuple(int(x) for x in a["image_hw"]), a.get("cxcywh"))
 
 
 def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 1333, device=None) -> torch.Tensor:
@@ -133,6 +181,18 @@ def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 133
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
     return (x - mean) / torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
+
+
+def official_gdino_input(image: np.ndarray, min_size: int = 800, max_size: int = 1333) -> torch.Tensor:
+    """(3, h, w) tensor exactly as the official transform makes it: ``RandomResize([min_size], max_size)`` (PIL
+    bilinear on the uint8 image, the transform's own integer size arithmetic), ``ToTensor``, ImageNet ``Normalize``.
+    ``image``: (H, W, 3) uint8 RGB."""
+    import groundingdino.datasets.transforms as T
+    from PIL import Image
+
+    transform = T.Compose([T.RandomResize([min_size], max_size=max_size), T.ToTensor(),
+                           T.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))])
+    return transform(Image.fromarray(np.ascontiguousarray(image)), None)[0]
 
 
 @contextmanager
@@ -206,14 +266,17 @@ class Generator:
             out = self.model(batch, captions=list(captions))
         return out["pred_logits"].float().sigmoid().cpu(), out["pred_boxes"].float().cpu()
 
-    def detect(self, image: np.ndarray, captions: list[str], single_caption: bool = False) -> Detections:
-        """Boxes for every caption (one batched forward, or one joined caption). ``image``: (H, W, 3) uint8."""
+    def detect(self, image: np.ndarray, captions: list[str], single_caption: bool = False,
+               official_input: bool = False) -> Detections:
+        """Boxes for every caption (one batched forward, or one joined caption). ``image``: (H, W, 3) uint8 RGB.
+        ``official_input``: the official transform (:func:`official_gdino_input`) instead of the device resize."""
         captions = [normalize_caption(c) for c in captions]
         hw = tuple(image.shape[:2])
         tokens = [self.tokens(c) for c in captions]
         if not captions:
             return Detections.empty([], [], hw)
-        x = resize_for_gdino(image, self.min_size, self.max_size, self.device)
+        x = (official_gdino_input(image, self.min_size, self.max_size).to(self.device) if official_input
+             else resize_for_gdino(image, self.min_size, self.max_size, self.device))
         if single_caption and len(captions) > 1:
             return self._detect_joined(x, captions, tokens, hw)
         # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding
@@ -264,4 +327,4 @@ class Generator:
         c = conf[keep].numpy()
         tc[:, : c.shape[1]] = c
         return Detections(xyxy, score[keep].numpy().astype(np.float32), entry[keep], tc, list(captions),
-                          [list(x) for x in tokens], hw)
+                          [list(x) for x in tokens], hw, b.numpy().astype(np.float32))

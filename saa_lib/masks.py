@@ -68,8 +68,13 @@ class PackedMasks:
         return dense if dtype is None else dense.astype(dtype)
 
     def areas(self) -> np.ndarray:
-        """(M,) int64 pixel count of each mask."""
-        return np.bitwise_count(self.bits).sum(axis=(1, 2), dtype=np.int64)
+        """(M,) int64 pixel count of each mask (computed once per stack)."""
+        if getattr(self, "_areas", None) is None:
+            flat = np.ascontiguousarray(self.bits).reshape(len(self.bits), self.bits.shape[1] * self.bits.shape[2])
+            if flat.shape[1] % 8 == 0:  # 64 bits at a time: 8x fewer elements to count and sum
+                flat = flat.view(np.uint64)
+            self._areas = np.bitwise_count(flat).sum(axis=1, dtype=np.int64)
+        return self._areas
 
     def iou(self, reference: np.ndarray) -> np.ndarray:
         """(M,) IoU of each mask with ``reference`` (H, W) bool; 0 where both are empty."""
@@ -92,3 +97,16 @@ class PackedMasks:
             sums[start:start + chunk] = dense.astype(np.float64) @ v
         area = self.areas()
         return np.where(area > 0, sums / np.maximum(area, 1), 0.0)
+
+    def official_means(self, values: np.ndarray) -> np.ndarray:
+        """(M,) ``values[mask].mean()`` for each mask, as the official code takes it (numpy's mean in the map's own
+        dtype, float32 or float64; NaN for an empty mask). One mask is unpacked at a time."""
+        values = np.asarray(values)
+        if values.shape != self.shape[1:]:
+            raise ValueError(f"values {values.shape} do not match masks {self.shape}")
+        out = np.full(len(self), np.nan, dtype=values.dtype)
+        for i in range(len(self)):
+            picked = values[self[i]]
+            if picked.size:
+                out[i] = picked.mean()
+        return out

@@ -7,11 +7,11 @@ an image's score is the max of its normalised map.
 
 Conventions (values are fractions in [0, 1]; multiply by 100 for the percent of the paper's tables):
 
-* F1-type metrics (``pixel_max_f1``, ``image_max_f1``, ``region_f1``) are 0.0 when there is nothing to find (no
-  positive pixel / image / ground-truth region): no threshold recalls anything. This is also what the official code
-  returns (scikit-learn sets recall to 1 and precision to 0 there).
-* Rank metrics (``pixel_auroc``, ``image_auroc``) are ``nan`` when only one class is present; ``aupro`` is ``nan``
-  without any ground-truth region or without any normal pixel.
+* Undefined values are ``nan``, never a number: max-F1 (``pixel_max_f1``, ``image_max_f1``) and the rank metrics
+  (``pixel_auroc``, ``image_auroc``) when only one class is present (nothing to find, or nothing but positives, where
+  any threshold gives the trivial F1 of 1); ``region_f1`` without a ground-truth region; ``aupro`` without a
+  ground-truth region or without a normal pixel. (The official code reports 0.0 for an F1 with nothing to find,
+  which would then enter a mean.) :func:`undefined_reasons` says why a value is undefined; tables show ``n/a``.
 
 Max-F1 is exact: it is the maximum of F1 = 2PR / (P + R) over every threshold that
 ``sklearn.metrics.precision_recall_curve`` returns (every distinct score, ties handled the same way), computed with
@@ -57,6 +57,7 @@ __all__ = [
     "pixel_max_f1",
     "pixel_max_f1_streaming",
     "region_f1",
+    "undefined_reasons",
 ]
 
 Protocol = Literal["standard", "code"]
@@ -185,8 +186,8 @@ def _max_f1_sorted(pos: np.ndarray, neg: np.ndarray) -> float:
     at a distinct positive score v, where tp = #pos >= v and fp = #neg >= v; F1 = 2 tp / (tp + fp + P).
     """
     n_pos = pos.size
-    if n_pos == 0:
-        return 0.0
+    if n_pos == 0 or neg.size == 0:
+        return float("nan")  # one class only: nothing to find, or the trivial F1 of 1
     first = np.flatnonzero(np.concatenate(([True], pos[1:] != pos[:-1])))  # first index of each distinct value
     tp = (n_pos - first).astype(np.float64)
     fp = (neg.size - np.searchsorted(neg, pos[first], side="left")).astype(np.float64)
@@ -240,8 +241,8 @@ def _max_f1_histogram(hist: np.ndarray) -> tuple[float, float]:
     tp_ge = np.cumsum(h_pos[::-1])[::-1]  # positives in bins >= b
     fp_ge = np.cumsum(h_neg[::-1])[::-1]
     n_pos = tp_ge[0]
-    if n_pos == 0:
-        return 0.0, 0.0
+    if n_pos == 0 or fp_ge[0] == 0:
+        return float("nan"), float("nan")  # one class only (see _max_f1_sorted)
     # "score >= lowest score present in bins >= b" is a real threshold: its F1 is attained
     value = float(np.max(2.0 * tp_ge / (tp_ge + fp_ge + n_pos)))
     # a threshold inside bin b has tp <= tp_ge[b] and fp >= fp_ge[b + 1]
@@ -332,7 +333,7 @@ def pixel_max_f1_streaming(
 
 
 def pixel_max_f1(maps, masks, pooled: bool | None = None, bins: int = DEFAULT_BINS) -> float:
-    """Pixel-level max-F1 of one category in [0, 1] (0.0 when no pixel is anomalous).
+    """Pixel-level max-F1 of one category in [0, 1] (nan when no pixel, or every pixel, is anomalous).
 
     maps (N, H, W) float, masks (N, H, W) bool or 0/1. Maps are normalised together (:func:`normalize_category`),
     all pixels pooled, and F1 = 2PR / (P + R) maximised over every precision-recall threshold (exact). ``pooled=None``
@@ -385,7 +386,7 @@ def image_auroc(maps, labels) -> float:
 def image_max_f1(maps, labels) -> float:
     """Image-level max-F1; score = max of the category-normalised map. maps (N, H, W), labels (N,) bool or 0/1.
 
-    0.0 when no image is anomalous.
+    nan when all labels are equal.
     """
     scores, y = _validate_image(maps, labels)
     return _max_f1_sorted(*_split_sorted(scores, y))
@@ -640,7 +641,7 @@ def _region_f1_from_levels(levels, masks, k: int, iou: float, protocol: str) -> 
                 acc[level] -= c
             previous = level
     if n_gt_total == 0:
-        return 0.0
+        return float("nan")  # no ground-truth region: nothing to find
     n_pred, tp_pred, tp_gt = (np.cumsum(a)[:k].astype(np.float64) for a in (n_pred, tp_pred, tp_gt))
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(n_pred > 0, tp_pred / n_pred, 0.0)
@@ -650,7 +651,7 @@ def _region_f1_from_levels(levels, masks, k: int, iou: float, protocol: str) -> 
 
 
 def region_f1(maps, masks, iou: float = 0.6, num_thresholds: int = 200, protocol: Protocol = "standard") -> float:
-    """Region-level max-F1 in [0, 1] (0.0 without ground-truth regions).
+    """Region-level max-F1 in [0, 1] (nan without ground-truth regions).
 
     maps (N, H, W) float, masks (N, H, W) bool or 0/1. At each official threshold the 8-connected predicted regions
     are matched to the 8-connected ground-truth regions: a predicted region is a true positive if its IoU with some
@@ -685,8 +686,7 @@ def category_metrics(
     :data:`METRIC_NAMES`.
 
     maps (N, H, W) float, masks (N, H, W) bool or 0/1, labels (N,) bool or 0/1 (default: ``masks.any((1, 2))``).
-    Undefined values are nan (AUROC with one class, AUPRO without regions) or 0.0 (F1 with nothing to find); see the
-    module doc. ``pooled`` / ``bins`` concern pixel max-F1 only; the other arguments are those of the single metrics.
+    Undefined values are nan (see the module doc and :func:`undefined_reasons`). ``pooled`` / ``bins`` concern pixel max-F1 only; the other arguments are those of the single metrics.
     ``region_metrics=False`` skips the slow region-level metrics (AUPRO, region F1 -> nan), as the official evaluation
     does without ``--cal-pro``.
     """
@@ -712,3 +712,29 @@ def category_metrics(
     out["image_max_f1"] = _max_f1_sorted(image_pos, image_neg)
     out["region_f1"] = _region_f1_from_levels(levels, m, k, iou, protocol) if region_metrics else np.nan
     return {name: float(out[name]) for name in METRIC_NAMES}
+
+
+def undefined_reasons(masks, labels=None, region_metrics: bool = True) -> dict[str, str]:
+    """``{metric: reason}`` for each metric of :func:`category_metrics` that is undefined (nan) for this ground truth.
+
+    masks (N, H, W) bool or 0/1, labels (N,) bool or 0/1 (default: ``masks.any((1, 2))``). Metrics not computed
+    (``region_metrics=False``) are listed as such. The reasons are short phrases for tables and warnings.
+    """
+    m = np.asarray(masks).astype(bool)
+    y = m.reshape(m.shape[0], -1).any(axis=1) if labels is None else np.asarray(labels).astype(bool)
+    n_pos = int(m.sum())
+    out: dict[str, str] = {}
+    pixel = "no anomalous pixel in the ground truth" if n_pos == 0 else (
+        "every pixel is anomalous" if n_pos == m.size else None)
+    if pixel:
+        out["pixel_max_f1"] = out["pixel_auroc"] = pixel
+    image = "no anomalous image" if not y.any() else ("no normal image" if y.all() else None)
+    if image:
+        out["image_max_f1"] = out["image_auroc"] = image
+    if not region_metrics:
+        out["aupro"] = out["region_f1"] = "not computed (--cal-pro)"
+    elif n_pos == 0:
+        out["aupro"] = out["region_f1"] = "no anomalous pixel in the ground truth"
+    elif n_pos == m.size:
+        out["aupro"] = "every pixel is anomalous"
+    return out

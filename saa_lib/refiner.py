@@ -43,6 +43,25 @@ class Refiner:
             masks, _, _ = self.predictor.predict_torch(None, None, boxes=b, multimask_output=False)
         return masks[:, 0].cpu().numpy()
 
+    def segment_packed(self, image: np.ndarray, boxes: np.ndarray, budget: int = 1 << 28):
+        """(M, H, W) masks of ``boxes`` (M, 4) xyxy pixels, bit-packed as they are decoded: the boxes are decoded a
+        chunk at a time so that the chunk's float masks at full resolution stay under about ``budget`` bytes (one box
+        at a time on very large images). Returns a :class:`saa_lib.masks.PackedMasks`."""
+        from .masks import PackedMasks
+
+        hw = tuple(image.shape[:2])
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        bits = np.zeros((len(boxes), hw[0], (hw[1] + 7) // 8), np.uint8)
+        if len(boxes):
+            self.set_image(image)
+            chunk = max(1, int(budget // (hw[0] * hw[1] * 4 * 2)))
+            for start in range(0, len(boxes), chunk):
+                at = start
+                for m in split_on_oom(self._decode, list(boxes[start:start + chunk]), hw):
+                    bits[at:at + len(m)] = np.packbits(m.astype(bool), axis=-1)
+                    at += len(m)
+        return PackedMasks(bits, hw[1])
+
     def segment(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(M, H, W) bool masks, one per box. ``boxes``: (M, 4) xyxy pixels of ``image`` (H, W, 3) uint8."""
         hw = tuple(image.shape[:2])

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .prompts.language import load_tables
+from .safeio import write_text
 
 VARIANT_LABELS = {
     "saa": "SAA",
@@ -48,18 +49,47 @@ def header(models_line: str, meaningful: bool, dataset: str, extra: str = "") ->
     return "\n\n".join(lines) + "\n\n"
 
 
+def fmt(value: float) -> str:
+    """A percentage with two decimals; ``n/a`` for an undefined (nan) value."""
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
+
+
+def defined_mean(values) -> float:
+    """Mean of the finite values; nan when there is none (no numpy warning)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def undefined_notes(runs, metric: str) -> list[str]:
+    """``"<category>: <reason>"`` for each category whose ``metric`` is undefined, once per category."""
+    notes: dict[str, str] = {}
+    for r in runs:
+        if not np.isfinite(r.metrics[metric]):
+            notes.setdefault(r.category, getattr(r, "undefined", {}).get(metric, "undefined"))
+    return [f"{c}: {why}" for c, why in notes.items()]
+
+
+def _notes_block(runs, metric: str) -> str:
+    notes = undefined_notes(runs, metric)
+    if not notes:
+        return ""
+    return ("\nn/a = undefined, left out of the means: " + "; ".join(notes) + ".\n")
+
+
 def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpose: bool = False) -> str:
     """``metric`` in percent, one value per (variant, category), with the mean over categories.
 
     Table 1 layout: one row per variant, one column per category, then the mean, and a last column with the paper's
     number for ``dataset`` where there is one. ``transpose=True``: one row per category (with its number of images),
-    one column per variant, then the mean row (and the paper's row).
+    one column per variant, then the mean row (and the paper's row). An undefined value (nan) is shown as ``n/a``,
+    left out of the mean, and its reason is given under the table.
     """
     variants = list(dict.fromkeys(r.variant for r in runs))
     cats = list(dict.fromkeys(r.category for r in runs))
     val = {(r.variant, r.category): 100 * r.metrics[metric] for r in runs}
     cells = {v: [val.get((v, c), np.nan) for c in cats] for v in variants}
-    means = {v: np.nanmean(cells[v]) for v in variants}
+    means = {v: defined_mean(cells[v]) for v in variants}
     paper = {v: paper_value(v, dataset) for v in variants}
     show_paper = any(p is not None for p in paper.values())
     paper_cell = {v: "-" if p is None else f"{p:.2f}" for v, p in paper.items()}
@@ -67,40 +97,40 @@ def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpos
     if transpose:
         n = {r.category: len(r.labels) for r in runs}
         lines = ["| category | n | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(variants)]
-        lines += [f"| {c} | {n[c]} | " + " | ".join(f"{cells[v][j]:.2f}" for v in variants) + " |"
+        lines += [f"| {c} | {n[c]} | " + " | ".join(fmt(cells[v][j]) for v in variants) + " |"
                   for j, c in enumerate(cats)]
-        lines.append("| **mean** | | " + " | ".join(f"**{means[v]:.2f}**" for v in variants) + " |")
+        lines.append("| **mean** | | " + " | ".join(f"**{fmt(means[v])}**" for v in variants) + " |")
         if show_paper:
             lines.append("| paper (mean) | | " + " | ".join(paper_cell[v] for v in variants) + " |")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + _notes_block(runs, metric)
     cols = ["method", *cats, "mean"] + (["paper (mean)"] if show_paper else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
     for v, label in zip(variants, labels):
-        row = [label, *(f"{x:.2f}" for x in cells[v]), f"{means[v]:.2f}"] + ([paper_cell[v]] if show_paper else [])
+        row = [label, *(fmt(x) for x in cells[v]), fmt(means[v])] + ([paper_cell[v]] if show_paper else [])
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _notes_block(runs, metric)
 
 
 def ablation_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> str:
-    """Table 2 layout: one row per ablated prompt, the mean over categories and its change against full SAA+."""
+    """Table 2 layout: one row per ablated prompt, the mean over categories and its change against full SAA+.
+
+    Undefined values (nan) are left out of the means (``n/a`` when none is defined)."""
     variants = list(dict.fromkeys(r.variant for r in runs))
-    mean = {v: 100 * float(np.nanmean([r.metrics[metric] for r in runs if r.variant == v])) for v in variants}
+    mean = {v: 100 * defined_mean([r.metrics[metric] for r in runs if r.variant == v]) for v in variants}
     full = mean.get("saa_plus")
     lines = ["| variant | mean max-F1-pixel | Δ vs SAA+ | paper |", "|---|---:|---:|---:|"]
     for v in variants:
-        delta = "" if full is None or v == "saa_plus" else f"{mean[v] - full:+.2f}"
+        delta = "" if full is None or v == "saa_plus" else (
+            f"{mean[v] - full:+.2f}" if np.isfinite(mean[v] - full) else "n/a")
         p = paper_value(v, dataset)
-        lines.append(f"| {VARIANT_LABELS.get(v, v)} | {mean[v]:.2f} | {delta} | {'-' if p is None else f'{p:.2f}'} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {VARIANT_LABELS.get(v, v)} | {fmt(mean[v])} | {delta} | {'-' if p is None else f'{p:.2f}'} |")
+    return "\n".join(lines) + "\n" + _notes_block(runs, metric)
 
 
 def write_report(path: Path, title: str, head: str, sections: dict[str, str]) -> Path:
-    """A markdown file: title, header, then ``{section title: markdown}``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A markdown file, written atomically: title, header, then ``{section title: markdown}``."""
     body = [f"# {title}\n", head] + [f"## {k}\n\n{v}" for k, v in sections.items()]
-    path.write_text("\n".join(body))
-    return path
+    return write_text(path, "\n".join(body))
 
 
 # ---------------------------------------------------------------------------------------------- the series as a report
@@ -165,7 +195,7 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
         seconds = time.perf_counter() - t0
         if dst.exists():
             body, _ = exporter.from_notebook_node(nbformat.read(dst, as_version=4))
-            (out / f"{name}.html").write_text(body, encoding="utf-8")
+            write_text(out / f"{name}.html", body)
         status.append({"notebook": name, "seconds": round(seconds, 1), "error": error})
     figures = sorted(p.name for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     lines = ["# SAA+ workbook report", "", f"Dataset: {dataset}" + (f" ({params['root']})" if root else ""),
@@ -176,9 +206,9 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
         lines.append(f"| [{s['notebook']}]({s['notebook']}.html) | {s['seconds']} | "
                      f"{'failed: ' + s['error'] if s['error'] else 'ok'} |")
     lines += ["", f"Figures ({len(figures)}): see `figures/`.", ""]
-    (out / "index.md").write_text("\n".join(lines), encoding="utf-8")
-    (out / "report.json").write_text(json.dumps({"parameters": params, "notebooks": status, "figures": figures},
-                                                indent=1), encoding="utf-8")
+    write_text(out / "index.md", "\n".join(lines))
+    write_text(out / "report.json",
+               json.dumps({"parameters": params, "notebooks": status, "figures": figures}, indent=1))
     failed = [s for s in status if s["error"]]
     for s in failed:
         print(f"saa report: {s['notebook']} failed: {s['error']}", file=sys.stderr)

@@ -28,6 +28,7 @@ NOTEBOOKS = (
     "06_saa_plus",
     "07_ablation_study",
     "08_results",
+    "09_beyond_saa",
 )
 #: what figure titles say when the detector weights are random
 NOT_MEANINGFUL = "random weights — not meaningful"

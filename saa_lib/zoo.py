@@ -192,20 +192,21 @@ def _hosts_reachable(urls, timeout: float | None = None) -> dict[str, bool]:
     return {host: result.get(host, False) for host in first}
 
 
-def require_weights(names=None, download: bool = True, progress: bool = True) -> dict[str, Path]:
+def require_weights(names=None, download: bool = True, progress: bool = True, force: bool = False) -> dict[str, Path]:
     """Make sure the zoo files ``names`` (default: all downloadable) are in the cache; return ``{name: path}``.
 
     Present files are hash-checked (a corrupt one raises :class:`HashMismatchError`); absent ones are downloaded when
     ``download``. Whatever cannot be had is reported in ONE :class:`MissingFileError` that names every such file, its
     URL and its exact target path. Offline, hosts are probed in parallel, so this fails within about
-    ``CONNECT_TIMEOUT`` seconds however many files are missing.
+    ``CONNECT_TIMEOUT`` seconds however many files are missing. ``force``: download every file again, each replacing
+    the one in the cache (a corrupt one, say) only once verified.
     """
     names = _downloadable(names)
     paths: dict[str, Path] = {}
     absent = []
     for n in names:
         ck = CHECKPOINTS[n]
-        if ck.embedded or ck.path.exists():
+        if ck.embedded or (ck.path.exists() and not force):
             paths[n] = resolve_checkpoint(n, download=False)
         else:
             absent.append(n)
@@ -225,7 +226,7 @@ def require_weights(names=None, download: bool = True, progress: bool = True) ->
             missing.append((n, ck.url, ck.path))
             continue
         try:
-            paths[n] = fetch_file(ck.url, ck.path, ck.known_hash, name=n, progress=progress)
+            paths[n] = fetch_file(ck.url, ck.path, ck.known_hash, name=n, progress=progress, force=force)
         except HashMismatchError:
             raise
         except Exception as err:  # noqa: BLE001 - any failed download is reported with the others
@@ -236,9 +237,10 @@ def require_weights(names=None, download: bool = True, progress: bool = True) ->
     return paths
 
 
-def download_weights(names=None, progress: bool = True) -> list[Path]:
-    """Download (and verify) the zoo files ``names``, default all of them (about 4.9 GB); their paths, in order."""
-    paths = require_weights(names, download=True, progress=progress)
+def download_weights(names=None, progress: bool = True, force: bool = False) -> list[Path]:
+    """Download (and verify) the zoo files ``names``, default all of them (about 4.9 GB); their paths, in order.
+    ``force``: download them again even if present, each replacing the cached file atomically once verified."""
+    paths = require_weights(names, download=True, progress=progress, force=force)
     return [paths[n] for n in _downloadable(names)]
 
 
@@ -307,7 +309,15 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
     ``paths`` (``checkpoints={"sam": ..., "gdino": ..., "saliency": ...}`` local files, ``"bert_vocab"`` optional),
     ``tiny`` or ``random`` (seeded random init; warns "not meaningful"). Official files that are missing are reported
     together in one :class:`MissingFileError` before anything is built.
+    ``checkpoints={"manifest": ".../manifest.json"}`` alone loads a set written by
+    :func:`saa_lib.export.export_models` (the other arguments play no part).
     """
+    if checkpoints and "manifest" in checkpoints:
+        if len(checkpoints) > 1:
+            raise ValueError(f"manifest= names a whole model set; it cannot be combined with {sorted(checkpoints)}")
+        from saa_lib.export import load_manifest
+
+        return load_manifest(checkpoints["manifest"], device=device)
     from saa_lib.models.gdino import TINY_GDINO_VERSION, build_gdino, load_gdino_checkpoint
     from saa_lib.models.sam import SAM_VARIANTS, TINY_SAM_VERSION, build_sam, load_sam_checkpoint
     from saa_lib.models.text import (TINY_TEXT_VERSION, bert_base_text_encoder_dir, bert_base_with_tiny_vocab_dir,

@@ -45,3 +45,20 @@ def test_disabled_cache_always_computes(tmp_path):
     for _ in range(2):
         cache.get("s", {}, lambda: n.append(1) or {"x": np.zeros(1)})
     assert len(n) == 2 and not any(tmp_path.iterdir())
+
+
+def test_compressed_entries_read_back_and_are_smaller(tmp_path):
+    import numpy as np
+
+    from saa_lib.cache import StageCache
+
+    cache = StageCache(tmp_path)
+    bits = np.zeros((20, 512, 64), np.uint8)
+    bits[:, 100:200, 10:20] = 255
+    plain = cache.get("refiner", {"k": 1}, lambda: {"masks": bits})
+    packed = cache.get("refiner", {"k": 2}, lambda: {"masks": bits}, compress=True)
+    again = StageCache(tmp_path).get("refiner", {"k": 2}, lambda: {"masks": bits * 0})
+    np.testing.assert_array_equal(again["masks"], bits)
+    np.testing.assert_array_equal(plain["masks"], packed["masks"])
+    size = {k: cache.path("refiner", cache.key("refiner", {"k": k})).stat().st_size for k in (1, 2)}
+    assert size[2] * 20 < size[1]

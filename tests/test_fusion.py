@@ -41,3 +41,23 @@ def test_chunked_fusion_equals_the_one_shot_formula_and_accepts_packed_masks():
             np.testing.assert_allclose(fuse_regions(masks, scores, offset, chunk=chunk), want, rtol=1e-6)
         np.testing.assert_array_equal(fuse_regions(PackedMasks.from_dense(masks), scores, offset),
                                       fuse_regions(masks, scores, offset))
+
+
+def test_official_fusion_adds_in_the_given_order_then_resizes_with_cv2():
+    import cv2
+
+    from saa_lib.fusion import official_fuse
+    from saa_lib.masks import PackedMasks
+
+    masks = np.zeros((2, 6, 8), bool)
+    masks[0, :3] = True
+    masks[1, 2:] = True
+    scores = np.array([0.5, 2.0], np.float32)
+    want = np.zeros((6, 8))
+    want[:2] = 0.5 / 2
+    want[2] = 2.5 / 3
+    want[3:] = 2.0 / 2
+    np.testing.assert_array_equal(official_fuse(masks, scores, 1.0), want)
+    np.testing.assert_array_equal(official_fuse(PackedMasks.from_dense(masks), scores, 1.0, 4),
+                                  cv2.resize(want, (4, 4)))
+    assert not official_fuse(np.zeros((0, 6, 8), bool), np.zeros(0), 1.0, 4).any()

@@ -77,3 +77,15 @@ def test_an_empty_stack_has_empty_statistics():
     pm = PackedMasks.concat([], (23, 45))
     assert pm.areas().shape == (0,) and pm.iou(np.ones((23, 45), bool)).shape == (0,)
     assert pm.means(np.ones((23, 45))).shape == (0,) and pm[:].shape == (0, 23, 45)
+
+
+def test_official_means_are_numpys_mean_in_the_maps_dtype():
+    rng = np.random.default_rng(3)
+    masks = rng.random((4, 9, 13)) < 0.4
+    masks[2] = False
+    values = rng.random((9, 13)).astype(np.float32)
+    got = PackedMasks.from_dense(masks).official_means(values)
+    assert got.dtype == np.float32 and np.isnan(got[2])
+    for i in (0, 1, 3):
+        assert got[i] == values[masks[i]].mean()  # bit for bit
+    assert PackedMasks.from_dense(masks).official_means(values.astype(np.float64)).dtype == np.float64

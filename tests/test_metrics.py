@@ -19,7 +19,11 @@ EIGHT = np.ones((3, 3), dtype=bool)
 # references (scikit-learn, and slow loops written straight from the protocol's definitions)
 # ----------------------------------------------------------------------------------------------------------------------
 def sk_max_f1(y, scores) -> float:
-    """The official computation: precision_recall_curve, F1 = 2PR / (P + R) (0 where P + R = 0), max."""
+    """The official computation: precision_recall_curve, F1 = 2PR / (P + R) (0 where P + R = 0), max; nan with one
+    class only (the official code's 0.0 / trivial 1.0 there are undefined values, see the module doc)."""
+    y = np.ravel(y).astype(bool)
+    if y.all() or not y.any():
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p, r, _ = precision_recall_curve(np.ravel(y), np.ravel(scores))
@@ -184,7 +188,7 @@ def test_pixel_max_f1_and_auroc_match_sklearn(name):
     maps, masks = _case(name)
     scores = M.normalize_category(maps).ravel()
     y = np.asarray(masks, bool).ravel()
-    assert M.pixel_max_f1(maps, masks, pooled=False) == pytest.approx(sk_max_f1(y, scores), abs=1e-9)
+    assert M.pixel_max_f1(maps, masks, pooled=False) == pytest.approx(sk_max_f1(y, scores), abs=1e-9, nan_ok=True)
     auroc = M.pixel_auroc(maps, masks)
     if y.all() or not y.any():
         assert math.isnan(auroc)
@@ -201,15 +205,17 @@ def test_pixel_max_f1_many_random_small_categories_match_sklearn():
             maps = np.round(maps * rng.integers(1, 6)) / 5
         masks = rng.random(shape) < rng.random()
         scores = M.normalize_category(maps).ravel()
-        assert M.pixel_max_f1(maps, masks) == pytest.approx(sk_max_f1(masks.ravel(), scores), abs=1e-9)
+        assert M.pixel_max_f1(maps, masks) == pytest.approx(sk_max_f1(masks.ravel(), scores), abs=1e-9, nan_ok=True)
         if 0 < masks.sum() < masks.size:
             assert M.pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(masks.ravel(), scores), abs=1e-9)
 
 
 def test_documented_edge_values():
     maps = np.random.default_rng(1).random((2, 6, 6))
-    assert M.pixel_max_f1(maps, np.zeros((2, 6, 6), bool)) == 0.0
-    assert M.pixel_max_f1(maps, np.ones((2, 6, 6), bool)) == 1.0
+    # one class only: undefined (nothing to find / the trivial F1 of 1), in the exact and the pooled mode
+    for pooled in (False, True):
+        assert math.isnan(M.pixel_max_f1(maps, np.zeros((2, 6, 6), bool), pooled=pooled))
+        assert math.isnan(M.pixel_max_f1(maps, np.ones((2, 6, 6), bool), pooled=pooled))
     perfect = np.zeros((2, 6, 6), bool)
     perfect[1, 2:4, 2:4] = True
     assert M.pixel_max_f1(perfect.astype(float), perfect) == 1.0
@@ -239,15 +245,15 @@ def test_image_metrics_match_sklearn_on_map_maxima(quantised):
     labels = rng.random(30) < 0.4
     scores = M.normalize_category(maps).reshape(30, -1).max(axis=1)
     assert M.image_auroc(maps, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
-    assert M.image_max_f1(maps, labels) == pytest.approx(sk_max_f1(labels, scores), abs=1e-9)
+    assert M.image_max_f1(maps, labels) == pytest.approx(sk_max_f1(labels, scores), abs=1e-9, nan_ok=True)
 
 
 def test_image_metrics_one_class():
     maps = np.random.default_rng(2).random((5, 4, 4))
     assert math.isnan(M.image_auroc(maps, np.zeros(5, bool)))
     assert math.isnan(M.image_auroc(maps, np.ones(5, bool)))
-    assert M.image_max_f1(maps, np.zeros(5, bool)) == 0.0
-    assert M.image_max_f1(maps, np.ones(5, int)) == 1.0
+    assert math.isnan(M.image_max_f1(maps, np.zeros(5, bool)))
+    assert math.isnan(M.image_max_f1(maps, np.ones(5, int)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -354,7 +360,7 @@ def test_region_f1_hand_cases(protocol):
     pred[2, 5:7, 5:7] = True
     assert M.region_f1(pred.astype(float), masks, protocol=protocol) == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
     assert M.region_f1(np.zeros(masks.shape), masks, protocol=protocol) == 0.0
-    assert M.region_f1(masks.astype(float), np.zeros_like(masks), protocol=protocol) == 0.0
+    assert math.isnan(M.region_f1(masks.astype(float), np.zeros_like(masks), protocol=protocol))
 
 
 @pytest.mark.parametrize("protocol", ["standard", "code"])
@@ -476,8 +482,19 @@ def test_category_metrics_equals_the_single_metrics():
 def test_category_metrics_on_an_all_normal_category():
     maps = np.random.default_rng(0).random((3, 8, 8))
     out = M.category_metrics(maps, np.zeros((3, 8, 8), bool))
-    assert out["pixel_max_f1"] == 0.0 and out["image_max_f1"] == 0.0 and out["region_f1"] == 0.0
-    assert math.isnan(out["pixel_auroc"]) and math.isnan(out["image_auroc"]) and math.isnan(out["aupro"])
+    assert all(math.isnan(v) for v in out.values())  # every metric is undefined without an anomaly
+    why = M.undefined_reasons(np.zeros((3, 8, 8), bool))
+    assert set(why) == set(M.METRIC_NAMES) and why["image_max_f1"] == "no anomalous image"
+
+
+def test_category_metrics_on_an_only_anomalous_category():
+    maps = np.random.default_rng(0).random((3, 8, 8))
+    masks = np.zeros((3, 8, 8), bool)
+    masks[:, 2:5, 2:5] = True
+    out = M.category_metrics(maps, masks)
+    assert math.isnan(out["image_max_f1"]) and math.isnan(out["image_auroc"])  # not 1.0: no normal image
+    assert 0 < out["pixel_max_f1"] <= 1 and 0 <= out["pixel_auroc"] <= 1 and 0 <= out["region_f1"] <= 1
+    assert M.undefined_reasons(masks) == {"image_max_f1": "no normal image", "image_auroc": "no normal image"}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ def _ipynb(name: str):
     return nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4)
 
 
-def test_series_is_numbered_00_to_08():
-    assert [n[:2] for n in NOTEBOOKS] == [f"{i:02d}" for i in range(9)]
+def test_series_is_numbered_00_to_09():
+    assert [n[:2] for n in NOTEBOOKS] == [f"{i:02d}" for i in range(10)]
     on_disk = sorted(p.stem for p in NB_DIR.glob("[0-9][0-9]_*.ipynb"))
     assert on_disk == list(NOTEBOOKS)
 

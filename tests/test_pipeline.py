@@ -1,5 +1,6 @@
 """End-to-end behaviour of the SAA / SAA+ pipeline on tiny (random-weight) models and hand-built stage outputs."""
 import numpy as np
+import torch
 import pytest
 
 from saa_lib.cache import StageCache
@@ -69,7 +70,16 @@ def test_ablation_from_one_pass_equals_independent_runs(tiny, washer, tmp_path):
     for cfg, res in zip(configs, together):
         alone = SAAPipeline(tiny, cache).run(washer, PROMPTS, cfg)
         np.testing.assert_array_equal(res.anomaly_map, alone.anomaly_map, err_msg=cfg.variant)
-    assert cache.misses == misses  # the single pass computed everything every variant needs
+    # the single pass computed everything every variant needs: no detector or saliency stage ran again (a variant run
+    # alone with P^P may segment fewer candidates in code behaviour: boxes P^P cannot keep are not segmented)
+    assert {k: cache.misses[k] for k in ("generator", "saliency")} == {k: misses[k] for k in ("generator", "saliency")}
+    paper = [c.with_(behaviour="paper") for c in configs]
+    misses = dict(cache.misses)
+    SAAPipeline(tiny, cache).run_variants(washer, category_prompts("washer", "synthetic", behaviour="paper"), paper)
+    misses = dict(cache.misses)
+    for cfg in paper:
+        SAAPipeline(tiny, cache).run(washer, category_prompts("washer", "synthetic", behaviour="paper"), cfg)
+    assert cache.misses == misses  # paper behaviour: every stage of every variant came from the single pass
 
 
 def test_batched_captions_reproduce_one_forward_per_caption(tiny, washer):
@@ -262,3 +272,106 @@ def test_an_image_without_candidates_scores_an_empty_map(behaviour):
     st.masks = np.zeros((0, 400, 400), bool)
     res = SAAPipeline.score(None, st, prompts, variant_config("saa_plus", behaviour))
     assert res.regions == [] and res.image_score == 0.0 and not res.anomaly_map.any()
+
+
+# ----- code behaviour: the official code's steps ------------------------------------------------------------------------
+def _official_stages(scale=2):
+    """The hand-built case at ``scale`` x the resolution, as code-behaviour stages (masks at the image's size)."""
+    prompts, st = _stages("code")
+    r = 400 * scale
+    hw = (r, r)
+    det, obj = st.detections, st.object_detections
+    det = Detections(det.boxes * scale, det.scores, det.entry, det.token_conf, det.captions, det.tokens, hw)
+    obj = Detections(obj.boxes * scale, obj.scores, obj.entry, obj.token_conf, obj.captions, obj.tokens, hw)
+    masks = st.masks.repeat(scale, 1).repeat(scale, 2)
+    sal = st.saliency.repeat(scale, 0).repeat(scale, 1)
+    return prompts, StageOutputs(hw, st.entry_ids, det, masks, obj, None, sal, official=True)
+
+
+def test_official_scoring_fuses_at_full_resolution_then_resizes_with_cv2():
+    import cv2
+
+    prompts, st = _official_stages()
+    pipe = SAAPipeline.__new__(SAAPipeline)
+    pipe.generator = None
+    res = pipe.score(st, prompts, variant_config("saa_plus", "code", max_area_ratio=0.5))
+    assert [r.removed_by for r in res.regions] == [None, "property", None]
+    s0 = float(np.float32(0.5)) * np.exp(3.0 * np.float32(0.5))  # numpy scalar types, as the official code
+    assert isinstance(s0, np.float32) and res.regions[0].score == float(s0)
+    full = np.zeros((800, 800))
+    full[200:240, 200:240] = float(s0) / 2  # weights start at 1
+    full[0:60, 720:798] = 0.4 / 2
+    np.testing.assert_allclose(res.anomaly_map, cv2.resize(full, (400, 400)), atol=1e-7)
+
+
+def test_official_top_k_ties_keep_the_argsort_tail():
+    prompts, st = _official_stages(1)
+    st.detections.scores[:] = 0.5
+    st.saliency[:] = 0
+    pipe = SAAPipeline.__new__(SAAPipeline)
+    pipe.generator = None
+    res = pipe.score(st, prompts, variant_config("saa_plus-no_property", "code", top_k=2))
+    # argsort of three equal scores is [0, 1, 2]: the tail keeps 1 and 2 (a stable descending cut keeps 0 and 1)
+    assert [r.removed_by for r in res.regions] == ["confidence", None, None]
+
+
+def test_official_gdino_input_uses_the_transforms_integer_sizes():
+    from saa_lib.generator import official_gdino_input, resize_for_gdino
+
+    img = np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8)
+    x = official_gdino_input(img)
+    assert x.shape == (3, 800, 1066)  # int(800 * 400 / 300) = 1066; rounding would give 1067
+    assert resize_for_gdino(img).shape == (3, 800, 1067)
+    import groundingdino.datasets.transforms as T
+    from PIL import Image
+
+    ref = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(),
+                     T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])(Image.fromarray(img), None)[0]
+    assert torch.equal(x, ref)
+
+
+def test_code_behaviour_gives_sam_and_the_saliency_backbone_the_bgr_image(tiny, washer, monkeypatch):
+    import saa_lib.pipeline as pl
+
+    seen = {"sam": [], "saliency": []}
+    pipe = SAAPipeline(tiny)
+    real_set, real_feats = pipe.refiner.predictor.set_image, pl.official_features
+    monkeypatch.setattr(pipe.refiner.predictor, "set_image", lambda im, *a, **k: (seen["sam"].append(im.copy()),
+                                                                                   real_set(im, *a, **k))[1])
+    monkeypatch.setattr(pl, "official_features", lambda bb, im, *a: (seen["saliency"].append(im.copy()),
+                                                                     real_feats(bb, im, *a))[1])
+    st = pipe.stages(washer, PROMPTS, variant_config("saa_plus", "code"))
+    bgr = washer[..., ::-1]
+    assert seen["sam"] and all(np.array_equal(im, bgr) for im in seen["sam"])
+    assert seen["saliency"] and all(np.array_equal(im, bgr) for im in seen["saliency"])
+    assert st.official and st.masks.shape[1:] == washer.shape[:2] and st.saliency.shape == washer.shape[:2]
+    seen["sam"].clear()
+    pipe.refiner._image_key = None
+    pipe.stages(washer, PROMPTS, variant_config("saa_plus", "paper"))
+    assert seen["sam"] and all(np.array_equal(im, washer) for im in seen["sam"])
+
+
+def test_packed_chunked_decoding_equals_one_call(tiny, washer):
+    from saa_lib.refiner import Refiner
+
+    ref = Refiner(tiny.sam)
+    boxes = np.array([[10, 10, 60, 60], [-5, 20, 90, 70], [30, 0, 127, 127]], np.float32)
+    one = ref.segment(washer, boxes)
+    packed = ref.segment_packed(washer, boxes, budget=washer.shape[0] * washer.shape[1] * 8)  # one box a chunk
+    np.testing.assert_array_equal(packed[:], one)
+
+
+def test_code_stages_segment_only_what_the_property_prompt_can_keep(tiny, washer):
+    pipe = SAAPipeline(tiny)
+    cfg = variant_config("saa_plus")
+    pruned = pipe.stages(washer, PROMPTS, cfg, prune=True)
+    full = pipe.stages(washer, PROMPTS, cfg, prune=True, also_for=[variant_config("saa_plus-no_property")])
+    assert pipe.stages(washer, PROMPTS, cfg).area_limit is None  # stages serve any variant unless asked to prune
+    assert pruned.area_limit is not None and full.area_limit is None
+    assert (pruned.detections.official_areas() < pruned.area_limit).all()
+    assert len(pruned.detections) <= len(full.detections)
+    a, b = pipe.score(pruned, PROMPTS, cfg), pipe.score(full, PROMPTS, cfg)
+    np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
+    assert [r for r in a.regions if r.removed_by is None] == [r for r in b.regions if r.removed_by is None]
+    with pytest.raises(ValueError, match="dropped before SAM"):
+        pipe.score(pruned, PROMPTS, variant_config("saa_plus-no_property"))

@@ -22,7 +22,8 @@ def test_tables_cover_the_paper_categories():
 def test_expert_prompts_from_the_tables():
     p = category_prompts("pcb4", "visa")
     assert p.object_word == "pcb" and p.top_k == 7 and p.max_area_ratio == pytest.approx(0.3)
-    assert [e.caption for e in p.entries if e.kind == "agnostic"] == ["defect on pcb", "damage on pcb", "flaw on pcb"]
+    # the official templates take the category key (general_prompts.build_general_prompts(category))
+    assert [e.caption for e in p.entries if e.kind == "agnostic"] == ["defect on pcb4", "damage on pcb4", "flaw on pcb4"]
     assert sum(e.kind == "expert" for e in p.entries) == 6
     paper = category_prompts("pcb4", "visa", behaviour="paper")
     assert [e.caption for e in paper.entries if e.kind == "agnostic"] == ["anomaly", "defect"]
@@ -178,3 +179,108 @@ def test_multi_instance_saliency_flags_what_the_other_objects_lack():
     assert s[:12].max() == 0 and s[-12:].max() == 0  # outside every object box
     with pytest.raises(ValueError, match="at least two"):
         multi_instance_saliency(img, _PatchBackbone(), boxes[:1], cfg)
+
+
+# ----- code behaviour: the official code's own semantics, on hand-built cases ------------------------------------------
+def test_official_top_k_is_argsort_tail_over_the_survivors():
+    from saa_lib.prompts.confidence import official_top_k
+
+    s = np.array([0.5, 0.5, 0.5, 0.2], np.float32)
+    # argsort() ascending is [3, 0, 1, 2]; the last two are 1 and 2 (a stable descending cut would keep 0 and 1)
+    assert official_top_k(s, 2).tolist() == [1, 2]
+    assert top_k_keep(s, 2).tolist() == [True, True, False, False]
+    cand = np.array([True, False, True, True])
+    assert official_top_k(s, 2, cand).tolist() == [0, 2]  # ranks [0.5, 0.5, 0.2]: argsort [2, 0, 1] -> rows 0, 2
+    assert official_top_k(s, 0).tolist() == [3, 0, 1, 2]  # [-0:] keeps everything, in argsort order
+
+
+def test_official_areas_use_the_raw_unclipped_boxes():
+    from saa_lib.generator import Detections
+    from saa_lib.prompts.property import official_object_area, official_object_keep, official_property_keep
+
+    raw = np.array([[0.95, 0.5, 0.2, 0.5], [0.5, 0.5, 0.2, 0.4]], np.float32)  # the first reaches past the right edge
+    hw = (100, 200)
+    clipped = np.array([[170, 25, 200, 75], [80, 30, 120, 70]], np.float32)
+    det = Detections(clipped, np.array([0.5, 0.5], np.float32), np.zeros(2, np.int32), np.zeros((2, 1), np.float32),
+                     ["a."], [["a"]], hw, raw)
+    areas = det.official_areas()
+    assert areas.dtype == np.float32
+    assert areas.tolist() == [np.float32(0.2) * np.float32(0.5), np.float32(0.2) * np.float32(0.4)]
+    np.testing.assert_allclose(box_areas(det.boxes, hw), [0.075, 0.08])  # what clipping would give
+    np.testing.assert_allclose(det.official_pixel_boxes(), [[170, 25, 210, 75], [80, 30, 120, 70]], atol=1e-4)
+    # object boxes: 0 < area < 1 / count (strict, also for one object); P^P against ratio x the largest object box
+    assert official_object_keep(np.array([0.5, 1.0, 0.0], np.float32), 1).tolist() == [True, False, False]
+    ref = official_object_area(np.array([0.25, 0.5], np.float32))
+    assert ref == np.float32(0.5) and official_object_area(np.zeros(0, np.float32)) == 1
+    assert official_property_keep(areas, ref, 0.2).tolist() == [False, True]  # 0.1 is not < 0.5 * 0.2 in float32
+    assert official_property_keep(areas, ref, 0.21).tolist() == [True, True]
+
+
+def test_language_filter_substring_semantics():
+    phrases = ["defect on screw", "screws", "scr", "[CLS] metal _ nut [SEP]"]
+    assert language_keep(phrases, ["screw"] * 4, substring=True).tolist() == [False, False, True, True]
+    assert language_keep(phrases[:3], ["screw"] * 3).tolist() == [False, True, True]  # word sets keep "screws"
+    assert not language_keep(["metal _ nut"], ["metal _ nut"], substring=True)[0]
+
+
+def test_code_prompts_take_the_category_key_and_the_object_word_with_its_comma():
+    p = category_prompts("metal_nut", "mvtec", behaviour="code")
+    assert p.object_caption == "metal_nut,"
+    agn = [e for e in p.entries if e.kind == "agnostic"]
+    assert [e.caption for e in agn] == ["defect on metal_nut", "damage on metal_nut", "flaw on metal_nut"]
+    assert {e.object_phrase for e in agn} == {"metal_nut"}
+    assert category_prompts("screw", "mvtec").object_caption == "screw,"
+    assert category_prompts("chewinggum", "visa").object_caption == "chewinggum"  # its sentence has no comma there
+    assert category_prompts("pcb1", "visa").object_caption == "printed_circuit_board,"
+    assert category_prompts("macaroni1", "visa").entries[0].caption == "defect on macaroni1"
+    paper = category_prompts("screw", "mvtec", behaviour="paper")
+    assert paper.object_caption == paper.object_word == "screw"
+
+
+def test_official_grid_is_the_mean_of_the_400_largest_distances():
+    from saa_lib.prompts.saliency import official_grid
+
+    g = torch.Generator().manual_seed(1)
+    f = torch.nn.functional.normalize(torch.randn(1, 8, 12, 10, generator=g), dim=1)
+    flat = f[0].reshape(8, -1).double().numpy()
+    d = 0.5 * (1 - flat.T @ flat)  # the pixel itself (distance 0) is one of the candidates
+    want = -np.sort(-d, axis=1)[:, :50].mean(1).reshape(12, 10)
+    got = official_grid(f, 50)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_official_features_resize_square_with_cv2_and_upsample_nearest():
+    import cv2
+
+    from saa_lib.prompts.saliency import official_features
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (50, 70, 3), np.uint8)
+    f = official_features(_PatchBackbone(), img, 64)
+    assert f.shape == (1, 9, 16, 16)
+    x = torch.from_numpy(cv2.resize(img, (64, 64)).astype(np.float32)).permute(2, 0, 1)[None]  # mean 0, std 255
+    x = x / 255.0
+    maps = [torch.nn.functional.avg_pool2d(x, s) for s in (4, 8, 16)]
+    want = torch.cat([maps[0], maps[1].repeat_interleave(2, 2).repeat_interleave(2, 3),
+                      maps[2].repeat_interleave(4, 2).repeat_interleave(4, 3)], 1)
+    torch.testing.assert_close(f, torch.nn.functional.normalize(want, dim=1), atol=1e-6, rtol=0)
+
+
+def test_official_multi_instance_grid_compares_each_object_with_the_others():
+    from saa_lib.prompts.saliency import official_multi_instance_grid
+
+    f = torch.zeros(1, 2, 4, 6)
+    f[0, 0] = 1.0  # every position looks alike ...
+    f[0, :, 1, 1] = torch.tensor([0.0, 1.0])  # ... except one position of object 0
+    masks = [np.zeros((8, 12), bool) for _ in range(3)]
+    masks[0][:, :4] = True  # object 0: grid columns 0-1
+    masks[1][:, 4:8] = True  # object 1: columns 2-3
+    masks[2][:, 8:] = True  # object 2: columns 4-5
+    grid = official_multi_instance_grid(f, masks)
+    assert grid.dtype == np.float64 and grid.shape == (4, 6)
+    assert grid[1, 1] == pytest.approx(0.5)  # cosine 0 to everything on the others: 0.5 * (1 - 0)
+    grid[1, 1] = 0
+    assert np.abs(grid).max() == 0  # alike positions match perfectly
+    assert official_multi_instance_grid(f, masks[:1]) is None  # the official code fails with one object
+    assert official_multi_instance_grid(f, [masks[0], np.zeros((8, 12), bool)]) is None

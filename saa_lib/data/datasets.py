@@ -19,6 +19,11 @@ Layouts read:
   A flat folder image's mask is ``masks/<stem>.png`` / ``masks/<stem>_mask.png`` or ``<stem>_mask.png`` beside it;
   with a mask it is anomalous (mask has a non-zero pixel, defect type ``defect``) or normal (empty mask, ``good``);
   without one it is unlabelled (``label=-1``, defect type ``unknown``), which metrics skip.
+
+An all-zero mask means a normal image in every layout: an image of a defect folder (MVTec ``test/<defect>/``, MTD
+``MT_<Defect>/``) whose mask has no defect pixel is counted as normal (label 0, its defect type kept), the same as a
+flat folder's or KSDD2's image with an empty mask, and one warning per category names how many and the first file.
+Counting it as anomalous would give an anomalous image without a single anomalous pixel.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import csv
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -190,7 +196,7 @@ class MVTecLayout(AnomalyDataset):
         split_dir = cat_dir / split
         if not split_dir.is_dir():
             raise DatasetError(f"{split_dir}: missing. Expected {_MVTEC_LAYOUT}.")
-        out = []
+        out, empty = [], []
         for entry in _entries(split_dir):
             if entry.is_file():
                 if is_image_file(entry):
@@ -215,9 +221,25 @@ class MVTecLayout(AnomalyDataset):
                     raise DatasetError(
                         f"{f}: defect image without a mask; expected {gt_dir / (f.stem + '_mask.png')}. Add the "
                         f"mask, or move the image to {split}/good/ if it is normal.")
-                check_nonempty(mask, "mask")
-                out.append(Sample(f, mask, ANOMALOUS, category, defect, self.name))
+                out.append(_defect_sample(f, mask, category, defect, self.name, empty))
+        _warn_empty_masks(empty, category)
         return out
+
+
+def _defect_sample(image: Path, mask: Path, category: str, defect: str, dataset: str, empty: list) -> Sample:
+    """The sample of an image in a defect folder: anomalous if its mask (read now, size checked against the image)
+    has a defect pixel, else normal with its defect type kept, and the image appended to ``empty``."""
+    if read_mask(mask, image_size(image), image).any():
+        return Sample(image, mask, ANOMALOUS, category, defect, dataset)
+    empty.append(image)
+    return Sample(image, None, NORMAL, category, defect, dataset)
+
+
+def _warn_empty_masks(empty: list, category: str) -> None:
+    if empty:
+        warnings.warn(f"{len(empty)} image(s) in defect folders of category {category!r} have an all-zero mask and "
+                      f"are counted as normal (an empty mask means normal in every layout), first: {empty[0]}",
+                      stacklevel=3)
 
 
 # ------------------------------------------------------------------------------------------------------- flat folder
@@ -333,7 +355,7 @@ class MTD(AnomalyDataset):
         return ["mtd"]
 
     def _list(self, category: str, split: str) -> list[Sample]:
-        out = []
+        out, empty = [], []
         for d in self._dirs:
             imgs = d / "Imgs"
             if not imgs.is_dir():
@@ -359,8 +381,8 @@ class MTD(AnomalyDataset):
                 mask = masks.get(f.stem)
                 if mask is None:
                     raise DatasetError(f"{f}: defect image without a mask; expected {imgs / (f.stem + '.png')}.")
-                check_nonempty(mask, "mask")
-                out.append(Sample(f, mask, ANOMALOUS, category, defect, self.name))
+                out.append(_defect_sample(f, mask, category, defect, self.name, empty))
+        _warn_empty_masks(empty, category)
         return out
 
 

@@ -13,7 +13,8 @@ Image conversions (``read_image`` → ``(H, W, 3) uint8`` RGB):
 
 EXIF orientation is not applied: masks are aligned with the stored pixels.
 
-Masks (``read_mask`` → ``(H, W) bool``): any non-zero pixel is ``True``. Single-channel masks (``L``, ``1``, 16-bit)
+Masks (``read_mask`` → ``(H, W) bool``): any non-zero pixel is ``True``; JPEG masks are refused (their compression
+noise would count as defect pixels). Single-channel masks (``L``, ``1``, 16-bit)
 are compared with 0 directly; colour or palette masks are converted to RGB (alpha dropped) and a pixel is ``True``
 when any channel is non-zero — the same as loading as ``L`` and testing ``!= 0``, except that faint pure colours
 which round to 0 in ``L`` still count.
@@ -33,6 +34,8 @@ DATASET_KINDS = ("mvtec", "visa", "ksdd2", "mtd", "folder", "synthetic")
 #: ``Sample.label`` values: normal, anomalous, unlabelled (an image of a flat folder without any mask)
 NORMAL, ANOMALOUS, UNLABELLED = 0, 1, -1
 
+#: mask file formats refused: their compression noise would count as defect pixels
+_LOSSY_FORMATS = ("JPEG", "MPO")
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SINGLE_CHANNEL = ("1", "L", "F") + _SIXTEEN_BIT
 
@@ -65,11 +68,18 @@ def _open(path: Path, what: str):
         im = Image.open(path)
         im.load()
         return im
+    except Image.DecompressionBombError as err:
+        raise _too_many_pixels(path, err) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise DatasetError(
             f"{path}: cannot read the {what} ({type(err).__name__}: {err}). The file is corrupt or not an image: "
             "replace it with a readable PNG/JPEG or remove it from the data set."
         ) from err
+
+
+def _too_many_pixels(path, err) -> DatasetError:
+    return DatasetError(f"{path}: {err} Downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS in Python if you "
+                        "trust the file).")
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -81,6 +91,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
+    except Image.DecompressionBombError as err:
+        raise _too_many_pixels(path, err) from err
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DatasetError(f"{path}: cannot read the image header ({err}). Replace or remove the file.") from err
     return h, w
@@ -130,6 +142,10 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None,
     """Read a mask file as ``(H, W) bool``; if ``shape`` ``(H, W)`` is given the mask must have it."""
     path = Path(path)
     with _open(path, "mask") as im:
+        if im.format in _LOSSY_FORMATS:
+            raise DatasetError(f"{path}: a {im.format} mask; lossy compression turns background pixels near a defect "
+                               "into defect pixels (any non-zero pixel counts). Save masks losslessly, as PNG "
+                               "(0 normal, non-zero defect).")
         mask = mask_from_image(im)
     if shape is not None and mask.shape != tuple(shape):
         of = f" of {image_path}" if image_path else ""
@@ -146,8 +162,9 @@ class Sample:
     """One image of a data set.
 
     ``label``: 0 normal, 1 anomalous, -1 unlabelled (a flat folder's image without any mask; metrics skip it).
-    ``mask_path`` is ``None`` for normal and unlabelled images. ``defect_type`` is ``"good"`` for normal images and
-    ``"unknown"`` for unlabelled ones.
+    ``mask_path`` is ``None`` for normal and unlabelled images. ``defect_type`` is ``"good"`` for normal images (the
+    defect folder's name for an image of a defect folder whose mask is all zero, counted as normal) and ``"unknown"``
+    for unlabelled ones.
     """
 
     image_path: Path

@@ -38,9 +38,12 @@ class SaliencyBackbone(nn.Module):
     """
 
     def __init__(self, body: nn.Module, name: str, mean, std, meaningful: bool, identity: str,
-                 input_size: int = 256):
+                 input_size: int = 256, timm_kwargs: dict | None = None):
         super().__init__()
         self.body = body
+        #: what rebuilds ``body``: ``timm.create_model(name, features_only=True, out_indices=OUT_INDICES,
+        #: **timm_kwargs)`` (None: unknown, e.g. a hand-made body)
+        self.timm_kwargs = None if timm_kwargs is None else dict(timm_kwargs)
         self.name = name
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
@@ -60,11 +63,15 @@ class SaliencyBackbone(nn.Module):
 
 
 # ---------------------------------------------------------------- wide_resnet50_2
-def _timm_resnet(tiny: bool):
+def timm_features(name: str, **timm_kwargs):
+    """``timm.create_model(name, features_only=True, out_indices=OUT_INDICES, **timm_kwargs)``, random init."""
     import timm
 
-    return timm.create_model("wide_resnet50_2", pretrained=False, features_only=True, out_indices=OUT_INDICES,
-                             **(TINY_RESNET if tiny else {}))
+    return timm.create_model(name, pretrained=False, features_only=True, out_indices=OUT_INDICES, **timm_kwargs)
+
+
+def _timm_resnet(tiny: bool):
+    return timm_features("wide_resnet50_2", **(TINY_RESNET if tiny else {}))
 
 
 def torchvision_resnet_to_timm(state_dict: dict, target_keys, source: str = "state dict") -> dict:
@@ -149,7 +156,7 @@ def _efficientnet_lite0(path: str | os.PathLike | None):
     state = torch_load(path, "EfficientNet-Lite0", trusted=trusted)
     classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False)
     mapped = efficientnet_lite0_to_timm(state, classifier.state_dict(), source=str(path))
-    body = timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=OUT_INDICES)
+    body = timm_features("tf_efficientnet_lite0")
     body.load_state_dict({k: mapped[k] for k in body.state_dict()}, strict=True)
     return body, path
 
@@ -171,7 +178,8 @@ def load_saliency_backbone(name: str = "wide_resnet50_2", kind: str = "official"
     if name == "tf_efficientnet_lite0":
         body, file = _efficientnet_lite0(path)
         ident = f"{name}:{EFFICIENTNET_LITE0_HASH if path is None else 'file-' + file_fingerprint(file)}"
-        model = SaliencyBackbone(body, name, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), meaningful=True, identity=ident)
+        model = SaliencyBackbone(body, name, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), meaningful=True, identity=ident,
+                                 timm_kwargs={})
         return model.eval().to(device)
 
     if kind in ("tiny", "random"):
@@ -182,7 +190,8 @@ def load_saliency_backbone(name: str = "wide_resnet50_2", kind: str = "official"
             body = _timm_resnet(tiny=kind == "tiny")
         tag = TINY_RESNET_VERSION if kind == "tiny" else "full"
         model = SaliencyBackbone(body, name, IMAGENET_MEAN, IMAGENET_STD, meaningful=False,
-                                 identity=f"{name}:{tag}-random-seed{seed}")
+                                 identity=f"{name}:{tag}-random-seed{seed}",
+                                 timm_kwargs=TINY_RESNET if kind == "tiny" else {})
         return model.eval().to(device)
 
     from saa_lib import zoo
@@ -194,5 +203,5 @@ def load_saliency_backbone(name: str = "wide_resnet50_2", kind: str = "official"
     body = _timm_resnet(tiny=False)
     load_torchvision_resnet(body, file, trusted=path is None)
     ident = f"{name}:{zoo.CHECKPOINTS[name].known_hash}" if path is None else f"{name}:file-{file_fingerprint(file)}"
-    model = SaliencyBackbone(body, name, IMAGENET_MEAN, IMAGENET_STD, meaningful=True, identity=ident)
+    model = SaliencyBackbone(body, name, IMAGENET_MEAN, IMAGENET_STD, meaningful=True, identity=ident, timm_kwargs={})
     return model.eval().to(device)

@@ -23,19 +23,32 @@ TINY_SAM = dict(img_size=256, patch_size=16, embed_dim=64, depth=2, num_heads=2,
                 window_size=4, prompt_embed_dim=32, decoder_depth=1, decoder_mlp_dim=64, decoder_heads=2,
                 iou_head_hidden_dim=32)
 TINY_SAM_VERSION = "tiny-sam-v1"
+#: the official variants in the same terms (segment_anything/build_sam.py)
+_OFFICIAL_DECODER = dict(img_size=1024, patch_size=16, window_size=14, prompt_embed_dim=256, decoder_depth=2,
+                         decoder_mlp_dim=2048, decoder_heads=8, iou_head_hidden_dim=256)
+SAM_SIZES = {
+    "vit_h": dict(embed_dim=1280, depth=32, num_heads=16, global_attn_indexes=(7, 15, 23, 31), **_OFFICIAL_DECODER),
+    "vit_l": dict(embed_dim=1024, depth=24, num_heads=16, global_attn_indexes=(5, 11, 17, 23), **_OFFICIAL_DECODER),
+    "vit_b": dict(embed_dim=768, depth=12, num_heads=12, global_attn_indexes=(2, 5, 8, 11), **_OFFICIAL_DECODER),
+    "tiny": TINY_SAM,
+}
 
 
-def _build_tiny_sam():
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-
-    c = TINY_SAM
+def sam_from_sizes(sizes: dict, modeling=None):
+    """A ``Sam`` of the given sizes (keys of :data:`TINY_SAM`), random init, built from ``modeling`` (default
+    ``segment_anything.modeling``; any module with the same classes, e.g. another copy of the package)."""
+    if modeling is None:
+        import segment_anything.modeling as modeling
+    ImageEncoderViT, MaskDecoder, PromptEncoder = modeling.ImageEncoderViT, modeling.MaskDecoder, modeling.PromptEncoder
+    Sam, TwoWayTransformer = modeling.Sam, modeling.TwoWayTransformer
+    c = sizes
     grid = c["img_size"] // c["patch_size"]
     return Sam(
         image_encoder=ImageEncoderViT(
             img_size=c["img_size"], patch_size=c["patch_size"], embed_dim=c["embed_dim"], depth=c["depth"],
             num_heads=c["num_heads"], mlp_ratio=4, out_chans=c["prompt_embed_dim"], qkv_bias=True,
             norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-            global_attn_indexes=c["global_attn_indexes"], window_size=c["window_size"]),
+            global_attn_indexes=tuple(c["global_attn_indexes"]), window_size=c["window_size"]),
         prompt_encoder=PromptEncoder(
             embed_dim=c["prompt_embed_dim"], image_embedding_size=(grid, grid),
             input_image_size=(c["img_size"], c["img_size"]), mask_in_chans=16),
@@ -56,7 +69,7 @@ def build_sam(variant: str = "vit_h", seed: int = 0):
     """
     if variant == "tiny":
         with seeded(seed):
-            sam = _build_tiny_sam()
+            sam = sam_from_sizes(TINY_SAM)
     elif variant in SAM_VARIANTS:
         from segment_anything import sam_model_registry
 

@@ -16,7 +16,7 @@ import yaml
 TABLES = ("mvtec", "visa", "ksdd2", "mtd", "synthetic")
 #: other names of table categories (the MTD release calls its one category "magnetic tile")
 ALIASES = {"magnetic_tile": "mtd", "magnetic-tile": "mtd", "mt": "mtd", "kolektorsdd2": "ksdd2"}
-DEFAULT_PROPERTY = {"count": 1, "similar": False, "top_k": 5, "max_area_ratio": 0.9}
+DEFAULT_PROPERTY = {"count": 1, "similar": False, "top_k": 5, "max_area_ratio": 0.9, "object_comma": True}
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,13 @@ class PromptEntry:
 
 @dataclass(frozen=True)
 class CategoryPrompts:
-    """Everything the tables say about one category."""
+    """Everything the tables say about one category.
+
+    ``object_word``: the inspected object, readable (``printed circuit board``); ``object_caption``: the object
+    prompt sent to GroundingDINO. In ``code`` behaviour that is the word the official code reads from the property
+    sentence (its 8th word, so it keeps the comma that follows it and any underscore: ``screw,``, sent as
+    ``screw,.``); in ``paper`` behaviour it is ``object_word``.
+    """
 
     category: str
     table: str | None
@@ -41,6 +47,11 @@ class CategoryPrompts:
     similar: bool
     top_k: int
     max_area_ratio: float
+    object_caption: str = ""
+
+    def __post_init__(self):
+        if not self.object_caption:
+            object.__setattr__(self, "object_caption", self.object_word)
 
     def select(self, use_language: bool) -> tuple[int, ...]:
         """Indices of the entries a variant uses: all of them with P^L, the class-agnostic ones without."""
@@ -91,7 +102,9 @@ def category_prompts(category: str, table: str | None = None, extra: tuple[str, 
     """Prompts and property settings of ``category``.
 
     ``extra`` adds user defect prompts (one GroundingDINO forward each). ``behaviour="code"`` uses the official code's
-    class-agnostic prompts ("defect on <object>", ...), ``"paper"`` the paper's ("anomaly", "defect").
+    class-agnostic prompts, filled with the dataset's category key as written and filtered by it ("defect on
+    metal_nut", filter phrase "metal_nut"), ``"paper"`` the paper's ("anomaly", "defect", filtered by the object
+    word). ``object_word`` overrides the table's object (both forms).
     """
     tables = load_tables()
     extra = tuple(p for p in (_clean(p) for p in extra) if p)
@@ -109,16 +122,23 @@ def category_prompts(category: str, table: str | None = None, extra: tuple[str, 
     if found is not None:
         prop.update(tables["property"][found].get(key, {}))
         expert = [PromptEntry(_clean(c), _clean(o), "expert") for c, o in tables["language"][found][key]]
-    obj = _clean(object_word or str(prop["object"])).replace("_", " ")
+    written = _clean(object_word or str(prop["object"]))
+    obj = written.replace("_", " ")
     templates = tables["templates"]["paper" if behaviour == "paper" else "code"]
-    agnostic = [PromptEntry(t.format(object=obj), obj, "agnostic") for t in templates]
+    if behaviour == "paper":
+        agnostic = [PromptEntry(t.format(object=obj), obj, "agnostic") for t in templates]
+        object_caption = obj
+    else:  # official: templates and filter phrase take the category key; the object prompt keeps its comma
+        name = key if found is not None else _clean(category)
+        agnostic = [PromptEntry(t.format(object=name), name, "agnostic") for t in templates]
+        object_caption = written + ("," if prop["object_comma"] else "")
     user = [PromptEntry(p, obj, "user") for p in extra]
     entries = tuple(agnostic + expert + user)
     if not entries:
         raise ValueError(f"empty prompt set for category {category!r}")
     return CategoryPrompts(category=category, table=found, object_word=obj, entries=entries,
                            count=int(prop["count"]), similar=bool(prop["similar"]), top_k=int(prop["top_k"]),
-                           max_area_ratio=float(prop["max_area_ratio"]))
+                           max_area_ratio=float(prop["max_area_ratio"]), object_caption=object_caption)
 
 
 def phrase_names_object(phrase: str, object_phrase: str) -> bool:
@@ -127,6 +147,29 @@ def phrase_names_object(phrase: str, object_phrase: str) -> bool:
     return bool(obj_words & set(phrase.lower().replace(".", " ").split()))
 
 
-def language_keep(phrases: list[str], object_phrases: list[str]) -> np.ndarray:
-    """(M,) bool: candidates whose phrase does not name the object (the official box filter's language step)."""
+def language_keep(phrases: list[str], object_phrases: list[str], substring: bool = False) -> np.ndarray:
+    """(M,) bool: candidates whose phrase does not name the object. ``substring=False``: no word of the object phrase
+    is a word of the phrase; ``True`` (official code): the object phrase is not a substring of the phrase (the
+    phrase then being the tokenizer's decoding, :meth:`saa_lib.generator.Detections.official_phrases`)."""
+    if substring:
+        return np.array([o not in p for p, o in zip(phrases, object_phrases)], dtype=bool)
     return np.array([not phrase_names_object(p, o) for p, o in zip(phrases, object_phrases)], dtype=bool)
+
+
+class PromptTooLongError(ValueError):
+    """A caption longer than the text encoder reads; GroundingDINO would cut it off without a word."""
+
+
+def check_caption_lengths(captions, count_tokens, limit: int = 256, joined: bool = False) -> None:
+    """Raise :class:`PromptTooLongError` naming the first caption of ``captions`` whose ``count_tokens(caption)``
+    (tokens as the model sees them, ``[CLS]``/``[SEP]`` included) exceeds ``limit`` (GroundingDINO: 256).
+    ``joined``: the captions are the prompts joined into one (``single_caption``)."""
+    for caption in captions:
+        n = int(count_tokens(caption))
+        if n > limit:
+            shown = caption if len(caption) <= 80 else caption[:77] + "..."
+            what = ("the prompts joined into one caption (--single-caption)" if joined else f"the prompt {shown!r}")
+            fix = ("run without --single-caption, or use fewer prompts" if joined
+                   else "shorten it, or split it into several prompts (--prompt A --prompt B)")
+            raise PromptTooLongError(f"{what} is {n} tokens long; GroundingDINO's text encoder reads at most "
+                                     f"{limit} tokens and would silently cut the rest: {fix}.")

@@ -6,7 +6,9 @@ Two behaviours (see ``SAAConfig.behaviour``):
   area(candidate) <= theta_area * area(object).
 * ``code`` (official implementation): on GroundingDINO boxes, keep a box iff 0 < area(box) < theta_area * area of the
   largest object box (areas normalised by the image area); no IoU test. Object boxes themselves must be smaller than
-  1 / count of the image.
+  1 / count of the image. The official code computes these areas as w * h of the model's raw (unclipped) normalised
+  boxes, in float32 (:func:`official_object_keep`, :func:`official_property_keep`); :func:`box_areas` works on clipped
+  pixel boxes.
 """
 from __future__ import annotations
 
@@ -66,3 +68,24 @@ def property_keep_stats(iou: np.ndarray, areas: np.ndarray, object_area: int, mi
     pixels. (M,) bool, as :func:`property_keep_masks`."""
     areas = np.asarray(areas)
     return (np.asarray(iou) >= min_iou) & (areas > 0) & (areas <= max_area_ratio * max(int(object_area), 1))
+
+
+def official_object_keep(areas: np.ndarray, count: int) -> np.ndarray:
+    """(M,) bool, official object filter on raw float32 box areas (``Detections.official_areas``):
+    0 < area < 1 / count, compared in float32."""
+    a = np.asarray(areas, np.float32)
+    return (a > np.float32(0.0)) & (a < np.float32(1.0 / count))
+
+
+def official_object_area(areas: np.ndarray):
+    """The official reference area: the largest kept object box's raw area (float32), or 1 when none was kept."""
+    a = np.asarray(areas, np.float32)
+    return a.max() if a.size else 1
+
+
+def official_property_keep(areas: np.ndarray, object_area, max_area_ratio: float) -> np.ndarray:
+    """(M,) bool, official P^P on raw float32 box areas: 0 < area < object_area * max_area_ratio, where the product
+    is taken in float32 when ``object_area`` is a float32 (an object was found), as the official code does."""
+    a = np.asarray(areas, np.float32)
+    limit = np.float32(object_area * max_area_ratio)
+    return (a > np.float32(0.0)) & (a < limit)

@@ -4,6 +4,12 @@ s_ij = mean over N neighbours of (1 - cos(f_ij, f_neighbour)). The paper takes t
 code takes ``0.5 * (1 - cos)`` over the N *farthest* pixels (``SaliencyConfig.aggregate``). A region's confidence is then
 multiplied by ``exp(gain * mean saliency inside its mask)`` (gain 1 in the paper, 3 in the code). For images of several
 alike objects the official code compares each object with the others instead (:func:`multi_instance_saliency`).
+
+``SaliencyConfig.official_input`` (code behaviour) takes the official code's exact steps: the image ``cv2.resize``'d
+to a square (aspect not kept, bilinear), normalised as ``(x - 255 mean) / (255 std)``, deeper layers upsampled with
+nearest interpolation, the farthest-N mean taken over a full similarity matrix (:func:`official_grid`), the grid
+``cv2.resize``'d to the image size; multi-instance saliency compares the pixels of the objects' SAM masks
+(:func:`official_multi_instance_grid`).
 """
 from __future__ import annotations
 
@@ -12,6 +18,70 @@ import torch
 import torch.nn.functional as F
 
 from ..config import SaliencyConfig
+
+
+def cv2_resize(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """``cv2.resize`` to (h, w) (bilinear, or nearest), the official code's resize for images, grids and maps."""
+    import cv2
+
+    return cv2.resize(array, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
+
+
+@torch.no_grad()
+def official_features(backbone: torch.nn.Module, image: np.ndarray, size: int,
+                      autocast: torch.dtype | None = None) -> torch.Tensor:
+    """(1, D, g, g) L2-normalised features as the official extractor makes them: ``image`` (H, W, 3) uint8
+    ``cv2.resize``'d to ``size`` x ``size`` (bilinear), ``(x - 255 * mean) / (255 * std)`` in float32, the maps
+    (strides 4, 8, 16) upsampled to the first map's grid with nearest interpolation, concatenated, normalised."""
+    device = next(backbone.parameters()).device
+    x = torch.as_tensor(cv2_resize(np.ascontiguousarray(image), (size, size)), device=device)
+    x = x.permute(2, 0, 1).contiguous()[None]
+    mean = torch.tensor([m * 255 for m in backbone.mean], device=device).view(-1, 1, 1)
+    std = torch.tensor([s * 255 for s in backbone.std], device=device).view(-1, 1, 1)
+    x = (x - mean) / std
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        feats = backbone(x)
+    feats = [f.float() for f in feats]
+    feats = [feats[0]] + [F.interpolate(f, feats[0].shape[2:]) for f in feats[1:]]
+    return F.normalize(torch.cat(feats, dim=1), dim=1)
+
+
+def official_grid(features: torch.Tensor, neighbours: int = 400) -> np.ndarray:
+    """(g, g) float32 official single-instance saliency on the grid: mean of the ``neighbours`` largest
+    ``0.5 * (1 - cos)`` of each position to all positions (itself included), from one full similarity matrix."""
+    _, c, h, w = features.shape
+    flat = features.view(c, h * w)
+    dist = 0.5 * (1 - flat.T @ flat)
+    top = dist.topk(min(neighbours, h * w), dim=1, largest=True, sorted=True).values
+    return torch.mean(top, dim=1).view(h, w).cpu().numpy()
+
+
+def official_multi_instance_grid(features: torch.Tensor, object_masks, chunk_size: int = 4096) -> np.ndarray | None:
+    """(g, g) float64 official multi-instance saliency on the grid, or None where the official code would fail.
+
+    ``object_masks``: a sequence of (H, W) bool masks of the objects (SAM masks of the object boxes), each
+    ``cv2.resize``'d (nearest) to the grid. Each grid position inside object i scores ``0.5 * (1 - max cos)`` to the
+    positions inside the other objects' masks, where the features at object i's own positions count as zero vectors
+    (so an overlap with object i matches at cosine 0); 0 outside; the map is the maximum over objects. The official
+    code raises when fewer than two objects are given or an object mask is empty on the grid: those objects are
+    left out here, and None (fall back to the single-instance map) is returned when fewer than two remain.
+    """
+    _, c, h, w = features.shape
+    grids = [cv2_resize(np.asarray(m).astype(np.int32), (h, w), nearest=True).reshape(-1) > 0 for m in object_masks]
+    grids = [torch.from_numpy(g).to(features.device) for g in grids if g.any()]
+    if len(grids) < 2:
+        return None
+    flat = features.reshape(c, h * w)
+    out = np.zeros((len(grids), h * w))
+    for i, own in enumerate(grids):
+        zeroed = flat.masked_fill(own[None], 0.0)
+        others = torch.cat([zeroed[:, g] for j, g in enumerate(grids) if j != i], dim=1)  # (D, N)
+        where = own.nonzero()[:, 0]
+        queries = flat[:, where].T.contiguous()  # (Q, D)
+        best = torch.cat([(queries[a:a + chunk_size] @ others).max(dim=1)[0]
+                          for a in range(0, len(queries), chunk_size)])
+        out[i, where.cpu().numpy()] = (0.5 * (1.0 - best)).cpu().numpy()
+    return out.max(0).reshape(h, w)
 
 
 def preprocess(image: np.ndarray, size: int, mean, std, device=None) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -85,7 +155,11 @@ def saliency_map(image: np.ndarray, backbone: torch.nn.Module, config: SaliencyC
                  out_hw: tuple[int, int] | None = None, autocast: torch.dtype | None = None) -> np.ndarray:
     """(out_h, out_w) float32 saliency map of ``image`` (H, W, 3) uint8 (default: the image size).
 
-    ``autocast`` applies to the backbone only: the neighbour search compares float32 features."""
+    ``autocast`` applies to the backbone only: the neighbour search compares float32 features. With
+    ``config.official_input`` and the ``farthest`` aggregate, the official code's steps (:func:`official_grid`)."""
+    if config.official_input and config.aggregate == "farthest":
+        grid = official_grid(official_features(backbone, image, config.input_size, autocast), config.neighbours)
+        return cv2_resize(grid, out_hw or image.shape[:2])
     feats = pixel_features(backbone, image, config.input_size, autocast)
     gh, gw, d = feats.shape
     s = knn_saliency(feats.reshape(-1, d), config.neighbours, config.aggregate, config.chunk_size)
@@ -158,3 +232,11 @@ def rescore(scores: np.ndarray, region_saliency: np.ndarray, gain: float = 1.0) 
     """(M,) scores * exp(gain * region_saliency); ``region_saliency``: (M,) mean saliency inside each region's mask
     (:func:`mean_in_masks`, or ``PackedMasks.means`` on a packed stack)."""
     return np.asarray(scores, np.float64) * np.exp(gain * np.asarray(region_saliency, np.float64))
+
+
+def official_rescore(confidence: float, region_saliency, gain: float = 3.0):
+    """One region's official re-score: ``confidence * exp(gain * mean saliency)`` with numpy's scalar types (a float32
+    mean gives a float32 score); ``confidence`` unchanged (a Python float) when the mask is empty (``NaN`` mean)."""
+    if np.isnan(region_saliency):
+        return float(confidence) * 1.0
+    return float(confidence) * np.exp(gain * region_saliency)

@@ -1,0 +1,77 @@
+"""Memory bound of batch saliency: a category of 100 images at 400 x 400 px, each scored against the 99 others.
+
+The features of all images are extracted once (``SAAPipeline.set_peers``) and held in memory; scoring one image runs
+the exact nearest-patch search over blocks of ``chunk_size`` x 4096 similarities, so the peak does not grow with the
+number of images beyond their features. Prints the feature memory, the peak resident memory of the process (goal:
+<= 2 GiB) and the time per scored image. Scoring all 100 images takes 100 x the time per image on the CPU; ``--score``
+sets how many are scored (the peak is reached with the first). Usage::
+
+    python benchmarks/saliency_sources_memory.py [--images 100] [--size 400] [--score 2] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+
+import numpy as np
+import torch
+
+from saa_lib.cache import StageCache
+from saa_lib.config import variant_config
+from saa_lib.data.synthetic import SYNTHETIC_CATEGORIES, synthesize
+from saa_lib.pipeline import SAAPipeline
+from saa_lib.prompts.language import category_prompts
+from saa_lib.zoo import load_saliency_only
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=100)
+    ap.add_argument("--size", type=int, default=400)
+    ap.add_argument("--score", type=int, default=2, help="how many images to score against the others")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    models = load_saliency_only("tf_efficientnet_lite0", kind="official", device=args.device)
+    pipe = SAAPipeline(models, StageCache(enabled=False))
+    cfg = variant_config("saliency_only", "paper").with_(saliency={"backbone": "tf_efficientnet_lite0",
+                                                                   "source": "batch"})
+    prompts = category_prompts("screw", "mvtec")
+
+    def image(i: int) -> np.ndarray:
+        kinds = ("good",) + SYNTHETIC_CATEGORIES["fabric"]  # synthetic fabric, one image in four defect-free
+        return synthesize("fabric", kinds[i % len(kinds)], index=i, size=args.size).image
+
+    base = peak_rss_mib()
+    t0 = time.perf_counter()
+    pipe.set_peers([cfg], [lambda i=i: image(i) for i in range(args.images)])
+    t_feat = time.perf_counter() - t0
+    feat_mib = sum(f.numel() * f.element_size() for f in pipe._peer_features.values()) / 2 ** 20
+    after_features = peak_rss_mib()
+    t1 = time.perf_counter()
+    for i in range(args.score):
+        amap = pipe.run(image(i), prompts, cfg).anomaly_map
+        assert np.isfinite(amap).all()
+    if torch.device(args.device).type == "cuda":
+        torch.cuda.synchronize()
+    per_image = (time.perf_counter() - t1) / max(args.score, 1)
+    peak = peak_rss_mib()
+    print(f"batch saliency, {args.images} images of {args.size}x{args.size} px, device {args.device}, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"features of all images: {feat_mib:.0f} MiB ({t_feat / args.images:.3f} s / image to extract)")
+    print(f"peak resident memory: {base:.0f} MiB after loading the model, {after_features:.0f} MiB after the features, "
+          f"{peak:.0f} MiB after scoring {args.score} image(s) -> {'within' if peak <= 2048 else 'ABOVE'} 2 GiB")
+    if torch.device(args.device).type == "cuda":
+        print(f"peak CUDA memory: {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB")
+    print(f"time per scored image (against {args.images - 1} others): {per_image:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

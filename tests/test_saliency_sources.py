@@ -1,0 +1,225 @@
+"""Batch (mutual scoring) and few-shot saliency: known answers, order independence, memory bound, CLI plumbing."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from saa_lib.cache import StageCache
+from saa_lib.cli import _configs, build_parser, main
+from saa_lib.config import SaliencyConfig, variant_config
+from saa_lib.pipeline import SAAPipeline
+from saa_lib.prompts import saliency_sources as S
+from saa_lib.prompts.language import category_prompts
+from saa_lib.prompts.saliency import knn_saliency
+from saa_lib.zoo import load_saliency_only
+
+
+def _texture(gen, n_pixels: int, basis: torch.Tensor) -> torch.Tensor:
+    """(n_pixels, D) unit features drawn from a small set of 'normal' vectors, with a little noise."""
+    idx = torch.randint(len(basis), (n_pixels,), generator=gen)
+    return F.normalize(basis[idx] + 0.01 * torch.randn(n_pixels, basis.shape[1], generator=gen), dim=1)
+
+
+@pytest.fixture()
+def planted():
+    """Five images of 400 feature pixels from one normal texture; image 0 also holds one anomalous feature vector
+    planted at 60 pixels (it repeats inside image 0, never elsewhere)."""
+    gen = torch.Generator().manual_seed(0)
+    basis = F.normalize(torch.randn(6, 32, generator=gen), dim=1)
+    images = [_texture(gen, 400, basis) for _ in range(5)]
+    anomaly = F.normalize(torch.randn(32, generator=gen), dim=0)
+    where = torch.randperm(400, generator=gen)[:60]
+    images[0][where] = F.normalize(anomaly + 0.01 * torch.randn(60, 32, generator=gen), dim=1)
+    truth = torch.zeros(400, dtype=torch.bool)
+    truth[where] = True
+    return images, truth
+
+
+def test_repeated_planted_patch_found_by_batch_missed_by_single_image(planted):
+    images, truth = planted
+    batch = S.batch_scores(images[0], images[1:], fraction=0.3, query_chunk=64, bank_chunk=100)
+    assert batch[truth].min() > batch[~truth].max()  # every planted pixel above every normal one
+    assert batch[truth].min() > 0.5 and batch[~truth].max() < 0.05
+    # the single-image form (paper: 40 nearest neighbours in the same image) sees 59 copies of each planted pixel
+    single = knn_saliency(images[0], neighbours=40, aggregate="nearest")
+    auroc = (single[truth][:, None] > single[~truth][None]).float().mean()  # P(planted scores above normal)
+    assert auroc < 0.7 and single[truth].max() < single[~truth].max()  # no better than noise: missed
+
+
+def test_fewshot_with_the_image_itself_as_reference_is_zero(planted):
+    images, _ = planted
+    assert torch.allclose(S.fewshot_scores(images[1], [images[1]]), torch.zeros(400), atol=1e-6)
+    # and a different reference gives a map that is not zero where the texture noise differs
+    assert S.fewshot_scores(images[0], [images[1]]).max() > 0.5
+
+
+def test_batch_scores_do_not_depend_on_the_order_of_the_other_images(planted):
+    images, _ = planted
+    a = S.batch_scores(images[0], images[1:], 0.5, query_chunk=50, bank_chunk=77)
+    for perm in ([3, 1, 0, 2], [2, 3, 1, 0]):
+        b = S.batch_scores(images[0], [images[1:][i] for i in perm], 0.5, query_chunk=50, bank_chunk=77)
+        assert torch.equal(a, b)
+
+
+def test_smallest_mean_known_values():
+    d = torch.tensor([[0.4, 0.1, 0.3, 0.2], [1.0, 1.0, 0.0, 1.0]])
+    assert torch.allclose(S.smallest_mean(d, 0.5), torch.tensor([0.15, 0.5]))
+    assert torch.allclose(S.smallest_mean(d, 0.01), torch.tensor([0.1, 0.0]))  # at least one image
+    assert torch.allclose(S.smallest_mean(d, 1.0), d.mean(1))
+    with pytest.raises(ValueError):
+        S.smallest_mean(d, 0.0)
+
+
+@pytest.mark.parametrize("qc,bc", [(1, 1), (7, 13), (1000, 1000)])
+def test_chunked_nearest_distance_equals_dense(qc, bc):
+    gen = torch.Generator().manual_seed(1)
+    q = F.normalize(torch.randn(123, 16, generator=gen), dim=1)
+    bank = F.normalize(torch.randn(217, 16, generator=gen), dim=1)
+    dense = (1.0 - (q @ bank.T).max(1).values).clamp_min(0)
+    assert torch.allclose(S.nearest_distance(q, bank, qc, bc), dense, atol=1e-6)
+
+
+class _LargestOutput(TorchDispatchMode):
+    """Records the element count of the largest tensor any torch operation produces."""
+
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_chunk_sizes_bound_the_working_set():
+    gen = torch.Generator().manual_seed(2)
+    q = F.normalize(torch.randn(2000, 8, generator=gen), dim=1)
+    others = [F.normalize(torch.randn(3000, 8, generator=gen), dim=1) for _ in range(3)]
+    with _LargestOutput() as rec:
+        S.batch_scores(q, others, 0.5, query_chunk=100, bank_chunk=250)
+    # the similarity blocks (100 x 250) and the (Q, images) distance table; never Q x R = 6e6
+    assert rec.largest <= max(100 * 250, 2000 * 3)
+    with _LargestOutput() as dense:
+        S.batch_scores(q, others, 0.5, query_chunk=4000, bank_chunk=4000)
+    assert dense.largest >= 2000 * 3000
+
+
+def test_gaussian_smooth_keeps_constants_and_mass():
+    flat = torch.full((20, 30), 0.7)
+    assert torch.allclose(S.gaussian_smooth(flat, 4.0), flat, atol=1e-6)
+    spike = torch.zeros(41, 41)
+    spike[20, 20] = 1.0
+    out = S.gaussian_smooth(spike, 2.0)
+    assert abs(float(out.sum()) - 1.0) < 1e-4 and out[20, 20] < 0.1 and out.argmax() == 20 * 41 + 20
+
+
+def test_dihedral_transforms_are_the_eight_distinct_symmetries():
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    outs = {S.dihedral(image, t).tobytes() + bytes(S.dihedral(image, t).shape) for t in range(8)}
+    assert len(outs) == 8 and np.array_equal(S.dihedral(image, 0), image)
+
+
+# ----- pipeline: the sources in the per-image saliency stage --------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    return load_saliency_only("wide_resnet50_2", kind="tiny")
+
+
+def _images(n=4, size=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 255, (size, size + 8, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _cfg(source, **kw):
+    return variant_config("saliency_only", "paper").with_(eval_resolution=48, saliency={"source": source, **kw})
+
+
+def test_pipeline_batch_is_order_independent_and_keyed_by_the_set(tiny_pipe, tmp_path):
+    prompts = category_prompts("screw", "mvtec")
+    imgs = _images()
+    cfg = _cfg("batch")
+    pipe = SAAPipeline(tiny_pipe, StageCache(tmp_path))
+    used = pipe.set_peers([cfg], imgs)
+    first = [pipe.run(im, prompts, cfg).anomaly_map for im in imgs]
+    assert len(used["batch"]) == 4 and used["batch"] == sorted(used["batch"])
+    pipe2 = SAAPipeline(tiny_pipe, StageCache(enabled=False))
+    assert pipe2.set_peers([cfg], [imgs[i] for i in (2, 0, 3, 1)]) == used
+    for im, m in zip(imgs, first):
+        assert np.array_equal(pipe2.run(im, prompts, cfg).anomaly_map, m)
+    # a different batch is a different cache entry (and a different map)
+    pipe.set_peers([cfg], imgs[:3])
+    assert not np.array_equal(pipe.run(imgs[0], prompts, cfg).anomaly_map, first[0])
+    assert pipe.cache.misses["saliency"] >= 5
+
+
+def test_pipeline_fewshot_reference_equal_to_the_image_gives_zero_map(tiny_pipe):
+    prompts = category_prompts("screw", "mvtec")
+    imgs = _images(2)
+    pipe = SAAPipeline(tiny_pipe)
+    cfg = _cfg("fewshot", with_image=False, augment_references=False)
+    pipe.set_peers([cfg], references=[imgs[0]])
+    assert np.abs(pipe.run(imgs[0], prompts, cfg).anomaly_map).max() < 1e-5
+    assert pipe.run(imgs[1], prompts, cfg).anomaly_map.max() > 1e-3
+    with pytest.raises(ValueError, match="2 shot"):
+        pipe.run(imgs[1], prompts, cfg.with_(saliency={"shots": 2}))
+
+
+def test_pipeline_batch_without_peers_is_a_clear_error(tiny_pipe):
+    with pytest.raises(ValueError, match="set_peers"):
+        SAAPipeline(tiny_pipe).run(_images(1)[0], category_prompts("screw", "mvtec"), _cfg("batch"))
+
+
+def test_cli_flags_reach_the_config():
+    args = build_parser().parse_args(["predict", "a.png", "--category", "screw", "--out", "o",
+                                      "--saliency-source", "fewshot", "--shots", "2", "--reference", "r.png"])
+    (cfg,) = _configs(args, ["saliency_only"])
+    assert (cfg.saliency.source, cfg.saliency.shots) == ("fewshot", 2) and args.reference == ["r.png"]
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch"])
+    assert {c.saliency.source for c in _configs(args, ["saa_plus", "saliency_only"])} == {"batch"}
+    with pytest.raises(ValueError, match="shots"):
+        SaliencyConfig(shots=0)
+    with pytest.raises(ValueError, match="source"):
+        SaliencyConfig(source="other")
+
+
+def test_cli_bad_shots_is_one_line_exit_2(capsys, tmp_path):
+    code = main(["predict", str(tmp_path / "a.png"), "--category", "screw", "--out", str(tmp_path / "o"),
+                 "--models", "tiny", "--variant", "saliency_only", "--saliency-source", "fewshot", "--shots", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "shots" in err and "Traceback" not in err
+
+
+def test_saa_plus_rescores_with_the_batch_map(tmp_path):
+    """Inside SAA+ (tiny models, plumbing only): the region saliency is the mean of the *batch* map in each mask, and
+    ``evaluate`` records which images formed the batch and the references."""
+    import json
+
+    from saa_lib.data import generate_synthetic, open_dataset
+    from saa_lib.evaluate import evaluate
+    from saa_lib.zoo import load_models
+
+    with pytest.warns(UserWarning, match="not meaningful"):
+        models = load_models("tiny", seed=0)
+    ds = open_dataset("synthetic", generate_synthetic(tmp_path / "syn", seed=3, n_good=1, n_defect=1, size=128,
+                                                      categories=("washer",)))
+    samples = ds.samples("washer")
+    prompts = category_prompts("washer", "synthetic")
+    pipe = SAAPipeline(models, StageCache(tmp_path / "cache"))
+    image_cfg = variant_config("saa_plus", "paper", eval_resolution=64)
+    batch_cfg = image_cfg.with_(variant="saa_plus-batch", saliency={"source": "batch"})
+    pipe.set_peers([batch_cfg], [s.load_image for s in samples])
+    st = pipe.stages(samples[0].load_image(), prompts, batch_cfg)
+    single = pipe.stages(samples[0].load_image(), prompts, image_cfg).saliency
+    assert not np.allclose(st.saliency, single)
+    assert np.allclose(st.region_saliency(), st.packed_masks().means(st.saliency))
+    plus_img, plus_batch = pipe.run_variants(samples[0].load_image(), prompts, [image_cfg, batch_cfg])
+    assert [r.saliency for r in plus_batch.regions] != [r.saliency for r in plus_img.regions]
+    alone = variant_config("saliency_only", "paper", eval_resolution=64)
+    cfgs = [alone.with_(variant="b", saliency={"source": "batch"}), alone.with_(variant="f", saliency={
+        "source": "fewshot", "augment_references": False})]
+    evaluate(ds, SAAPipeline(models), cfgs, out_dir=tmp_path / "out", progress=False)
+    peers = json.loads((tmp_path / "out" / "run.json").read_text())["saliency_peers"]["washer"]
+    assert sorted(peers["batch"]) == sorted(str(s.image_path) for s in samples)
+    assert peers["references"] == [str(ds.samples("washer", "train")[0].image_path)]
