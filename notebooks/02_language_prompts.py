@@ -44,7 +44,8 @@ from IPython.display import Markdown, display
 from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = wb.setup(
@@ -96,8 +97,8 @@ lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case_off = wb.switched_off(case_on, "language")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^L off": pipe.score(case.stages, case.prompts, case_off),
-            "P^L on": pipe.score(case.stages, case.prompts, case_on)}
+case_res = {"P^L off": score(case.stages, case.prompts, case_off),
+            "P^L on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")

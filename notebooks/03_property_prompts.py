@@ -46,7 +46,8 @@ from IPython.display import Markdown, display
 from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = wb.setup(
@@ -87,8 +88,8 @@ print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^P off": pipe.score(case.stages, case.prompts, wb.switched_off(case_on, "property")),
-            "P^P on": pipe.score(case.stages, case.prompts, case_on)}
+case_res = {"P^P off": score(case.stages, case.prompts, wb.switched_off(case_on, "property")),
+            "P^P on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     outside = res.anomaly_map[~case.mask].max()
@@ -116,7 +117,7 @@ for beh, style in (("code", "-"), ("paper", "--")):
     case_b = kc.known_case(lite0, cfg_b, category="washer", defect="hole", seed=seed)
     kept, f1 = [], []
     for r in ratios:
-        res = pipe.score(case_b.stages, case_b.prompts, cfg_b.with_(max_area_ratio=float(r), use_confidence=False))
+        res = score(case_b.stages, case_b.prompts, cfg_b.with_(max_area_ratio=float(r), use_confidence=False))
         kept.append(sum(x.removed_by is None for x in res.regions))
         f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case_b.mask[None]))
     ax[0].plot(ratios, kept, style, marker="o", ms=3, label=f"{beh} behaviour")

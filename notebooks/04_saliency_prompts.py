@@ -52,9 +52,10 @@ from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
 from saa_lib.evaluate import eval_mask
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.pipeline import resize_map
 from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
+from saa_lib.scoring import score
 from saa_lib.utils import resolve_device
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
@@ -200,8 +201,8 @@ for pair_cat in sal:
 # %%
 case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^S off": pipe.score(case.stages, case.prompts, wb.switched_off(case_on, "saliency")),
-            "P^S on": pipe.score(case.stages, case.prompts, case_on)}
+case_res = {"P^S off": score(case.stages, case.prompts, wb.switched_off(case_on, "saliency")),
+            "P^S on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
 rows += [f"| {n} | {r.confidence:.2f} | {r.saliency:.3f} | {r.score:.3f} |"

@@ -44,7 +44,8 @@ from IPython.display import Markdown, display
 from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = wb.setup(
@@ -79,8 +80,8 @@ off = wb.switched_off(on, "confidence")
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^C off": pipe.score(case.stages, case.prompts, wb.switched_off(case_on, "confidence")),
-            "P^C on": pipe.score(case.stages, case.prompts, case_on)}
+case_res = {"P^C off": score(case.stages, case.prompts, wb.switched_off(case_on, "confidence")),
+            "P^C on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
@@ -110,7 +111,7 @@ fig, ax = plt.subplots(figsize=(5.2, 3.3))
 for use_sal, style in ((True, "-"), (False, "--")):
     f1 = []
     for k in ks:
-        res = pipe.score(case.stages, case.prompts, case_on.with_(top_k=k, use_saliency=use_sal))
+        res = score(case.stages, case.prompts, case_on.with_(top_k=k, use_saliency=use_sal))
         f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]))
     ax.plot(ks, f1, style, marker="o", ms=4, label=f"P^S {'on' if use_sal else 'off'}")
 ax.axvline(case.prompts.top_k, color="#999999", lw=1, ls=":")

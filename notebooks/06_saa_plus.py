@@ -48,7 +48,7 @@ from saa_lib import report, viz
 from saa_lib import workbook as wb
 from saa_lib.config import BEHAVIOURS
 from saa_lib.explorer import Explorer, explorer_sources
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)

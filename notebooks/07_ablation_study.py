@@ -50,7 +50,8 @@ from saa_lib import metrics, report, viz
 from saa_lib import known_case as kc
 from saa_lib import workbook as wb
 from saa_lib.config import ABLATION_VARIANTS
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
 saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
 loaded, TAG, pipe, figures, ds, items = wb.setup(
@@ -85,7 +86,7 @@ display(Markdown("\n".join(rows)))
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_cfgs = [wb.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
 case = kc.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
-case_res = {report.VARIANT_LABELS[c.variant]: pipe.score(case.stages, case.prompts, c) for c in case_cfgs}
+case_res = {report.VARIANT_LABELS[c.variant]: score(case.stages, case.prompts, c) for c in case_cfgs}
 display(Markdown(kc.fate_table(case, case_res)))
 case_f1 = {lab: 100 * metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]) for lab, res in case_res.items()}
 

@@ -1,5 +1,5 @@
 """The interactive explorer of notebook 06: ipywidgets controls beside a picture that is re-scored from stored stage
-outputs (``pipeline.score``, no model in the loop) and redrawn in place.
+outputs (:func:`saa_lib.scoring.score`, no model in the loop) and redrawn in place.
 
 Every control holds exactly the value the model uses: each slider's initial value lies on its step grid (a browser
 snaps a slider to that grid and sends the snapped value back), :meth:`Explorer.config` reads the widget values as
@@ -19,6 +19,8 @@ import time
 from typing import Callable
 
 from .config import BEHAVIOURS
+from .prompts.saliency import saliency_key
+from .scoring import score
 from .viz import MapCanvas, fate_legend_html
 from .workbook import PROMPTS, make_config
 
@@ -142,8 +144,11 @@ class Explorer:
         self._set_enabled()
         it = self.item()
         cfg = self.config()
+        if cfg.use_saliency and saliency_key(it.stages, it.prompts, cfg) not in it.stages.saliency_maps:
+            # multi-instance saliency compares the objects found, which θ_box decides: a new set, a new map
+            it.stages = self.pipe.with_saliency(it.stages, it.image, it.prompts, cfg)
         t0 = time.perf_counter()
-        res = self.pipe.score(it.stages, it.prompts, cfg)
+        res = score(it.stages, it.prompts, cfg, tokenizer=self.pipe.tokenizer)
         t1 = time.perf_counter()
         self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map, image score {res.image_score:.3f}",
                                                          note=self.settings_line(cfg))

@@ -16,8 +16,9 @@ class KnownCase:
     """A synthetic image with hand-built candidate regions whose fate under each prompt is known in advance.
 
     image: (H, W, 3) uint8; mask: (R, R) bool ground truth at the evaluation resolution R; stages: the
-    :class:`saa_lib.pipeline.StageOutputs` a detector could have produced (the saliency map is real: computed with
-    the given backbone); names: one description per candidate, in order.
+    :class:`saa_lib.records.StageOutputs` a detector could have produced (the saliency map is real: computed with
+    the given backbone, for the saliency settings of the config given); names: one description per candidate, in
+    order.
     """
 
     image: np.ndarray
@@ -58,11 +59,10 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
     :class:`saa_lib.config.SAAConfig` whose behaviour, saliency settings and evaluation resolution are used.
     """
     from .data.synthetic import synthesize
-    from .generator import Detections
     from .masks import resize_masks
-    from .pipeline import StageOutputs
-    from .prompts.language import category_prompts
-    from .prompts.saliency import saliency_map
+    from .prompts.language import category_prompts, prompts_identity
+    from .prompts.saliency import saliency_key, saliency_map
+    from .records import Detections, StageOutputs
 
     s = synthesize(category, defect, seed=seed, index=0, size=size)
     prompts = category_prompts(category, "synthetic", behaviour=config.behaviour)
@@ -99,17 +99,21 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
         token_conf[r, :len(toks)] = 0.02
         token_conf[r, hits] = conf
     hw = s.mask.shape
-    det = Detections(np.array([_box(m) for _, m, *_ in rows], np.float32),
-                     np.array([c for *_, c in rows], np.float32), np.array([e for _, _, e, _, _ in rows], np.int32),
-                     token_conf, captions, tokens, hw)
+    det = Detections(boxes=np.array([_box(m) for _, m, *_ in rows], np.float32),
+                     scores=np.array([c for *_, c in rows], np.float32),
+                     entry=np.array([e for _, _, e, _, _ in rows], np.int32), token_conf=token_conf, captions=captions,
+                     tokens=tokens, image_hw=hw)
     obj_tokens = [prompts.object_word.split()]
-    obj = Detections(np.array([_box(s.support)], np.float32), np.array([0.6], np.float32), np.zeros(1, np.int32),
-                     np.full((1, len(obj_tokens[0])), 0.6, np.float32), [prompts.object_word], obj_tokens, hw)
+    obj = Detections(boxes=np.array([_box(s.support)], np.float32), scores=np.array([0.6], np.float32),
+                     entry=np.zeros(1, np.int32), token_conf=np.full((1, len(obj_tokens[0])), 0.6, np.float32),
+                     captions=[prompts.object_word], tokens=obj_tokens, image_hw=hw)
     r = config.eval_resolution
     masks = resize_masks(np.stack([m for _, m, *_ in rows]), r)
     obj_masks = resize_masks(s.support[None], r)
     sal = saliency_map(s.image, backbone, config.saliency, (r, r))
-    st = StageOutputs(hw, entry_ids, det, masks, obj, obj_masks, sal)
+    st = StageOutputs(image_hw=hw, entry_ids=entry_ids, prompts=prompts_identity(prompts), detections=det,
+                      masks=masks, object_detections=obj, object_masks=obj_masks)
+    st = st.with_saliency(saliency_key(st, prompts, config), sal)
     return KnownCase(s.image, resize_masks(s.mask[None], r)[0], prompts, st, [name for name, *_ in rows],
                      [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .prompts.language import load_tables
+from .tables import load_tables
 from .safeio import write_text
 
 VARIANT_LABELS = {

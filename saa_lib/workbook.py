@@ -137,7 +137,7 @@ def side_by_side(dataset, category: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def paper_table(dataset, category: str) -> str:
     """The prompt table a category's numbers are compared with (``mvtec``, ``visa``, ...; ``""`` when none)."""
-    from .prompts.language import find_table
+    from .tables import find_table
 
     return getattr(dataset, "table", None) or find_table(category) or ""
 

@@ -4,6 +4,7 @@ case. (tests/test_browser.py drives the same explorer in a real browser.)"""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def explorer():
     def loud(b):
         c = kc.known_case(models.saliency, wb.make_config("saa_plus", b, "tf_efficientnet_lite0"), seed=1)
         det = c.stages.detections
-        det.scores = (0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32)
+        c.stages = replace(c.stages, detections=replace(
+            det, scores=(0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32)))
         return c
 
     return Explorer(pipe, {"case": case.__getitem__, "loud": loud}, "tf_efficientnet_lite0", "code", "test")
