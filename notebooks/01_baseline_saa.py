@@ -45,19 +45,22 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The two expensive stages, once per image
 #
 # For every image, `pipeline.stages` runs GroundingDINO on each prompt entry (one forward per entry, batched, the image
 # backbone run once for all entries), SAM on every box, and the saliency backbone; the results go to the stage cache,
-# so every later notebook and every re-score costs milliseconds. `nb.setup` (the set-up cell above, shared by every
+# so every later notebook and every re-score costs milliseconds. `wb.setup` (the set-up cell above, shared by every
 # notebook) computed them with the full `saa_plus` settings: it needs every stage any variant needs. One image holds:
 
 # %%
@@ -80,7 +83,7 @@ for it in items[:2]:
 # class-agnostic:
 
 # %%
-saa = nb.make_config("saa", behaviour, saliency_backbone)
+saa = wb.make_config("saa", behaviour, saliency_backbone)
 print("class-agnostic prompts:", [e.caption for e in items[0].prompts.entries if e.kind == "agnostic"])
 print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, fusion offset δ = {saa.offset}")
 
@@ -96,10 +99,10 @@ print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, 
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_cfg = nb.make_config("saa", behaviour, "tf_efficientnet_lite0")
-case = nb.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
-case_res = {"SAA": pipe.score(case.stages, case.prompts, case_cfg)}
-display(Markdown(nb.fate_table(case, case_res)))
+case_cfg = wb.make_config("saa", behaviour, "tf_efficientnet_lite0")
+case = kc.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
+case_res = {"SAA": score(case.stages, case.prompts, case_cfg)}
+display(Markdown(kc.fate_table(case, case_res)))
 amap = case_res["SAA"].anomaly_map
 print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "
       f"pixel AUROC {metrics.pixel_auroc(amap[None], case.mask[None]):.3f}")
@@ -109,7 +112,7 @@ print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "
 
 # %%
 # NBVAL_CHECK_OUTPUT
-assert nb.fused_names(case, case_res["SAA"]) == case.names[1:3]  # the two whole-washer boxes, nothing else
+assert kc.fused_names(case, case_res["SAA"]) == case.names[1:3]  # the two whole-washer boxes, nothing else
 assert len(case_res["SAA"].regions) == case.kinds.count("agnostic")  # the prompt that finds the hole is never asked
 
 # %%
@@ -151,9 +154,9 @@ gt_area = np.mean([it.mask.mean() for it in items if it.sample.label == 1])
 print(f"mean ground-truth defect area: {gt_area:.2%} of the image")
 
 # %%
-runs = nb.category_runs(pipe, items, [saa])
+runs = wb.category_runs(pipe, items, [saa])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
-                 + nb.category_rows_table(runs, "pixel_max_f1")))
+                 + report.metric_table(runs, "pixel_max_f1", transpose=True)))
 scores = {lab: [r.image_score for r, it in zip(results, items) if it.sample.label == lab] for lab in (0, 1)}
 print("image scores, normal:", np.round(scores[0], 3), " anomalous:", np.round(scores[1], 3))
 

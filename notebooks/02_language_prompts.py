@@ -42,12 +42,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The prompt tables
@@ -78,8 +81,8 @@ display(Markdown("\n".join(rows)))
 # dropped for its phrase.
 
 # %%
-on = nb.make_config(variant, behaviour, saliency_backbone)
-off = nb.switched_off(on, "language")
+on = wb.make_config(variant, behaviour, saliency_backbone)
+off = wb.switched_off(on, "language")
 print(f"on: {on.variant} (P^L {on.use_language}),  off: {off.variant} (P^L {off.use_language}),  "
       f"text threshold θ_text = {on.text_threshold}")
 
@@ -91,12 +94,12 @@ print(f"on: {on.variant} (P^L {on.use_language}),  off: {off.variant} (P^L {off.
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
-case_off = nb.switched_off(case_on, "language")
-case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^L off": pipe.score(case.stages, case.prompts, case_off),
-            "P^L on": pipe.score(case.stages, case.prompts, case_on)}
-display(Markdown(nb.fate_table(case, case_res)))
+case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case_off = wb.switched_off(case_on, "language")
+case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^L off": score(case.stages, case.prompts, case_off),
+            "P^L on": score(case.stages, case.prompts, case_on)}
+display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
 
@@ -137,7 +140,7 @@ rows += [f"| `{r.prompt}` | {r.phrase or '(none)'} | {r.confidence:.3f} | {r.rem
 display(Markdown(f"{TAG}\n\n" + "\n".join(rows)))
 
 # %%
-runs = nb.category_runs(pipe, items, [off, on])
+runs = wb.category_runs(pipe, items, [off, on])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))

@@ -44,12 +44,15 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The idea as a formula
@@ -71,8 +74,8 @@ rows = ["| category | object word | count | max area ratio θ_area | K (P^C) |",
 for pr in {it.prompts.category: it.prompts for it in items}.values():
     rows.append(f"| {pr.category} | {pr.object_word} | {pr.count} | {pr.max_area_ratio} | {pr.top_k} |")
 display(Markdown("\n".join(rows)))
-on = nb.make_config(variant, behaviour, saliency_backbone)
-off = nb.switched_off(on, "property")
+on = wb.make_config(variant, behaviour, saliency_backbone)
+off = wb.switched_off(on, "property")
 print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
 
 # %% [markdown]
@@ -83,11 +86,11 @@ print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
-case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^P off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "property")),
-            "P^P on": pipe.score(case.stages, case.prompts, case_on)}
-display(Markdown(nb.fate_table(case, case_res)))
+case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^P off": score(case.stages, case.prompts, wb.switched_off(case_on, "property")),
+            "P^P on": score(case.stages, case.prompts, case_on)}
+display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     outside = res.anomaly_map[~case.mask].max()
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
@@ -110,11 +113,11 @@ plt.show()
 ratios = np.geomspace(0.002, 1.0, 25)
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
 for beh, style in (("code", "-"), ("paper", "--")):
-    cfg_b = nb.make_config(variant, beh, "tf_efficientnet_lite0")
-    case_b = nb.known_case(lite0, cfg_b, category="washer", defect="hole", seed=seed)
+    cfg_b = wb.make_config(variant, beh, "tf_efficientnet_lite0")
+    case_b = kc.known_case(lite0, cfg_b, category="washer", defect="hole", seed=seed)
     kept, f1 = [], []
     for r in ratios:
-        res = pipe.score(case_b.stages, case_b.prompts, cfg_b.with_(max_area_ratio=float(r), use_confidence=False))
+        res = score(case_b.stages, case_b.prompts, cfg_b.with_(max_area_ratio=float(r), use_confidence=False))
         kept.append(sum(x.removed_by is None for x in res.regions))
         f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case_b.mask[None]))
     ax[0].plot(ratios, kept, style, marker="o", ms=3, label=f"{beh} behaviour")
@@ -142,7 +145,7 @@ figures.save(fig, "03_property_on_off")
 plt.show()
 
 # %%
-runs = nb.category_runs(pipe, items, [off, on])
+runs = wb.category_runs(pipe, items, [off, on])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**image AUROC (%)**\n\n" + report.metric_table(runs, "image_auroc")))

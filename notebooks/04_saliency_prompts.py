@@ -49,16 +49,19 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
 from saa_lib.evaluate import eval_mask
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.pipeline import resize_map
 from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
+from saa_lib.scoring import score
 from saa_lib.utils import resolve_device
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 lite0 = load_saliency_backbone("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningful, "strides", lite0.strides)
 
@@ -82,8 +85,8 @@ print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningf
 # with $\gamma = 1$ in the paper and $\gamma = 3$ in the code.
 
 # %%
-paper_cfg = nb.make_config(variant, "paper", "tf_efficientnet_lite0")
-code_cfg = nb.make_config(variant, "code", "tf_efficientnet_lite0")
+paper_cfg = wb.make_config(variant, "paper", "tf_efficientnet_lite0")
+code_cfg = wb.make_config(variant, "code", "tf_efficientnet_lite0")
 for name, c in (("paper", paper_cfg), ("code", code_cfg)):
     print(f"{name:5s}: aggregate {c.saliency.aggregate!r}, N = {c.saliency.neighbours}, input {c.saliency.input_size} px,"
           f" gain γ = {c.gain}")
@@ -95,7 +98,7 @@ for name, c in (("paper", paper_cfg), ("code", code_cfg)):
 # with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
 
 # %%
-real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("falling back to the synthetic images: the maps below are NOT on real images")
     real = {cat: ds for cat in ds.categories}
@@ -105,7 +108,7 @@ R = 256  # resolution of the maps the metrics compare (every image of a category
 sal = {}  # category -> dict(samples, images, masks (N, R, R), paper (N, R, R), code (N, R, R))
 t0 = time.perf_counter()
 for cat, rds in real.items():
-    smp = nb.pick(rds, cat, 2 * n_images)
+    smp = wb.pick(rds, cat, 2 * n_images)
     imgs = [s.load_image() for s in smp]
     sal[cat] = {"samples": smp, "images": imgs,
                 "masks": np.stack([eval_mask(s, R) for s in smp]),
@@ -132,9 +135,9 @@ for ax in axes.ravel():
     ax.set_yticks([])
 cbar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
 cbar.set_label("saliency (min-max scaled per map)", fontsize=8)
-fig.suptitle(f"P^S on {'real' if nb.shared_samples() else 'synthetic (fallback)'} images: tf_efficientnet_lite0, real "
+fig.suptitle(f"P^S on {'real' if wb.shared_samples() else 'synthetic (fallback)'} images: tf_efficientnet_lite0, real "
              "ImageNet weights (outline: ground truth)", fontsize=10)
-figures.save(fig, "04_real_saliency_lite0", readme=nb.shared_samples() is not None)
+figures.save(fig, "04_real_saliency_lite0", readme=wb.shared_samples() is not None)
 plt.show()
 
 # %% [markdown]
@@ -166,7 +169,7 @@ display(Markdown("Real ImageNet features (`tf_efficientnet_lite0`), saliency map
 
 # %%
 for pair_cat in sal:
-    pair = nb.side_by_side(real[pair_cat], pair_cat)
+    pair = wb.side_by_side(real[pair_cat], pair_cat)
     if pair is None:  # no normal image of the same size in this category
         continue
     pair, pair_mask, pair_boxes, pair_key = pair
@@ -178,7 +181,7 @@ for pair_cat in sal:
                                 "each object vs the other": resize_map(multi, pair.shape[:2])},
                          pair_mask, normalize=True, label="saliency (min-max scaled per map)",
                          title=f"P^S with two objects: defect-free {pair_cat} | {pair_key} (real lite0 features)")
-    figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=nb.shared_samples() is not None)
+    figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=wb.shared_samples() is not None)
     plt.show()
     print(f"{pair_cat}: pixel AUROC whole image {100 * metrics.pixel_auroc(whole[None], gt2[None]):.1f}, "
           f"each object vs the other {100 * metrics.pixel_auroc(multi[None], gt2[None]):.1f}")
@@ -196,11 +199,11 @@ for pair_cat in sal:
 # higher saliency lifts it to the top.
 
 # %%
-case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
-case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^S off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "saliency")),
-            "P^S on": pipe.score(case.stages, case.prompts, case_on)}
-display(Markdown(nb.fate_table(case, case_res)))
+case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^S off": score(case.stages, case.prompts, wb.switched_off(case_on, "saliency")),
+            "P^S on": score(case.stages, case.prompts, case_on)}
+display(Markdown(kc.fate_table(case, case_res)))
 rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
 rows += [f"| {n} | {r.confidence:.2f} | {r.saliency:.3f} | {r.score:.3f} |"
          for n, r in zip(case.names, case_res["P^S on"].regions)]
@@ -224,8 +227,8 @@ plt.show()
 # (`tf_efficientnet_lite0` is real even with random detector weights).
 
 # %%
-on = nb.make_config(variant, behaviour, saliency_backbone)
-off = nb.switched_off(on, "saliency")
+on = wb.make_config(variant, behaviour, saliency_backbone)
+off = wb.switched_off(on, "saliency")
 first = next(it for it in items if it.sample.label == 1)
 sal_tag = "real ImageNet features" if loaded.saliency.meaningful else "random weights — not meaningful"
 fig = viz.map_panels(first.image, {f"saliency ({loaded.saliency.name})": first.stages.saliency}, first.mask,
@@ -238,7 +241,7 @@ figures.save(fig, "04_saliency_on_off")
 plt.show()
 
 # %%
-runs = nb.category_runs(pipe, items, [off, on])
+runs = wb.category_runs(pipe, items, [off, on])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))

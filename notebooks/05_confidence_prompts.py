@@ -42,12 +42,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The idea as a formula
@@ -64,8 +67,8 @@ loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbo
 rows = ["| category | K |", "|---|---:|"]
 rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in items}.values()]
 display(Markdown("\n".join(rows)))
-on = nb.make_config(variant, behaviour, saliency_backbone)
-off = nb.switched_off(on, "confidence")
+on = wb.make_config(variant, behaviour, saliency_backbone)
+off = wb.switched_off(on, "confidence")
 
 # %% [markdown]
 # ## 2. A known case
@@ -75,11 +78,11 @@ off = nb.switched_off(on, "confidence")
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = nb.make_config(variant, behaviour, "tf_efficientnet_lite0")
-case = nb.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^C off": pipe.score(case.stages, case.prompts, nb.switched_off(case_on, "confidence")),
-            "P^C on": pipe.score(case.stages, case.prompts, case_on)}
-display(Markdown(nb.fate_table(case, case_res)))
+case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
+case_res = {"P^C off": score(case.stages, case.prompts, wb.switched_off(case_on, "confidence")),
+            "P^C on": score(case.stages, case.prompts, case_on)}
+display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
           f"{sum(r.removed_by is None for r in res.regions)} regions fused")
@@ -108,7 +111,7 @@ fig, ax = plt.subplots(figsize=(5.2, 3.3))
 for use_sal, style in ((True, "-"), (False, "--")):
     f1 = []
     for k in ks:
-        res = pipe.score(case.stages, case.prompts, case_on.with_(top_k=k, use_saliency=use_sal))
+        res = score(case.stages, case.prompts, case_on.with_(top_k=k, use_saliency=use_sal))
         f1.append(metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]))
     ax.plot(ks, f1, style, marker="o", ms=4, label=f"P^S {'on' if use_sal else 'off'}")
 ax.axvline(case.prompts.top_k, color="#999999", lw=1, ls=":")
@@ -133,7 +136,7 @@ plt.show()
 
 # %%
 k_configs = [off] + [on.with_(top_k=k, variant=f"{on.variant} K={k}") for k in (1, 3, 10)] + [on]
-runs = nb.category_runs(pipe, items, k_configs)
+runs = wb.category_runs(pipe, items, k_configs)
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
                  + report.metric_table(runs, "pixel_max_f1")

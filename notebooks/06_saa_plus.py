@@ -45,15 +45,16 @@ import numpy as np
 from IPython.display import Image, Markdown, display
 
 from saa_lib import report, viz
-from saa_lib import notebook_report as nb
+from saa_lib import workbook as wb
 from saa_lib.config import BEHAVIOURS, behaviour_table
-from saa_lib.explorer import Explorer
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.explorer import Explorer, explorer_sources
+from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The whole pipeline
@@ -77,7 +78,7 @@ loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbo
 # Where the official code and the paper differ (`behaviour`; the default `code` produced the published numbers):
 
 # %%
-code_cfg, paper_cfg = (nb.make_config(variant, b, saliency_backbone) for b in ("code", "paper"))
+code_cfg, paper_cfg = (wb.make_config(variant, b, saliency_backbone) for b in ("code", "paper"))
 cat0, table0 = items[0].sample.category, items[0].prompts.table
 agnostic = {b: ", ".join(f"`{e.caption}`" for e in category_prompts(cat0, table0, behaviour=b).entries
                          if e.kind == "agnostic") for b in BEHAVIOURS}
@@ -101,8 +102,8 @@ display(Markdown(behaviour_table()))
 # ## 2. SAA and SAA+ on the data set images
 
 # %%
-saa = nb.make_config("saa", behaviour, saliency_backbone)
-full = nb.make_config(variant, behaviour, saliency_backbone)
+saa = wb.make_config("saa", behaviour, saliency_backbone)
+full = wb.make_config(variant, behaviour, saliency_backbone)
 for it in [it for it in items if it.sample.label == 1][:2]:
     res = {"SAA": pipe.score(it.stages, it.prompts, saa), "SAA+": pipe.score(it.stages, it.prompts, full)}
     fig = viz.compare_results(it.image, res, it.mask, title=f"{it.sample.key} — {TAG}")
@@ -151,7 +152,7 @@ plt.show()
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")  # the known case's saliency: real ImageNet features
-sources = nb.explorer_sources(pipe, ds, items, behaviour, saliency_backbone, lite0, seed, nb.real_datasets())
+sources = explorer_sources(pipe, ds, items, behaviour, saliency_backbone, lite0, seed, wb.real_datasets())
 explorer = Explorer(pipe, sources, saliency_backbone, behaviour, TAG)
 display(explorer.ui)
 
@@ -171,9 +172,9 @@ explorer.w_use["saliency"].value = True
 explorer.table_values()
 
 # %%
-runs = nb.category_runs(pipe, items, [saa, full])
+runs = wb.category_runs(pipe, items, [saa, full])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
-                 + "**max-F1-pixel (%)**\n\n" + nb.category_rows_table(runs, "pixel_max_f1")))
+                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1", transpose=True)))
 
 # %% [markdown]
 # ## Exercises

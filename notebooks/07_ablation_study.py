@@ -47,13 +47,16 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
 from saa_lib import metrics, report, viz
-from saa_lib import notebook_report as nb
+from saa_lib import known_case as kc
+from saa_lib import workbook as wb
 from saa_lib.config import ABLATION_VARIANTS
-from saa_lib.models.saliency import load_saliency_backbone
+from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.scoring import score
 
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbone, seed, out_dir, dataset, root,
-                                                 categories, n_images, behaviour)
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. The five variants
@@ -62,10 +65,10 @@ loaded, TAG, pipe, figures, ds, items = nb.setup(models, device, saliency_backbo
 # $\mathcal{P}^L$ also removes the expert prompts, so that variant asks the detector the class-agnostic prompts only.
 
 # %%
-configs = [nb.make_config(v, behaviour, saliency_backbone) for v in ABLATION_VARIANTS]
+configs = [wb.make_config(v, behaviour, saliency_backbone) for v in ABLATION_VARIANTS]
 rows = ["| variant | label | P^L | P^P | P^S | P^C |", "|---|---|:---:|:---:|:---:|:---:|"]
 rows += [f"| `{c.variant}` | {report.VARIANT_LABELS[c.variant]} | "
-         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in nb.PROMPTS) + " |" for c in configs]
+         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in wb.PROMPTS) + " |" for c in configs]
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -81,10 +84,10 @@ display(Markdown("\n".join(rows)))
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_cfgs = [nb.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
-case = nb.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
-case_res = {report.VARIANT_LABELS[c.variant]: pipe.score(case.stages, case.prompts, c) for c in case_cfgs}
-display(Markdown(nb.fate_table(case, case_res)))
+case_cfgs = [wb.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
+case = kc.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
+case_res = {report.VARIANT_LABELS[c.variant]: score(case.stages, case.prompts, c) for c in case_cfgs}
+display(Markdown(kc.fate_table(case, case_res)))
 case_f1 = {lab: 100 * metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]) for lab, res in case_res.items()}
 
 # %% [markdown]
@@ -92,7 +95,7 @@ case_f1 = {lab: 100 * metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None
 
 # %%
 for lab, res in case_res.items():
-    kept = nb.fused_names(case, res)
+    kept = kc.fused_names(case, res)
     print(f"{lab:14s} keeps the true defect: {'true defect' in kept!s:5s} ({len(kept)} regions fused)")
 
 # %% [markdown]
@@ -100,7 +103,7 @@ for lab, res in case_res.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-keeps = {lab: "true defect" in nb.fused_names(case, res) for lab, res in case_res.items()}
+keeps = {lab: "true defect" in kc.fused_names(case, res) for lab, res in case_res.items()}
 assert keeps["SAA+"] and not keeps["SAA+ w/o P^L"] and not keeps["SAA+ w/o P^S"], keeps
 
 # %%
@@ -119,19 +122,20 @@ plt.show()
 # %% [markdown]
 # ## 3. The ablation on the data set (Table 2 layout)
 #
-# `nb.category_runs` calls `saa_lib.evaluate.run_category` per category with the five configurations: the expensive
+# `wb.category_runs` calls `saa_lib.evaluate.run_category` per category with the five configurations: the expensive
 # stages come from the cache filled above, each variant is a re-score. The paper column is filled for MVTec AD and
 # VisA only.
 
 # %%
 t0 = time.perf_counter()
-runs = nb.category_runs(pipe, items, configs)
+runs = wb.category_runs(pipe, items, configs)
 print(f"{len(configs)} variants x {len(items)} images scored in {time.perf_counter() - t0:.1f} s")
-table = nb.paper_table(ds, ds.categories[0])
+table = wb.paper_table(ds, ds.categories[0])
 display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
                  + "**Ablation, mean max-F1-pixel over the categories (%)**\n\n"
                  + report.ablation_table(runs, "pixel_max_f1", dataset=table)
-                 + "\n**Per category, max-F1-pixel (%)**\n\n" + nb.category_rows_table(runs, "pixel_max_f1")))
+                 + "\n**Per category, max-F1-pixel (%)**\n\n"
+                 + report.metric_table(runs, "pixel_max_f1", transpose=True)))
 
 # %%
 mean_f1 = {report.VARIANT_LABELS[c.variant]: 100 * sum(r.metrics["pixel_max_f1"] for r in runs
@@ -150,7 +154,7 @@ plt.show()
 # 2. Add a sixth row to the ablation: the baseline `saa` (every prompt off). Where does it rank on the known case and
 #    what does that say about the prompts' contributions adding up?
 # 3. The paper's Table 2 removes one prompt at a time. Design the complementary study (one prompt **on** at a time,
-#    starting from `saa`) with `nb.make_config("saa", ...).with_(use_<prompt>=True)` and compare the two rankings on
+#    starting from `saa`) with `wb.make_config("saa", ...).with_(use_<prompt>=True)` and compare the two rankings on
 #    the known case.
 #
 # Answers: `notebooks/answers/07_answers.md`.

@@ -46,7 +46,6 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 # %%
 # %matplotlib inline
 import time
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -58,25 +57,16 @@ from matplotlib.colors import Normalize
 from PIL import Image as PILImage
 
 from saa_lib import report, viz
-from saa_lib import notebook_report as nb
+from saa_lib import workbook as wb
 from saa_lib.cache import StageCache
 from saa_lib.pipeline import SAAPipeline, resize_map
 from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_models, load_saliency_only
+from saa_lib.zoo import load_saliency_only
 
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner below
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
-                     download=False)
-TAG = nb.banner(loaded)
-pipe = SAAPipeline(loaded, StageCache())
-figures = nb.Figures(out_dir)
-ds = nb.open_data(dataset, root, categories, seed)
-t0 = time.perf_counter()
-items = nb.stage_items(pipe, ds, n_images, nb.make_config("saa_plus", behaviour, saliency_backbone))
-print(f"{len(items)} images of {ds.categories}: stages in {time.perf_counter() - t0:.1f} s "
-      f"(cache {pipe.cache.stats()['hits']})")
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+loaded, TAG, pipe, figures, ds, items = wb.setup(
+    models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
+    root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
 # %% [markdown]
 # ## 1. Table 1: methods × categories
@@ -86,16 +76,16 @@ print(f"{len(items)} images of {ds.categories}: stages in {time.perf_counter() -
 # is the paper's headline metric because, unlike AUROC, it is not inflated by the huge number of easy normal pixels.
 
 # %%
-methods = [nb.make_config("saa", behaviour, saliency_backbone), nb.make_config(variant, behaviour, saliency_backbone)]
+methods = [wb.make_config("saa", behaviour, saliency_backbone), wb.make_config(variant, behaviour, saliency_backbone)]
 t0 = time.perf_counter()
-runs = nb.category_runs(pipe, items, methods)
+runs = wb.category_runs(pipe, items, methods)
 print(f"{len(methods)} methods x {len(items)} images scored in {time.perf_counter() - t0:.1f} s")
-table = nb.paper_table(ds, ds.categories[0])
+table = wb.paper_table(ds, ds.categories[0])
 head = report.header(loaded.describe(), loaded.meaningful, ds.name)
 sections = {f"{name} (%)": report.metric_table(runs, key, dataset=table if key == "pixel_max_f1" else "")
             for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"),
                               ("image AUROC", "image_auroc"))}
-sections["max-F1-pixel (%), one row per category"] = nb.category_rows_table(runs, "pixel_max_f1")
+sections["max-F1-pixel (%), one row per category"] = report.metric_table(runs, "pixel_max_f1", transpose=True)
 display(Markdown(head + "\n".join(f"**{k}**\n\n{v}" for k, v in sections.items())))
 
 # %% [markdown]
@@ -144,7 +134,7 @@ plt.show()
 # MVTec AD and MTD samples in `../shared/data/samples` — not the full SAA+, only one of its four prompts.
 
 # %%
-real = nb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("falling back to the synthetic images: the numbers below are NOT on real images")
     real = {cat: ds for cat in ds.categories}
@@ -152,19 +142,19 @@ real_runs, real_items = [], []
 if real:
     sal_models = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device), download=False)
     sal_pipe = SAAPipeline(sal_models, StageCache())
-    sal_cfg = nb.make_config("saliency_only", behaviour, "tf_efficientnet_lite0", eval_resolution=256)
+    sal_cfg = wb.make_config("saliency_only", behaviour, "tf_efficientnet_lite0", eval_resolution=256)
     t0 = time.perf_counter()
     for rds in dict.fromkeys(real.values()):
-        its = nb.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
+        its = wb.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
         real_items += its
-        real_runs += nb.category_runs(sal_pipe, its, [sal_cfg])
+        real_runs += wb.category_runs(sal_pipe, its, [sal_cfg])
     print(f"{sal_models.describe()}: {len(real_items)} images in {time.perf_counter() - t0:.1f} s")
     display(Markdown(report.header(sal_models.describe(), sal_models.meaningful,
-                                   "MVTec AD + MTD samples" if nb.shared_samples() else f"{ds.name} (fallback)",
+                                   "MVTec AD + MTD samples" if wb.shared_samples() else f"{ds.name} (fallback)",
                                    f"{2 * n_images} images per category (anomalous and normal alternating): a handful, "
                                    "so read the numbers as an illustration, not a benchmark.")
                      + "**P^S map alone, per category (%)**\n\n"
-                     + "\n".join(f"{name}\n\n{nb.category_rows_table(real_runs, key)}" for name, key in
+                     + "\n".join(f"{name}\n\n{report.metric_table(real_runs, key, transpose=True)}" for name, key in
                                  (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc")))))
 
 # %%
@@ -181,15 +171,15 @@ if real_runs:
                           "P^S map (min-max scaled)": (amap - amap.min()) / max(float(amap.max() - amap.min()), 1e-12),
                           "vmax": 1.0})
     fig = viz.qualitative_grid(grid_rows, ["image", "ground truth", "P^S map (min-max scaled)"],
-                               title=f"{'real' if nb.shared_samples() else 'synthetic (fallback)'} images, saliency prompt "
+                               title=f"{'real' if wb.shared_samples() else 'synthetic (fallback)'} images, saliency prompt "
                                      "alone (tf_efficientnet_lite0, ImageNet weights)")
     fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[viz.CMAP]), ax=fig.axes, fraction=0.04, pad=0.02,
                  label="saliency (min-max scaled)")
-    figures.save(fig, "08_real_saliency_grid", readme=nb.shared_samples() is not None)
+    figures.save(fig, "08_real_saliency_grid", readme=wb.shared_samples() is not None)
     plt.show()
     fig = viz.pr_curves({r.category: viz.pixel_pr(r.maps, r.masks) for r in real_runs},
-                        title=f"pixel PR, saliency prompt alone (lite0, {'real' if nb.shared_samples() else 'synthetic'})")
-    figures.save(fig, "08_real_saliency_pr", readme=nb.shared_samples() is not None)
+                        title=f"pixel PR, saliency prompt alone (lite0, {'real' if wb.shared_samples() else 'synthetic'})")
+    figures.save(fig, "08_real_saliency_pr", readme=wb.shared_samples() is not None)
     plt.show()
 
 # %% [markdown]
@@ -199,14 +189,14 @@ if real_runs:
 # %%
 if out_dir and not figures.readme_only:
     extra = {} if not real_runs else {"P^S map alone on real samples, max-F1-pixel (%)":
-                                      nb.category_rows_table(real_runs, "pixel_max_f1")}
+                                      report.metric_table(real_runs, "pixel_max_f1", transpose=True)}
     path = report.write_report(Path(out_dir) / "results.md", "SAA+ workbook results", head, {**sections, **extra})
     print("tables written to", path.name)
 
 # %% [markdown]
 # ## Exercises
 # 1. Add the pixel AUROC and max-F1-pixel of the *saliency-only* variant on the synthetic data to Table 1
-#    (`nb.make_config("saliency_only", ...)` as a third method). Is saliency alone better or worse than SAA+ there, and
+#    (`wb.make_config("saliency_only", ...)` as a third method). Is saliency alone better or worse than SAA+ there, and
 #    why is that no contradiction with the paper?
 # 2. On the real samples, which category has the highest saliency-only pixel AUROC but a low max-F1-pixel? Explain
 #    the gap using the size of its defects. (Without them, section 4 runs on the synthetic images: same question.)

@@ -55,9 +55,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from saa_lib import notebook_report as nb
+from saa_lib import workbook as wb
 from saa_lib import viz
-from saa_lib.data import open_dataset
 from saa_lib.pipeline import resize_map
 from saa_lib.saliency_compare import compare_sources, source_configs, sources_table
 from saa_lib.utils import resolve_device
@@ -65,15 +64,15 @@ from saa_lib.zoo import load_saliency_only
 
 lite0 = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.saliency.name, "ImageNet weights:", lite0.saliency.meaningful)
-figures = nb.Figures(out_dir)
-real = nb.real_datasets()  # {category: dataset} of the real samples; {} (and a line saying so) without them
-samples_root = nb.shared_samples() if real else None
+figures = wb.Figures(out_dir)
+real = wb.real_datasets()  # {category: dataset} of the real samples; {} (and a line saying so) without them
+samples_root = wb.shared_samples() if real else None
 if real:
     data = {d.name: d for d in dict.fromkeys(real.values())}
 else:
     print("NOTE: the real MVTec AD / MTD samples were not found (SAA_SAMPLES): the maps and the "
           f"table below use the {dataset!r} data set instead; their numbers say nothing about real defects.")
-    data = {dataset: nb.open_data(dataset, root, categories, seed)}
+    data = {dataset: wb.open_data(dataset, root, categories, seed)}
 print({name: d.categories for name, d in data.items()})
 
 # %% [markdown]
@@ -133,7 +132,7 @@ shown = ["image-" + behaviour, "batch-" + behaviour, "fewshot1-" + behaviour]
 for cat in dict.fromkeys(r.category for r in rows):
     by = {r.name: r for r in rows if r.category == cat}
     d = next(x for x in data.values() if cat in x.categories)
-    smp = nb.pick(d, cat, 2 * n_images)
+    smp = wb.pick(d, cat, 2 * n_images)
     i = next((j for j, s in enumerate(smp) if s.label == 1), 0)
     image = smp[i].load_image()
     fig = viz.map_panels(image, {n: resize_map(by[n].maps[i], image.shape[:2]) for n in shown},
@@ -201,11 +200,12 @@ display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 # the command line (`saa predict` takes the images given as the batch, and `--reference` images for few-shot).
 
 # %%
-saliency_backbone = nb.choose_saliency_backbone(saliency_backbone)
-ws = nb.setup(models, device, saliency_backbone, seed, out_dir, "synthetic", None, None, 1, behaviour)
-plus = nb.make_config(variant, behaviour, saliency_backbone).with_(saliency={"source": "batch"})
+saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
+ws = wb.setup(models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir,
+              dataset="synthetic", root=None, categories=None, n_images=1, behaviour=behaviour)
+plus = wb.make_config(variant, behaviour, saliency_backbone).with_(saliency={"source": "batch"})
 cat0 = ws.items[0].sample.category
-batch = [s.load_image for s in nb.pick(ws.data, cat0, 4)]
+batch = [s.load_image for s in wb.pick(ws.data, cat0, 4)]
 print("batch used (image digests):", [d[:8] for d in ws.pipe.set_peers([plus], batch)["batch"]])
 res = ws.pipe.run(ws.items[0].image, ws.items[0].prompts, plus)
 print(f"{variant} with batch P^S on {ws.items[0].sample.key}: image score {res.image_score:.3f}, "

@@ -8,17 +8,19 @@ entry that cannot be stored (full disk) is skipped with one warning: the cache s
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
 import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .download import saa_home
+from .paths import saa_home
 from .safeio import file_mode
 from .utils import settings_digest
 
@@ -125,3 +127,87 @@ class StageCache:
 
     def stats(self) -> dict:
         return {"hits": dict(self.hits), "misses": dict(self.misses)}
+
+
+#: settings of the batch / few-shot saliency sources (no part of the single-image map's cache key)
+SOURCE_SETTINGS = ("source", "shots", "source_size", "pool", "batch_fraction", "augment_references", "smooth_sigma",
+                   "with_image")
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """Every stage cache key of one image under one set of models, one method per stage (the ``key_parts`` given to
+    :meth:`StageCache.get`).
+
+    ``digest``: the image's :func:`saa_lib.utils.image_digest`, computed once per image and passed down; ``models``:
+    the models' identity; ``backbone``: the saliency backbone's identity; ``amp``: the autocast dtype as text (None for
+    float32: nothing is added, so float32 entries stay valid). Boxes enter a key by digest: the clipped boxes rounded
+    to 1/1000 px (masks at the evaluation resolution) or the exact float32 pixel boxes of the official code.
+    """
+
+    digest: str
+    models: str
+    backbone: str
+    amp: str | None = None
+
+    def _by_models(self) -> dict:
+        return {"image": self.digest, "model": self.models}
+
+    def _by_backbone(self) -> dict:
+        return {"image": self.digest, "backbone": self.backbone}
+
+    def _amp(self) -> dict:
+        return {} if self.amp is None else {"autocast": self.amp}
+
+    def generator(self, captions: list[str], *, min_size: int, max_size: int, floor: float, cap: int | None,
+                  official: bool, joined: bool = False) -> dict:
+        """GroundingDINO's boxes for one normalised caption (``captions`` = [it]) or, ``joined``, for several joined
+        into one."""
+        key = {**self._by_models(), "min": min_size, "max": max_size, "floor": floor, "cap": cap, "v": 2,
+               **({"input": "official"} if official else {}), **self._amp()}
+        return {**key, "captions": list(captions), "joined": True} if joined else {**key, "caption": captions[0]}
+
+    def masks(self, boxes: np.ndarray, size: int) -> dict:
+        """SAM's masks of ``boxes`` (M, 4) clipped xyxy pixels, at ``size`` x ``size``."""
+        return {**self._by_models(), "boxes": settings_digest({"b": np.round(boxes, 3).tolist()}),
+                "size": size, **self._amp()}
+
+    def full_masks(self, pixel_boxes: np.ndarray) -> dict:
+        """Code behaviour: SAM's masks of the official float32 pixel boxes on the BGR image, at full resolution."""
+        digest = hashlib.sha1(np.ascontiguousarray(pixel_boxes, np.float32).tobytes()).hexdigest()
+        return {**self._by_models(), "colour": "bgr", "size": "full", "boxes": digest, **self._amp()}
+
+    def saliency(self, settings: dict, size: int, instances: np.ndarray | None = None,
+                 peers: list[str] | None = None) -> dict:
+        """The P^S map at ``size`` for the saliency ``settings`` (``asdict(SaliencyConfig)``); ``instances``: the
+        object boxes of multi-instance saliency (None: the image compared with itself, the multi-instance settings
+        then play no part); ``peers``: the digests of the images a batch / few-shot map compares with (None: the
+        single-image source, whose keys the source settings play no part in)."""
+        settings = dict(settings)
+        if instances is None:
+            for name in ("multi_instance", "multi_instance_size"):
+                settings.pop(name, None)
+        else:
+            settings["instances"] = np.round(instances, 3).tolist()
+        if peers is None:
+            for name in SOURCE_SETTINGS:
+                settings.pop(name, None)
+        else:
+            settings["peers"] = list(peers)
+        return {**self._by_backbone(), "settings": settings, "size": size, **self._amp()}
+
+    def official_saliency(self, settings: dict, objects: np.ndarray | None = None) -> dict:
+        """Code behaviour: the official saliency grid for ``settings`` on the BGR image; ``objects``: the float32
+        pixel boxes whose masks multi-instance saliency compares (None: single instance)."""
+        return {**self._by_backbone(), "colour": "bgr", "settings": dict(settings), "v": "official",
+                **self._amp(), "objects": None if objects is None else self.full_masks(objects)}
+
+    def saliency_features(self, size: int, pool: int, transform: int) -> dict:
+        """Batch / few-shot patch features of the image at ``size``, pooled ``pool`` x ``pool``, after the dihedral
+        ``transform``."""
+        return {**self._by_backbone(), "size": size, "pool": pool, "transform": transform, **self._amp()}
+
+    @staticmethod
+    def region_saliency(masks: dict, saliency: dict | None) -> dict:
+        """The mean saliency inside each of the masks keyed ``masks``, for the map keyed ``saliency``."""
+        return {"masks": masks, "saliency": saliency}

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ABLATION_VARIANTS, VARIANTS, variant_config
+from .config import ABLATION_VARIANTS, BEHAVIOURS, VARIANTS, variant_config
+from .data.datasets import DATASET_NAMES
+from .tables import TABLE_NAMES
+from .weights import SALIENCY_BACKBONES, SAM_VARIANTS
 
 
 # ----- shared options -----------------------------------------------------------------------------------------------
@@ -27,9 +30,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
                         "manifest=DIR/manifest.json (a set written by saa export-models). "
                         "tiny/random are random-weight models for tests and timing: their output is NOT meaningful")
-    g.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
+    g.add_argument("--sam-variant", default="vit_h", choices=SAM_VARIANTS)
     g.add_argument("--saliency-backbone", default="wide_resnet50_2",
-                   choices=["wide_resnet50_2", "tf_efficientnet_lite0"],
+                   choices=SALIENCY_BACKBONES,
                    help="P^S feature extractor; tf_efficientnet_lite0 has real ImageNet weights that install offline")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--seed", type=int, default=0, help="seed of tiny/random model weights")
@@ -44,7 +47,7 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     if variants:
         g.add_argument("--variant", action="append", choices=VARIANTS,
                        help="repeatable; default saa and saa_plus")
-    g.add_argument("--behaviour", default="code", choices=["code", "paper"],
+    g.add_argument("--behaviour", default="code", choices=BEHAVIOURS,
                    help="where the official code and the paper differ, follow which (default code: the published "
                         "numbers came from it)")
     g.add_argument("--prompt", action="append", default=[], help="extra defect prompt (repeatable)")
@@ -401,7 +404,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .notebook_report import run_report
+    from .report import run_report
 
     return run_report(dataset=args.dataset, root=args.root, categories=args.categories, models=args.models,
                       out=Path(args.out), device=args.device, max_images=args.max_images)
@@ -433,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="anomaly maps, overlays and region JSON for images")
     pr.add_argument("paths", nargs="+")
     pr.add_argument("--category", required=True, help="category name (object word if not in the tables)")
-    pr.add_argument("--table", default=None, choices=("mvtec", "visa", "ksdd2", "mtd", "synthetic"),
+    pr.add_argument("--table", default=None, choices=TABLE_NAMES,
                     help="prompt table to look the category up in first (default: search all)")
     pr.add_argument("--out", required=True, help="results folder: new, empty, or an earlier run's (then replaced)")
     pr.add_argument("--keep-going", action="store_true",
@@ -448,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_ in (("evaluate", "metrics tables (Table 1 layout) over a dataset"),
                         ("ablation", "the five-variant ablation (Table 2 layout) from one cached pass")):
         e = sub.add_parser(name, help=help_)
-        e.add_argument("--dataset", required=True, choices=["mvtec", "visa", "ksdd2", "mtd", "folder", "synthetic"])
+        e.add_argument("--dataset", required=True, choices=DATASET_NAMES)
         e.add_argument("--root", default=None)
         e.add_argument("--category", action="append", help="repeatable; default all")
         e.add_argument("--out", required=True,
@@ -503,9 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("models", help="tiny | random | official | sam=PATH,gdino=PATH[,saliency=PATH] | manifest=PATH")
     x.add_argument("out", help="folder to write (sam.pth, groundingdino.pth, its config, bert/, saliency.pth, "
                                "manifest.json)")
-    x.add_argument("--sam-variant", default="vit_h", choices=["vit_h", "vit_l", "vit_b"])
+    x.add_argument("--sam-variant", default="vit_h", choices=SAM_VARIANTS)
     x.add_argument("--saliency-backbone", default="wide_resnet50_2",
-                   choices=["wide_resnet50_2", "tf_efficientnet_lite0"])
+                   choices=SALIENCY_BACKBONES)
     x.add_argument("--seed", type=int, default=0)
     x.add_argument("--no-download", action="store_true")
     x.set_defaults(func=cmd_export_models)

@@ -1,4 +1,4 @@
-"""Hash-checked, atomic downloads (pooch) and the cache directory.
+"""Hash-checked, atomic downloads (pooch).
 
 ``fetch_file`` is the one way files enter the cache: pooch streams to a temporary name in the target folder, checks the
 hash and only then renames it to its final name; a wrong hash raises and leaves nothing under the final name. With
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-import platformdirs
+from .paths import saa_home
 
 #: seconds a connection attempt may take before a download is declared offline
 CONNECT_TIMEOUT = 5.0
@@ -41,12 +41,6 @@ class MissingFileError(FileNotFoundError):
 
 class HashMismatchError(OSError):
     """A file's content does not match its published hash."""
-
-
-def saa_home() -> Path:
-    """Root of the workbook's cache: ``$SAA_HOME``, else the platform cache dir (e.g. ``~/.cache/saa-workbook``)."""
-    env = os.environ.get("SAA_HOME")
-    return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("saa-workbook"))
 
 
 def file_hash(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:

@@ -1,5 +1,5 @@
 """The interactive explorer of notebook 06: ipywidgets controls beside a picture that is re-scored from stored stage
-outputs (``pipeline.score``, no model in the loop) and redrawn in place.
+outputs (:func:`saa_lib.scoring.score`, no model in the loop) and redrawn in place.
 
 Every control holds exactly the value the model uses: each slider's initial value lies on its step grid (a browser
 snaps a slider to that grid and sends the snapped value back), :meth:`Explorer.config` reads the widget values as
@@ -8,8 +8,9 @@ they are, and the status line shows the configuration actually scored. Controls 
 only the θ_box range follows the box confidences of the image shown.
 
 Images are *sources*: ``{name: callable(behaviour) -> item}``, an item being anything with ``image`` (H, W, 3) uint8,
-``mask`` (R, R) bool, ``prompts`` and ``stages`` (a :class:`saa_lib.notebook_report.Item` or ``KnownCase``). A source is
-called on first view of an image under a behaviour (that may run the models once) and its item kept.
+``mask`` (R, R) bool, ``prompts`` and ``stages`` (a :class:`saa_lib.workbook.Item` or a
+:class:`saa_lib.known_case.KnownCase`; :func:`explorer_sources` builds them). A source is called on first view of an
+image under a behaviour (that may run the models once) and its item kept.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import time
 from typing import Callable
 
 from .config import BEHAVIOURS
+from .prompts.saliency import saliency_key
+from .scoring import score
 from .viz import MapCanvas, fate_legend_html
+from .workbook import PROMPTS, make_config
 
-PROMPTS = ("language", "property", "saliency", "confidence")
 #: the settings read from the sliders: SAAConfig field -> (label, step)
 SLIDERS = {"box_threshold": ("θ_box", 0.01), "text_threshold": ("θ_text", 0.01), "min_iou": ("θ_IoU", 0.001),
            "max_area_ratio": ("θ_area", 0.01), "top_k": ("K", 1)}
@@ -43,10 +46,7 @@ class Explorer:
                  tag: str = "", side: int = 240):
         import ipywidgets as W
 
-        from .notebook_report import make_config
-
         self.pipe, self.sources, self.backbone, self.tag, self.side = pipe, dict(sources), saliency_backbone, tag, side
-        self._make_config = make_config
         self._items: dict = {}
         self._canvas: dict = {}
         self._busy = False
@@ -116,7 +116,7 @@ class Explorer:
     def config(self):
         """The :class:`saa_lib.config.SAAConfig` the controls describe (widget values used as they are)."""
         values = {k: w.value for k, w in self.sliders.items()}
-        return self._make_config("saa_plus", self.w_behaviour.value, self.backbone, **values,
+        return make_config("saa_plus", self.w_behaviour.value, self.backbone, **values,
                                  **{f"use_{p}": w.value for p, w in self.w_use.items()})
 
     @staticmethod
@@ -144,8 +144,11 @@ class Explorer:
         self._set_enabled()
         it = self.item()
         cfg = self.config()
+        if cfg.use_saliency and saliency_key(it.stages, it.prompts, cfg) not in it.stages.saliency_maps:
+            # multi-instance saliency compares the objects found, which θ_box decides: a new set, a new map
+            it.stages = self.pipe.with_saliency(it.stages, it.image, it.prompts, cfg)
         t0 = time.perf_counter()
-        res = self.pipe.score(it.stages, it.prompts, cfg)
+        res = score(it.stages, it.prompts, cfg, tokenizer=self.pipe.tokenizer)
         t1 = time.perf_counter()
         self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map, image score {res.image_score:.3f}",
                                                          note=self.settings_line(cfg))
@@ -189,3 +192,38 @@ class Explorer:
         finally:
             self._busy = False
         return self.update()
+
+
+def explorer_sources(pipe, dataset, items: list, behaviour: str, saliency_backbone: str, case_backbone,
+                     seed: int = 0, real: dict | None = None) -> dict:
+    """The images of the explorer (:class:`saa_lib.explorer.Explorer`), ``{name: callable(behaviour) -> item}``:
+
+    the hand-made known case first (``case_backbone`` computes its saliency), then the first image of each category
+    of ``dataset`` (taken from ``items``, computed under ``behaviour``, when that is the behaviour asked), then the
+    first anomalous image of each category of ``real`` (``{category: dataset}``, e.g.
+    :func:`saa_lib.workbook.real_datasets`). Stage outputs are computed on first view only.
+    """
+    from .known_case import known_case
+    from .workbook import sample_item
+
+    def case(b):
+        return known_case(case_backbone, make_config("saa_plus", b, saliency_backbone), seed=seed)
+
+    def from_items(first):
+        def load(b):
+            done = [it for it in items if it.sample is first and b == behaviour]
+            return done[0] if done else sample_item(pipe, dataset, first, make_config("saa_plus", b, saliency_backbone))
+        return load
+
+    def from_real(rds, smp):
+        return lambda b: sample_item(pipe, rds, smp, make_config("saa_plus", b, saliency_backbone))
+
+    sources = {"known case (hand-made): washer/hole": case}
+    for cat in dict.fromkeys(it.sample.category for it in items):
+        first = next(it.sample for it in items if it.sample.category == cat)
+        sources[f"{dataset.name}: {first.key}"] = from_items(first)
+    for cat, rds in (real or {}).items():
+        smp = next((s for s in rds.samples(cat) if s.label == 1), None)
+        if smp is not None:
+            sources[f"real: {smp.key}"] = from_real(rds, smp)
+    return sources

@@ -106,7 +106,7 @@ def gdino_config_text(overrides: dict, text_encoder_dir: str) -> str:
 
 
 def export_models(models, out_dir: str | os.PathLike) -> Path:
-    """Write ``models`` (a :class:`saa_lib.zoo.Models` with GroundingDINO, SAM and saliency) into ``out_dir``;
+    """Write ``models`` (a :class:`saa_lib.models.Models` with GroundingDINO, SAM and saliency) into ``out_dir``;
     returns the manifest path. Every file is written atomically; an existing manifest in ``out_dir`` is replaced
     only after all files are in place."""
     from safetensors.torch import save as save_safetensors
@@ -131,7 +131,7 @@ def export_models(models, out_dir: str | os.PathLike) -> Path:
     vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     bert_cfg = models.gdino.bert.config if hasattr(models.gdino.bert, "config") else None
     if bert_cfg is None:
-        from saa_lib.models.text import BERT_BASE_UNCASED_CONFIG
+        from saa_lib.weights import BERT_BASE_UNCASED_CONFIG
         cfg = dict(BERT_BASE_UNCASED_CONFIG)
         cfg["hidden_size"] = int(bert_state["embeddings.word_embeddings.weight"].shape[1])
     else:
@@ -202,9 +202,9 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> tuple[dict, P
 
 
 def saliency_from_spec(spec: dict, state_file: str | os.PathLike, identity: str, meaningful: bool):
-    """The :class:`~saa_lib.models.saliency.SaliencyBackbone` a manifest's ``saliency`` entry describes."""
+    """The :class:`~saa_lib.models.backbone.SaliencyBackbone` a manifest's ``saliency`` entry describes."""
     from saa_lib.models.common import torch_load
-    from saa_lib.models.saliency import SaliencyBackbone, timm_features
+    from saa_lib.models.backbone import SaliencyBackbone, timm_features
 
     kwargs = dict(spec.get("timm_kwargs") or {})
     body = timm_features(spec["timm_name"], **kwargs)
@@ -218,10 +218,10 @@ def saliency_from_spec(spec: dict, state_file: str | os.PathLike, identity: str,
 
 
 def load_manifest(path: str | os.PathLike, device="cpu", verify: bool = True):
-    """The :class:`saa_lib.zoo.Models` described by a manifest (see :func:`export_models`)."""
+    """The :class:`saa_lib.models.Models` described by a manifest (see :func:`export_models`)."""
     from saa_lib.models.gdino import build_gdino, load_gdino_checkpoint
     from saa_lib.models.sam import load_sam_checkpoint, sam_from_sizes
-    from saa_lib.zoo import Models
+    from saa_lib.models import Models
 
     manifest, folder = read_manifest(path, verify=verify)
     s, g, sal = manifest["sam"], manifest["groundingdino"], manifest["saliency"]
@@ -236,6 +236,7 @@ def load_manifest(path: str | os.PathLike, device="cpu", verify: bool = True):
     kind = source if source in ("tiny", "random") else "paths"  # tiny/random sets stay labelled NOT meaningful
     identity = f"manifest|{ident}|gdino_size={g['min_size']}x{g['max_size']}"
     device = torch.device(device)
-    return Models(gdino.to(device), sam.to(device), saliency.to(device), kind, int(g["min_size"]),
-                  int(g["max_size"]), identity, device, meaningful or {"gdino": False, "sam": False, "saliency": False},
-                  {"gdino": report}, s.get("variant", ""))
+    return Models(gdino=gdino.to(device), sam=sam.to(device), saliency=saliency.to(device), kind=kind,
+                  gdino_min_size=int(g["min_size"]), gdino_max_size=int(g["max_size"]), identity=identity,
+                  device=device, parts_meaningful=meaningful or {"gdino": False, "sam": False, "saliency": False},
+                  reports={"gdino": report}, sam_variant=s.get("variant", ""))

@@ -19,150 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .models.common import IMAGENET_MEAN, IMAGENET_STD
+from .records import Detections
 from .utils import split_on_oom
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-SPECIAL_TOKENS = {"[CLS]", "[SEP]", "[PAD]"}
 
 
 def normalize_caption(caption: str) -> str:
     """Lower case, single spaces, ending with ``.`` (GroundingDINO's caption convention)."""
     caption = " ".join(caption.lower().strip().split())
     return caption if caption.endswith(".") else caption + "."
-
-
-def decode_tokens(tokens: list[str]) -> str:
-    """WordPiece tokens -> text (``##`` pieces glued, special tokens and dots dropped)."""
-    words: list[str] = []
-    for t in tokens:
-        if t in SPECIAL_TOKENS or t == ".":
-            continue
-        if t.startswith("##") and words:
-            words[-1] += t[2:]
-        else:
-            words.append(t)
-    return " ".join(words)
-
-
-@dataclass
-class Detections:
-    """Generator output for one image: every box whose confidence exceeds the stage's floor.
-
-    boxes: (M, 4) float32 xyxy pixels, clipped to the image; cxcywh: (M, 4) float32 the model's raw normalised boxes
-    (centre, size; not clipped: what the official code computes areas from and gives SAM); scores: (M,) float32 max
-    token confidence; entry: (M,) int32 index into
-    ``captions``; token_conf: (M, T) float32 confidence of each caption token (0-padded); tokens[e]: the tokens of
-    caption e (length <= T).
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    entry: np.ndarray
-    token_conf: np.ndarray
-    captions: list[str]
-    tokens: list[list[str]]
-    image_hw: tuple[int, int]
-    cxcywh: np.ndarray | None = None
-    _phrases: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def phrases(self, text_threshold: float) -> list[str]:
-        """The phrase of each box: its caption's tokens with confidence > ``text_threshold``."""
-        out = []
-        for conf, e in zip(self.token_conf, self.entry):
-            toks = self.tokens[int(e)]
-            out.append(decode_tokens([t for t, c in zip(toks, conf[: len(toks)]) if c > text_threshold]))
-        return out
-
-    def official_phrases(self, text_threshold: float, tokenizer) -> list[str]:
-        """The phrase of each box as the official code builds it: ``tokenizer.decode`` of the caption's token ids whose
-        confidence > ``text_threshold`` (special tokens and dots included, as decoded)."""
-        if text_threshold in self._phrases:
-            return self._phrases[text_threshold]
-        out, memo = [], {}
-        for conf, e in zip(self.token_conf, self.entry):
-            toks = self.tokens[int(e)]
-            picked = (int(e), tuple(np.flatnonzero(conf[: len(toks)] > text_threshold).tolist()))
-            if picked not in memo:
-                memo[picked] = tokenizer.decode(tokenizer.convert_tokens_to_ids([toks[i] for i in picked[1]]))
-            out.append(memo[picked])
-        self._phrases[text_threshold] = out
-        return out
-
-    def raw_boxes(self) -> np.ndarray:
-        """(M, 4) float32 normalised cx, cy, w, h (the clipped pixel boxes converted back where none were stored)."""
-        if self.cxcywh is not None:
-            return self.cxcywh
-        h, w = self.image_hw
-        b = self.boxes.astype(np.float64) / np.array([w, h, w, h])
-        return np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], 1).astype(np.float32)
-
-    def official_areas(self) -> np.ndarray:
-        """(M,) float32 normalised box areas w * h of the raw (unclipped) boxes, computed in float32."""
-        raw = self.raw_boxes()
-        return raw[:, 2] * raw[:, 3]
-
-    def official_pixel_boxes(self) -> np.ndarray:
-        """(M, 4) float32 xyxy pixel boxes as the official code derives them from the raw boxes (not clipped):
-        scale by (W, H, W, H), then x0 = cx - w / 2 and x1 = w + x0, in float32."""
-        h, w = self.image_hw
-        b = torch.from_numpy(np.ascontiguousarray(self.raw_boxes(), np.float32)) * torch.tensor(
-            [w, h, w, h], dtype=torch.float32)
-        xy0 = b[:, :2] - b[:, 2:] / 2
-        return torch.cat([xy0, b[:, 2:] + xy0], 1).numpy()
-
-    def select(self, keep: np.ndarray) -> "Detections":
-        keep = np.asarray(keep)
-        return Detections(self.boxes[keep], self.scores[keep], self.entry[keep], self.token_conf[keep],
-                          self.captions, self.tokens, self.image_hw,
-                          None if self.cxcywh is None else self.cxcywh[keep])
-
-    def only(self, e: int) -> "Detections":
-        """The boxes of caption ``e`` alone, as a one-caption :class:`Detections`."""
-        keep = self.entry == e
-        t = len(self.tokens[e])
-        return Detections(self.boxes[keep], self.scores[keep], np.zeros(int(keep.sum()), np.int32),
-                          self.token_conf[keep][:, :t], [self.captions[e]], [self.tokens[e]], self.image_hw,
-                          None if self.cxcywh is None else self.cxcywh[keep])
-
-    @staticmethod
-    def empty(captions: list[str], tokens: list[list[str]], image_hw: tuple[int, int]) -> "Detections":
-        t = max((len(x) for x in tokens), default=0)
-        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int32),
-                          np.zeros((0, t), np.float32), list(captions), [list(x) for x in tokens], image_hw,
-                          np.zeros((0, 4), np.float32))
-
-    @staticmethod
-    def concat(parts: list["Detections"]) -> "Detections":
-        """Join detections of different captions of the same image (entry indices renumbered)."""
-        captions, tokens, offset, rows = [], [], 0, []
-        t = max((p.token_conf.shape[1] for p in parts), default=0)
-        for p in parts:
-            rows.append((p.boxes, p.scores, p.entry + offset,
-                         np.pad(p.token_conf, ((0, 0), (0, t - p.token_conf.shape[1]))), p.raw_boxes()))
-            captions += p.captions
-            tokens += p.tokens
-            offset += len(p.captions)
-        if not parts:
-            raise ValueError("nothing to concatenate")
-        b, s, e, c, raw = (np.concatenate(x) for x in zip(*rows))
-        return Detections(b.astype(np.float32), s.astype(np.float32), e.astype(np.int32), c.astype(np.float32),
-                          captions, tokens, parts[0].image_hw, raw.astype(np.float32))
-
-    def to_arrays(self) -> dict:
-        return {"boxes": self.boxes, "scores": self.scores, "entry": self.entry, "token_conf": self.token_conf,
-                "cxcywh": self.raw_boxes(), "captions": np.array(self.captions, dtype=str),
-                "tokens": np.array(["\t".join(t) for t in self.tokens], dtype=str),
-                "image_hw": np.array(self.image_hw)}
-
-    @staticmethod
-    def from_arrays(a: dict) -> "Detections":
-        return Detections(a["boxes"], a["scores"], a["entry"], a["token_conf"], [str(c) for c in a["captions"]],
-                          [str(t).split("\t") if str(t) else [] for t in a["tokens"]],
-                          tuple(int(x) for x in a["image_hw"]), a.get("cxcywh"))
 
 
 def resize_for_gdino(image: np.ndarray, min_size: int = 800, max_size: int = 1333, device=None) -> torch.Tensor:
@@ -326,5 +191,6 @@ class Generator:
         tc = np.zeros((int(keep.sum()), t), np.float32)
         c = conf[keep].numpy()
         tc[:, : c.shape[1]] = c
-        return Detections(xyxy, score[keep].numpy().astype(np.float32), entry[keep], tc, list(captions),
-                          [list(x) for x in tokens], hw, b.numpy().astype(np.float32))
+        return Detections(boxes=xyxy, scores=score[keep].numpy().astype(np.float32), entry=entry[keep], token_conf=tc,
+                          captions=list(captions), tokens=[list(x) for x in tokens], image_hw=hw,
+                          cxcywh=b.numpy().astype(np.float32))

@@ -1,11 +1,17 @@
-"""Markdown tables in the layout of the paper: Table 1 (methods x categories) and Table 2 (ablation)."""
+"""Reports: markdown tables in the layout of the paper (Table 1, methods x categories, or its transpose; Table 2,
+the ablation), a report file, and :func:`run_report`, which executes the notebook series with papermill (executed
+notebooks, their HTML and figures) as a report."""
 from __future__ import annotations
 
+import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from .prompts.language import load_tables
+from .tables import load_tables
 from .safeio import write_text
 
 VARIANT_LABELS = {
@@ -71,24 +77,36 @@ def _notes_block(runs, metric: str) -> str:
     return ("\nn/a = undefined, left out of the means: " + "; ".join(notes) + ".\n")
 
 
-def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> str:
-    """Table 1 layout: one row per variant, one column per category, then the mean (percent).
+def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpose: bool = False) -> str:
+    """``metric`` in percent, one value per (variant, category), with the mean over categories.
 
-    An undefined value (nan) is shown as ``n/a``, left out of the mean, and its reason is given under the table. A
-    last column gives the paper's number for the dataset where there is one.
+    Table 1 layout: one row per variant, one column per category, then the mean, and a last column with the paper's
+    number for ``dataset`` where there is one. ``transpose=True``: one row per category (with its number of images),
+    one column per variant, then the mean row (and the paper's row). An undefined value (nan) is shown as ``n/a``,
+    left out of the mean, and its reason is given under the table.
     """
     variants = list(dict.fromkeys(r.variant for r in runs))
     cats = list(dict.fromkeys(r.category for r in runs))
     val = {(r.variant, r.category): 100 * r.metrics[metric] for r in runs}
-    paper = [paper_value(v, dataset) for v in variants]
-    show_paper = any(p is not None for p in paper)
+    cells = {v: [val.get((v, c), np.nan) for c in cats] for v in variants}
+    means = {v: defined_mean(cells[v]) for v in variants}
+    paper = {v: paper_value(v, dataset) for v in variants}
+    show_paper = any(p is not None for p in paper.values())
+    paper_cell = {v: "-" if p is None else f"{p:.2f}" for v, p in paper.items()}
+    labels = [VARIANT_LABELS.get(v, v) for v in variants]
+    if transpose:
+        n = {r.category: len(r.labels) for r in runs}
+        lines = ["| category | n | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(variants)]
+        lines += [f"| {c} | {n[c]} | " + " | ".join(fmt(cells[v][j]) for v in variants) + " |"
+                  for j, c in enumerate(cats)]
+        lines.append("| **mean** | | " + " | ".join(f"**{fmt(means[v])}**" for v in variants) + " |")
+        if show_paper:
+            lines.append("| paper (mean) | | " + " | ".join(paper_cell[v] for v in variants) + " |")
+        return "\n".join(lines) + "\n" + _notes_block(runs, metric)
     cols = ["method", *cats, "mean"] + (["paper (mean)"] if show_paper else [])
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
-    for v, p in zip(variants, paper):
-        vals = [val.get((v, c), np.nan) for c in cats]
-        row = [VARIANT_LABELS.get(v, v), *(fmt(x) for x in vals), fmt(defined_mean(vals))]
-        if show_paper:
-            row.append("-" if p is None else f"{p:.2f}")
+    for v, label in zip(variants, labels):
+        row = [label, *(fmt(x) for x in cells[v]), fmt(means[v])] + ([paper_cell[v]] if show_paper else [])
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n" + _notes_block(runs, metric)
 
@@ -113,3 +131,86 @@ def write_report(path: Path, title: str, head: str, sections: dict[str, str]) ->
     """A markdown file, written atomically: title, header, then ``{section title: markdown}``."""
     body = [f"# {title}\n", head] + [f"## {k}\n\n{v}" for k, v in sections.items()]
     return write_text(path, "\n".join(body))
+
+
+# ---------------------------------------------------------------------------------------------- the series as a report
+def _kernel_env(root: Path | None) -> None:
+    """Settings the kernels inherit: inline figures (whatever ``MPLBACKEND`` the caller has), offline hubs, and the
+    package importable."""
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures go into the notebooks
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    if root is not None:
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if str(root) not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
+
+
+def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "tiny",
+               out="results/report", device: str = "auto", max_images: int | None = None,
+               notebooks=None, kernel_name: str = "python3", progress: bool = True) -> int:
+    """Execute the notebook series into ``out/``; return 0 when every notebook ran, 1 otherwise.
+
+    Writes ``out/NN_name.ipynb`` (executed), ``out/NN_name.html`` (nbconvert), the figures the notebooks save into
+    ``out/figures/`` and ``out/index.md`` (status and time of each notebook). ``categories``: list or comma-separated
+    string; ``max_images``: images per category (the notebooks' ``n_images``). A notebook that fails is still exported
+    (up to the failing cell) and named in the index; the others run on.
+    """
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+    from tqdm.auto import tqdm
+
+    from .workbook import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
+
+    nb_dir = notebooks_dir()
+    names = list(notebooks or NOTEBOOKS)
+    unknown = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
+    if unknown:
+        raise FileNotFoundError(f"no notebook {unknown} in {nb_dir}; the series is {', '.join(NOTEBOOKS)}")
+    if isinstance(categories, str):
+        categories = [c.strip() for c in categories.split(",") if c.strip()] or None
+    out = Path(out).expanduser().absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"dataset": dataset, "root": None if root is None else str(Path(root).expanduser().absolute()),
+              "categories": list(categories) if categories else None, "models": models, "device": device,
+              "out_dir": str(out)}
+    if max_images:
+        params["n_images"] = int(max_images)
+    _kernel_env(project_root())
+    exporter = HTMLExporter()
+    status = []
+    bar = tqdm(names, desc="notebooks", unit="nb", disable=not progress, file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
+        dst = out / f"{name}.ipynb"
+        t0 = time.perf_counter()
+        error = ""
+        try:
+            pm.execute_notebook(str(nb_dir / f"{name}.ipynb"), str(dst), parameters=params, kernel_name=kernel_name,
+                                cwd=str(nb_dir), progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as err:
+            error = f"{err.ename}: {err.evalue}".splitlines()[0]
+        seconds = time.perf_counter() - t0
+        if dst.exists():
+            body, _ = exporter.from_notebook_node(nbformat.read(dst, as_version=4))
+            write_text(out / f"{name}.html", body)
+        status.append({"notebook": name, "seconds": round(seconds, 1), "error": error})
+    figures = sorted(p.name for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    lines = ["# SAA+ workbook report", "", f"Dataset: {dataset}" + (f" ({params['root']})" if root else ""),
+             f"Categories: {', '.join(categories) if categories else 'all'}", f"Models: {models}"
+             + ("" if is_meaningful(models) else f" — **{BANNER}**"), "",
+             "| notebook | seconds | status |", "|---|---:|---|"]
+    for s in status:
+        lines.append(f"| [{s['notebook']}]({s['notebook']}.html) | {s['seconds']} | "
+                     f"{'failed: ' + s['error'] if s['error'] else 'ok'} |")
+    lines += ["", f"Figures ({len(figures)}): see `figures/`.", ""]
+    write_text(out / "index.md", "\n".join(lines))
+    write_text(out / "report.json",
+               json.dumps({"parameters": params, "notebooks": status, "figures": figures}, indent=1))
+    failed = [s for s in status if s["error"]]
+    for s in failed:
+        print(f"saa report: {s['notebook']} failed: {s['error']}", file=sys.stderr)
+    print(f"wrote {len(status)} notebooks + HTML, {len(figures)} figures and {out / 'index.md'}")
+    return 1 if failed else 0

@@ -4,13 +4,15 @@ case. (tests/test_browser.py drives the same explorer in a real browser.)"""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ipywidgets")
 
-from saa_lib import notebook_report as nb  # noqa: E402
+from saa_lib import known_case as kc  # noqa: E402
+from saa_lib import workbook as wb  # noqa: E402
 from saa_lib.cache import StageCache  # noqa: E402
 from saa_lib.explorer import PROMPTS, Explorer, on_grid  # noqa: E402
 from saa_lib.pipeline import SAAPipeline  # noqa: E402
@@ -21,13 +23,14 @@ from saa_lib.zoo import load_saliency_only  # noqa: E402
 def explorer():
     models = load_saliency_only("tf_efficientnet_lite0")
     pipe = SAAPipeline(models, StageCache(enabled=False))
-    case = {b: nb.known_case(models.saliency, nb.make_config("saa_plus", b, "tf_efficientnet_lite0"))
+    case = {b: kc.known_case(models.saliency, wb.make_config("saa_plus", b, "tf_efficientnet_lite0"))
             for b in ("code", "paper")}
     # a second image: the known case with every box confidence raised to 0.9 and above (a random-weight detector)
     def loud(b):
-        c = nb.known_case(models.saliency, nb.make_config("saa_plus", b, "tf_efficientnet_lite0"), seed=1)
+        c = kc.known_case(models.saliency, wb.make_config("saa_plus", b, "tf_efficientnet_lite0"), seed=1)
         det = c.stages.detections
-        det.scores = (0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32)
+        c.stages = replace(c.stages, detections=replace(
+            det, scores=(0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32)))
         return c
 
     return Explorer(pipe, {"case": case.__getitem__, "loud": loud}, "tf_efficientnet_lite0", "code", "test")

@@ -3,8 +3,25 @@ import numpy as np
 import pytest
 
 from saa_lib.masks import PackedMasks, resize_masks
-from saa_lib.prompts.property import mask_iou, property_keep_masks, property_keep_stats
-from saa_lib.prompts.saliency import mean_in_masks
+from saa_lib.prompts.property import property_keep_stats
+
+
+# ----- dense references: the plain numpy definitions the packed statistics must reproduce
+def mask_iou(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    inter = (masks & reference).reshape(len(masks), -1).sum(1)
+    union = (masks | reference).reshape(len(masks), -1).sum(1)
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def mean_in_masks(masks: np.ndarray, values: np.ndarray) -> np.ndarray:
+    m = masks.reshape(len(masks), -1)
+    area = m.sum(1)
+    return np.where(area > 0, (m @ values.reshape(-1).astype(np.float64)) / np.maximum(area, 1), 0.0)
+
+
+def property_keep_masks(masks, object_mask, min_iou, max_area_ratio) -> np.ndarray:
+    areas = masks.reshape(len(masks), -1).sum(1)
+    return (mask_iou(masks, object_mask) >= min_iou) & (areas > 0) & (areas <= max_area_ratio * object_mask.sum())
 
 
 def _random_masks(m=37, h=23, w=45, seed=0):  # w not a multiple of 8: the padding bits must not count

@@ -14,7 +14,7 @@ from saa_lib import zoo
 from saa_lib.download import MissingFileError
 from saa_lib.models import gdino as G
 from saa_lib.models import sam as S
-from saa_lib.models import saliency as SAL
+from saa_lib.models import backbone as SAL
 from saa_lib.models import text as T
 from saa_lib.models.common import file_fingerprint
 

@@ -13,7 +13,7 @@ import pytest
 
 jupytext = pytest.importorskip("jupytext")
 
-from saa_lib.notebook_report import NOTEBOOKS  # noqa: E402
+from saa_lib.workbook import NOTEBOOKS  # noqa: E402
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 PARAMETERS = {"dataset", "root", "categories", "variant", "models", "device", "n_images", "out_dir", "seed"}
@@ -116,7 +116,7 @@ def test_no_pipeline_logic_in_cells(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_saliency_backbone_is_chosen_and_real_samples_come_from_the_library(name):
     """P^S runs on the paper's WideResNet50 when its weights are here, else on the real lite0 (never on a random
-    backbone by default); the real samples are found by nb.real_datasets (SAA_SAMPLES, ../shared), which says so
+    backbone by default); the real samples are found by wb.real_datasets (SAA_SAMPLES, ../shared), which says so
     when they are missing."""
     nb = _ipynb(name)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
@@ -124,8 +124,8 @@ def test_saliency_backbone_is_chosen_and_real_samples_come_from_the_library(name
     exec(compile(ast.parse(_code(params)), name, "exec"), ns)
     assert ns.get("saliency_backbone") == "auto"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert "nb.choose_saliency_backbone(saliency_backbone)" in code
-    assert "shared_samples()" not in code or "nb.real_datasets()" in code
+    assert "wb.choose_saliency_backbone(saliency_backbone)" in code
+    assert "shared_samples()" not in code or "wb.real_datasets()" in code
     assert "../shared" not in code
 
 
@@ -142,3 +142,16 @@ def test_sanitize_cfg():
         regex = re.search(r"^regex:\s*(.+)$", section, re.M)
         assert regex and re.search(r"^replace:", section, re.M)
         re.compile(regex.group(1).strip())
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS[1:])
+def test_setup_is_called_with_keywords_and_not_copied(name):
+    """Every notebook after 00 starts from ``wb.setup`` with its parameters passed by keyword (a call by position
+    breaks silently when a parameter is added), and none assembles models, cache and pipeline itself."""
+    code = "\n".join(_code(c) for c in _ipynb(name).cells if c.cell_type == "code")
+    calls = [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr == "setup"]
+    assert len(calls) == 1, f"{name}: expected one wb.setup(...) call, found {len(calls)}"
+    assert not calls[0].args and all(k.arg for k in calls[0].keywords), f"{name}: pass setup's parameters by keyword"
+    for pattern in (r"\bload_models\(", r"\b(nb|wb)\.banner\("):
+        assert not re.search(pattern, code), f"{name}: {pattern!r} copies the body of setup; call wb.setup"

@@ -1,4 +1,6 @@
 """End-to-end behaviour of the SAA / SAA+ pipeline on tiny (random-weight) models and hand-built stage outputs."""
+from dataclasses import replace
+
 import numpy as np
 import torch
 import pytest
@@ -9,6 +11,8 @@ from saa_lib.data import generate_synthetic, open_dataset
 from saa_lib.generator import Detections
 from saa_lib.pipeline import SAAPipeline, StageOutputs
 from saa_lib.prompts.language import category_prompts
+from saa_lib.prompts.saliency import instance_objects, saliency_key
+from saa_lib.scoring import score
 
 
 @pytest.fixture(scope="module")
@@ -162,23 +166,35 @@ def _stages(behaviour="code"):
     prompts = category_prompts("washer", "synthetic", behaviour=behaviour)
     tokens = [["[CLS]", "scratch", ".", "[SEP]"]]
     conf = np.array([[0, 0.5, 0, 0], [0, 0.6, 0, 0], [0, 0.4, 0, 0]], np.float32)
-    det = Detections(boxes, conf.max(1), np.zeros(3, np.int32), conf, ["scratch."], tokens, hw)
+    det = Detections(boxes=boxes, scores=conf.max(1), entry=np.zeros(3, np.int32), token_conf=conf,
+                     captions=["scratch."], tokens=tokens, image_hw=hw)
     obj_box = np.array([[50, 50, 350, 350]], np.float32)
-    obj = Detections(obj_box, np.array([0.9], np.float32), np.zeros(1, np.int32), np.array([[0, 0.9, 0, 0]],
-                     np.float32), ["washer."], [["[CLS]", "washer", ".", "[SEP]"]], hw)
+    obj = Detections(boxes=obj_box, scores=np.array([0.9], np.float32), entry=np.zeros(1, np.int32),
+                     token_conf=np.array([[0, 0.9, 0, 0]], np.float32), captions=["washer."],
+                     tokens=[["[CLS]", "washer", ".", "[SEP]"]], image_hw=hw)
     obj_mask = np.zeros((1, r, r), bool)
     obj_mask[0, 50:350, 50:350] = True
     sal = np.zeros((r, r), np.float32)
     sal[100:120, 100:120] = 0.5
     expert = next(i for i, e in enumerate(prompts.entries) if e.kind == "expert")
-    return prompts, StageOutputs(hw, (expert,), det, masks, obj, obj_mask, sal)
+    st = StageOutputs(image_hw=hw, entry_ids=(expert,), detections=det, masks=masks, object_detections=obj,
+                      object_masks=obj_mask)
+    return prompts, _with_map(st, prompts, sal)
+
+
+def _with_map(st, prompts, sal, behaviours=("code", "paper")):
+    """``st`` holding the hand-made map ``sal`` for the saliency settings of every variant these tests score."""
+    for b in behaviours:
+        for v in ("saa_plus", "saliency_only"):
+            st = st.with_saliency(saliency_key(st, prompts, variant_config(v, b)), sal)
+    return st
 
 
 @pytest.mark.parametrize("behaviour", ["code", "paper"])
 def test_property_prompt_removes_whole_object_and_off_object_regions(behaviour):
     prompts, st = _stages(behaviour)
     cfg = variant_config("saa_plus", behaviour, max_area_ratio=0.5, min_iou=1e-3)
-    fates = [r.removed_by for r in SAAPipeline.score(None, st, prompts, cfg).regions]
+    fates = [r.removed_by for r in score(st, prompts, cfg).regions]
     assert fates[0] is None and fates[1] == "property"
     # the off-object box is small enough for the code's box filter, but the paper's IoU test removes it
     assert fates[2] == (None if behaviour == "code" else "property")
@@ -186,8 +202,8 @@ def test_property_prompt_removes_whole_object_and_off_object_regions(behaviour):
 
 def test_code_and_paper_behaviour_differ_as_documented():
     prompts, st = _stages()
-    code = SAAPipeline.score(None, st, prompts, variant_config("saa_plus", "code", max_area_ratio=0.5))
-    paper = SAAPipeline.score(None, st, prompts, variant_config("saa_plus", "paper", max_area_ratio=0.5))
+    code = score(st, prompts, variant_config("saa_plus", "code", max_area_ratio=0.5))
+    paper = score(st, prompts, variant_config("saa_plus", "paper", max_area_ratio=0.5))
     # rescoring exp(3 s) vs exp(s); fusion / (1 + sum) vs / sum
     assert code.regions[0].score == pytest.approx(0.5 * np.exp(3 * 0.5))
     assert paper.regions[0].score == pytest.approx(0.5 * np.exp(0.5))
@@ -197,7 +213,7 @@ def test_code_and_paper_behaviour_differ_as_documented():
 
 def test_confidence_prompt_keeps_the_top_k():
     prompts, st = _stages()
-    res = SAAPipeline.score(None, st, prompts, variant_config("saa_plus-no_property", top_k=1))
+    res = score(st, prompts, variant_config("saa_plus-no_property", top_k=1))
     assert [r.removed_by for r in res.regions] == [None, "confidence", "confidence"]
 
 
@@ -205,14 +221,15 @@ def test_language_prompt_drops_boxes_named_after_the_object():
     prompts, st = _stages()
     st.detections.token_conf[1] = [0, 0, 0, 0]
     st.detections.tokens[0] = ["[CLS]", "washer", ".", "[SEP]"]
-    res = SAAPipeline.score(None, st, prompts, variant_config("saa_plus-no_property"))
+    res = score(st, prompts, variant_config("saa_plus-no_property"))
     assert all(r.removed_by == "language" for r in res.regions if r.confidence > 0.1 and r.phrase == "washer")
 
 
 def test_saliency_only_returns_the_saliency_map():
     prompts, st = _stages()
-    res = SAAPipeline.score(None, st, prompts, variant_config("saliency_only"))
-    np.testing.assert_array_equal(res.anomaly_map, st.saliency)
+    cfg = variant_config("saliency_only")
+    res = score(st, prompts, cfg)
+    np.testing.assert_array_equal(res.anomaly_map, st.saliency_for(saliency_key(st, prompts, cfg)))
 
 
 @pytest.mark.parametrize("behaviour", ["code", "paper"])
@@ -220,20 +237,22 @@ def test_packed_and_dense_masks_score_the_same(behaviour):
     from saa_lib.masks import PackedMasks
 
     prompts, dense = _stages(behaviour)
-    _, packed = _stages(behaviour)
-    packed.masks = PackedMasks.from_dense(packed.masks)
+    packed = replace(dense, masks=PackedMasks.from_dense(np.asarray(dense.masks)))
     cfg = variant_config("saa_plus", behaviour, max_area_ratio=0.5)
-    a, b = SAAPipeline.score(None, dense, prompts, cfg), SAAPipeline.score(None, packed, prompts, cfg)
+    a, b = score(dense, prompts, cfg), score(packed, prompts, cfg)
     np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
     assert a.regions == b.regions
 
 
 def test_region_saliency_follows_the_saliency_map():
     prompts, st = _stages()
-    first = st.region_saliency().copy()
+    key = saliency_key(st, prompts, variant_config("saa_plus"))
+    first = st.region_saliency(key).copy()
     assert first[0] == pytest.approx(0.5) and first[2] == 0
-    st.saliency = np.full_like(st.saliency, 0.25)  # a new map: the means of the old one must not be served
-    np.testing.assert_allclose(st.region_saliency(), [0.25, 0.25, 0.25])
+    st = st.with_saliency(key, np.full_like(st.saliency_for(key), 0.25))  # a new map: the old means must not be served
+    np.testing.assert_allclose(st.region_saliency(key), [0.25, 0.25, 0.25])
+    with pytest.raises(ValueError, match="no P\\^S map"):  # and a map computed for other settings is never used
+        score(st, prompts, variant_config("saa_plus").with_(saliency={"neighbours": 7}))
 
 
 def test_rescoring_from_the_cache_matches_a_fresh_run(tiny, washer, tmp_path):
@@ -253,24 +272,27 @@ def test_multi_instance_saliency_only_for_several_found_objects():
     assert prompts.count == 4
     hw = (400, 400)
     boxes = np.array([[10, 10, 150, 150], [200, 10, 340, 150], [10, 200, 399, 399]], np.float32)
-    obj = Detections(boxes, np.array([0.9, 0.8, 0.9], np.float32), np.zeros(3, np.int32),
-                     np.zeros((3, 4), np.float32), ["candle."], [["[CLS]", "candle", ".", "[SEP]"]], hw)
-    st = StageOutputs(hw, (), Detections.empty([], [], hw), np.zeros((0, 400, 400), bool), obj, None, None)
+    obj = Detections(boxes=boxes, scores=np.array([0.9, 0.8, 0.9], np.float32), entry=np.zeros(3, np.int32),
+                     token_conf=np.zeros((3, 4), np.float32), captions=["candle."],
+                     tokens=[["[CLS]", "candle", ".", "[SEP]"]], image_hw=hw)
+    st = StageOutputs(image_hw=hw, entry_ids=(), detections=Detections.empty([], [], hw),
+                      masks=np.zeros((0, 400, 400), bool), object_detections=obj)
     code = variant_config("saa_plus", "code")
-    got = SAAPipeline._instance_boxes(None, st, prompts, code)
+    got = instance_objects(st, prompts, code).boxes
     np.testing.assert_array_equal(got, boxes[:2])  # the third box is larger than 1/4 of the image
-    assert SAAPipeline._instance_boxes(None, st, prompts, variant_config("saa_plus", "paper")) is None
-    assert SAAPipeline._instance_boxes(None, st, prompts, code.with_(box_threshold=0.85)) is None  # one box left
-    assert SAAPipeline._instance_boxes(None, st, category_prompts("washer", "synthetic"), code) is None
+    assert instance_objects(st, prompts, variant_config("saa_plus", "paper")) is None
+    assert instance_objects(st, prompts, code.with_(box_threshold=0.85)) is None  # one box left
+    assert instance_objects(st, category_prompts("washer", "synthetic"), code) is None
 
 
 @pytest.mark.parametrize("behaviour", ["code", "paper"])
 def test_an_image_without_candidates_scores_an_empty_map(behaviour):
     prompts, st = _stages(behaviour)
     hw = st.image_hw
-    st.detections = Detections.empty(st.detections.captions, st.detections.tokens, hw)
-    st.masks = np.zeros((0, 400, 400), bool)
-    res = SAAPipeline.score(None, st, prompts, variant_config("saa_plus", behaviour))
+    st = replace(st, detections=Detections.empty(st.detections.captions, st.detections.tokens, hw),
+                 masks=np.zeros((0, 400, 400), bool), saliency_maps={})
+    st = _with_map(st, prompts, np.zeros((400, 400), np.float32))
+    res = score(st, prompts, variant_config("saa_plus", behaviour))
     assert res.regions == [] and res.image_score == 0.0 and not res.anomaly_map.any()
 
 
@@ -281,11 +303,14 @@ def _official_stages(scale=2):
     r = 400 * scale
     hw = (r, r)
     det, obj = st.detections, st.object_detections
-    det = Detections(det.boxes * scale, det.scores, det.entry, det.token_conf, det.captions, det.tokens, hw)
-    obj = Detections(obj.boxes * scale, obj.scores, obj.entry, obj.token_conf, obj.captions, obj.tokens, hw)
-    masks = st.masks.repeat(scale, 1).repeat(scale, 2)
-    sal = st.saliency.repeat(scale, 0).repeat(scale, 1)
-    return prompts, StageOutputs(hw, st.entry_ids, det, masks, obj, None, sal, official=True)
+    det = replace(det, boxes=det.boxes * scale, image_hw=hw)
+    obj = replace(obj, boxes=obj.boxes * scale, image_hw=hw)
+    masks = np.asarray(st.masks).repeat(scale, 1).repeat(scale, 2)
+    sal = st.saliency_for(saliency_key(st, prompts, variant_config("saa_plus", "code")))
+    sal = sal.repeat(scale, 0).repeat(scale, 1)
+    official = StageOutputs(image_hw=hw, entry_ids=st.entry_ids, detections=det, masks=masks, object_detections=obj,
+                            official=True)
+    return prompts, _with_map(official, prompts, sal, behaviours=("code",))
 
 
 def test_official_scoring_fuses_at_full_resolution_then_resizes_with_cv2():
@@ -375,3 +400,30 @@ def test_code_stages_segment_only_what_the_property_prompt_can_keep(tiny, washer
     assert [r for r in a.regions if r.removed_by is None] == [r for r in b.regions if r.removed_by is None]
     with pytest.raises(ValueError, match="dropped before SAM"):
         pipe.score(pruned, PROMPTS, variant_config("saa_plus-no_property"))
+
+
+def test_the_image_is_hashed_once_per_image(tiny, washer, monkeypatch):
+    """Every cache key of an image's stages derives from one digest (StageKeys): run_variants hashes the pixels once,
+    for code and paper stages alike, and SAM never re-hashes them."""
+    import saa_lib.pipeline as pl
+    import saa_lib.refiner as rf
+
+    calls = []
+    real = pl.image_digest
+    monkeypatch.setattr(pl, "image_digest", lambda im: calls.append("pipeline") or real(im))
+    monkeypatch.setattr(rf, "image_digest", lambda im: calls.append("refiner") or real(im))
+    SAAPipeline(tiny).run_variants(washer, PROMPTS, [variant_config("saa_plus", "code"),
+                                                     variant_config("saa_plus", "paper")])
+    assert calls == ["pipeline"]
+
+
+def test_stages_are_scored_only_with_the_prompts_they_were_computed_for():
+    from saa_lib.prompts.language import prompts_identity
+
+    prompts, st = _stages("code")
+    st = replace(st, prompts=prompts_identity(prompts))
+    cfg = variant_config("saa_plus", "code", max_area_ratio=0.5)
+    assert [r.removed_by for r in score(st, prompts, cfg).regions][:2] == [None, "property"]
+    for other in (category_prompts("washer", "synthetic", extra=("dent",)), category_prompts("screw", "mvtec")):
+        with pytest.raises(ValueError, match="other prompts"):
+            score(st, other, cfg)

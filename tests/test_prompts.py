@@ -5,11 +5,12 @@ import torch
 
 from saa_lib.config import SaliencyConfig
 from saa_lib.prompts.confidence import top_k_keep
-from saa_lib.prompts.language import (UnknownCategoryError, category_prompts, known_categories, language_keep)
-from saa_lib.prompts.property import (box_areas, mask_iou, object_boxes_keep, object_reference_area,
-                                      property_keep_boxes, property_keep_masks)
-from saa_lib.prompts.saliency import (box_cells, knn_saliency, mean_in_masks, multi_instance_saliency, rescore,
-                                      saliency_map)
+from saa_lib.prompts.language import UnknownCategoryError, category_prompts, language_keep
+from saa_lib.tables import known_categories
+from saa_lib.masks import PackedMasks
+from saa_lib.prompts.property import (box_areas, object_boxes_keep, object_reference_area, property_keep_boxes,
+                                      property_keep_stats)
+from saa_lib.prompts.saliency import box_cells, knn_saliency, multi_instance_saliency, rescore, saliency_map
 
 
 # ----- P^L -------------------------------------------------------------------------------------------------------------
@@ -88,8 +89,10 @@ def test_iou_filter_removes_a_region_off_the_object():
     off[0:3, 16:20] = True
     whole = obj.copy()
     masks = np.stack([on, off, whole])
-    np.testing.assert_allclose(mask_iou(masks, obj), [9 / 100, 0, 1])
-    assert property_keep_masks(masks, obj, min_iou=0.05, max_area_ratio=0.5).tolist() == [True, False, False]
+    pm = PackedMasks.from_dense(masks)
+    np.testing.assert_allclose(pm.iou(obj), [9 / 100, 0, 1])
+    assert property_keep_stats(pm.iou(obj), pm.areas(), int(obj.sum()), min_iou=0.05,
+                               max_area_ratio=0.5).tolist() == [True, False, False]
 
 
 # ----- P^C -------------------------------------------------------------------------------------------------------------
@@ -155,8 +158,9 @@ def test_rescore_multiplies_by_exp_of_mean_saliency():
     masks[1, 2:] = True
     sal = np.zeros((4, 4))
     sal[:2] = 0.5
-    np.testing.assert_allclose(mean_in_masks(masks, sal), [0.5, 0.0])
-    np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), mean_in_masks(masks, sal), gain=3), [0.2 * np.exp(1.5), 0.4])
+    means = PackedMasks.from_dense(masks).means(sal)
+    np.testing.assert_allclose(means, [0.5, 0.0])
+    np.testing.assert_allclose(rescore(np.array([0.2, 0.4]), means, gain=3), [0.2 * np.exp(1.5), 0.4])
 
 
 def test_box_cells_cover_the_touched_grid_cells():
@@ -201,8 +205,8 @@ def test_official_areas_use_the_raw_unclipped_boxes():
     raw = np.array([[0.95, 0.5, 0.2, 0.5], [0.5, 0.5, 0.2, 0.4]], np.float32)  # the first reaches past the right edge
     hw = (100, 200)
     clipped = np.array([[170, 25, 200, 75], [80, 30, 120, 70]], np.float32)
-    det = Detections(clipped, np.array([0.5, 0.5], np.float32), np.zeros(2, np.int32), np.zeros((2, 1), np.float32),
-                     ["a."], [["a"]], hw, raw)
+    det = Detections(boxes=clipped, scores=np.array([0.5, 0.5], np.float32), entry=np.zeros(2, np.int32),
+                     token_conf=np.zeros((2, 1), np.float32), captions=["a."], tokens=[["a"]], image_hw=hw, cxcywh=raw)
     areas = det.official_areas()
     assert areas.dtype == np.float32
     assert areas.tolist() == [np.float32(0.2) * np.float32(0.5), np.float32(0.2) * np.float32(0.4)]

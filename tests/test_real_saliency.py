@@ -60,10 +60,10 @@ def test_multi_instance_saliency_on_real_screw_pairs(samples_root):
 def test_side_by_side_pairs_a_normal_and_an_anomalous_image(samples_root):
     import numpy as np
 
-    from saa_lib import notebook_report as nb
+    from saa_lib import workbook as wb
 
     ds = open_dataset("folder", samples_root / "mvtec_ad", categories=["leather"])
-    image, mask, boxes, key = nb.side_by_side(ds, "leather")
+    image, mask, boxes, key = wb.side_by_side(ds, "leather")
     h, w = ds.samples("leather")[0].load_image().shape[:2]
     assert image.shape == (h, 2 * w, 3) and mask.shape == (h, 2 * w)
     assert not mask[:, :w].any() and mask[:, w:].any() and key.startswith("leather/")
@@ -75,4 +75,4 @@ def test_side_by_side_pairs_a_normal_and_an_anomalous_image(samples_root):
                 raise ValueError("no such split")
             return [s for s in ds.samples(category) if s.label == 1]
 
-    assert nb.side_by_side(OnlyDefects(), "leather") is None
+    assert wb.side_by_side(OnlyDefects(), "leather") is None

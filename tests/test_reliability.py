@@ -369,14 +369,14 @@ def fake_zoo_file(monkeypatch, tmp_path):
     import pooch
 
     from saa_lib import download as dl
-    from saa_lib import zoo
+    from saa_lib import weights, zoo
 
     good = b"the published checkpoint" * 100
     ck = zoo.Checkpoint("sam_vit_b", "https://example.invalid/sam.pth", "sam_vit_b_test.pth",
                         "sha256:" + hashlib.sha256(good).hexdigest(), len(good), "test file", "test")
     monkeypatch.setitem(zoo.CHECKPOINTS, "sam_vit_b", ck)
     monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: True)
-    monkeypatch.setattr(zoo, "_hosts_reachable", lambda urls, timeout=None: {"example.invalid": True})
+    monkeypatch.setattr(weights, "_hosts_reachable", lambda urls, timeout=None: {"example.invalid": True})
 
     def retrieve(url, known_hash, fname, path, downloader=None):
         import tempfile

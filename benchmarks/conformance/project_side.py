@@ -59,7 +59,7 @@ def _pixel_boxes(det) -> np.ndarray:
 def project_record(pipe, image: np.ndarray, table: str, category: str) -> tuple[dict, dict]:
     """(record, arrays) of the project's ``saa_plus`` (code behaviour) on ``image`` (H, W, 3) uint8 RGB."""
     from saa_lib.config import variant_config
-    from saa_lib.pipeline import found_objects
+    from saa_lib.prompts.property import found_objects
     from saa_lib.prompts.language import category_prompts
 
     prompts = category_prompts(category, table, behaviour="code")

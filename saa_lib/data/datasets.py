@@ -226,6 +226,26 @@ class MVTecLayout(AnomalyDataset):
         return out
 
 
+def _flat_image_files(folder: Path, where: str, name: str) -> list[Path]:
+    """The image files in ``folder``, which keeps images and masks flat: a sub-folder is refused (``where`` and
+    ``name``, the data set, go into the message)."""
+    files = []
+    for p in _entries(folder):
+        if p.is_dir():
+            raise DatasetError(f"{p}: unexpected folder in {where}; {name} keeps images and masks flat.")
+        if is_image_file(p):
+            files.append(p)
+    return files
+
+
+def _masked_sample(image: Path, mask: Path, category: str, dataset: str) -> Sample:
+    """The sample of an image with a mask file: anomalous (``defect``) if the mask (read now, size checked against
+    the image) has a defect pixel, else normal (``good``, an all-zero mask means normal)."""
+    if read_mask(mask, image_size(image), image).any():
+        return Sample(image, mask, ANOMALOUS, category, "defect", dataset)
+    return Sample(image, None, NORMAL, category, "good", dataset)
+
+
 def _defect_sample(image: Path, mask: Path, category: str, defect: str, dataset: str, empty: list) -> Sample:
     """The sample of an image in a defect folder: anomalous if its mask (read now, size checked against the image)
     has a defect pixel, else normal with its defect type kept, and the image appended to ``empty``."""
@@ -289,10 +309,8 @@ class FlatFolder(AnomalyDataset):
             mask = beside.get(f.stem) or in_masks.get(f.stem)
             if mask is None:
                 out.append(Sample(f, None, UNLABELLED, category, "unknown", self.name))
-            elif read_mask(mask, image_size(f), f).any():
-                out.append(Sample(f, mask, ANOMALOUS, category, "defect", self.name))
             else:
-                out.append(Sample(f, None, NORMAL, category, "good", self.name))
+                out.append(_masked_sample(f, mask, category, self.name))
         return out
 
 
@@ -315,12 +333,7 @@ class KSDD2(AnomalyDataset):
         d = self.root / split
         if not d.is_dir():
             raise DatasetError(f"{d}: missing; a KolektorSDD2 folder has train/ and test/.")
-        files = []
-        for p in _entries(d):
-            if p.is_dir():
-                raise DatasetError(f"{p}: unexpected folder in {split}/; KolektorSDD2 keeps images and masks flat.")
-            if is_image_file(p):
-                files.append(p)
+        files = _flat_image_files(d, f"{split}/", "KolektorSDD2")
         gts = {f.stem[:-3]: f for f in files if f.stem.endswith("_GT")}
         images = [f for f in files if not f.stem.endswith("_GT")]
         orphans = sorted(set(gts) - {f.stem for f in images})
@@ -333,10 +346,7 @@ class KSDD2(AnomalyDataset):
             if gt is None:
                 raise DatasetError(f"{f}: no mask {d / (f.stem + '_GT.png')}; KolektorSDD2 has one for every image "
                                    "(empty for normal images). Restore it from the archive.")
-            if read_mask(gt, image_size(f), f).any():
-                out.append(Sample(f, gt, ANOMALOUS, category, "defect", self.name))
-            else:
-                out.append(Sample(f, None, NORMAL, category, "good", self.name))
+            out.append(_masked_sample(f, gt, category, self.name))
         return out
 
 
@@ -362,12 +372,7 @@ class MTD(AnomalyDataset):
                 raise DatasetError(f"{imgs}: missing; every MTD folder MT_<Defect>/ holds its images in Imgs/.")
             defect = d.name[3:].lower()
             normal = defect == "free"
-            files = []
-            for p in _entries(imgs):
-                if p.is_dir():
-                    raise DatasetError(f"{p}: unexpected folder in {imgs}; MTD keeps images and masks flat.")
-                if is_image_file(p):
-                    files.append(p)
+            files = _flat_image_files(imgs, str(imgs), "MTD")
             masks = {f.stem: f for f in files if f.suffix.lower() == ".png"}
             images = [f for f in files if f.suffix.lower() != ".png"]
             orphans = sorted(set(masks) - {f.stem for f in images})

@@ -137,6 +137,13 @@ def _random_point(rng: np.random.Generator, allowed: np.ndarray) -> tuple[float,
     return k // allowed.shape[1] + 0.5, k % allowed.shape[1] + 0.5
 
 
+def _centres(rng: np.random.Generator, allowed: np.ndarray, size: int):
+    """The pixel grid and a random allowed point per placement try (at most ``_MAX_TRIES``): yields (yy, xx, cy, cx)."""
+    yy, xx = _grid(size)
+    for _ in range(_MAX_TRIES):
+        yield (yy, xx, *_random_point(rng, allowed))
+
+
 def _lum(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
@@ -179,9 +186,7 @@ def _plant_scratch(rng, scene, size):
 def _plant_hole(rng, scene, size):
     """A dark ellipse (every channel <= 30; allowed pixels have every channel >= 35)."""
     clean, allowed = scene["clean"], scene["allowed"]
-    yy, xx = _grid(size)
-    for _ in range(_MAX_TRIES):
-        cy, cx = _random_point(rng, allowed)
+    for yy, xx, cy, cx in _centres(rng, allowed, size):
         a = rng.uniform(0.025, 0.06) * size
         b = a * rng.uniform(0.5, 1.0)
         ang = rng.uniform(0, np.pi)
@@ -205,9 +210,7 @@ _STAIN_COLOURS = np.array([(120, 70, 25), (55, 42, 30), (160, 128, 30), (95, 40,
 def _plant_stain(rng, scene, size):
     """A soft-edged blob of colour blended over the object; mask = change > STAIN_THRESHOLD in some channel."""
     clean, allowed = scene["clean"], scene["allowed"]
-    yy, xx = _grid(size)
-    for _ in range(_MAX_TRIES):
-        cy, cx = _random_point(rng, allowed)
+    for yy, xx, cy, cx in _centres(rng, allowed, size):
         r0 = rng.uniform(0.035, 0.075) * size
         amps = rng.uniform(0, 0.15, 3)
         phases = rng.uniform(0, 2 * np.pi, 3)

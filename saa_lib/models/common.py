@@ -12,6 +12,10 @@ from typing import Iterator
 
 import torch
 
+#: ImageNet normalisation (mean, std per RGB channel) of GroundingDINO's input and the ImageNet backbones
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:

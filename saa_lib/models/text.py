@@ -3,8 +3,9 @@
 GroundingDINO names its text encoder by ``text_encoder_type`` and calls ``from_pretrained`` on it; here that is always
 a local directory holding ``vocab.txt`` + ``config.json`` + ``tokenizer_config.json``:
 
-- ``bert-base-uncased``: the published vocabulary (a zoo file) and the published config (embedded below). Its weights
-  are not needed: they are the ``bert.*`` tensors of the GroundingDINO checkpoint.
+- ``bert-base-uncased``: the published vocabulary (a zoo file) and the published config (embedded in
+  :mod:`saa_lib.weights`). Its weights are not needed: they are the ``bert.*`` tensors of the GroundingDINO
+  checkpoint.
 - ``tiny``: a small config and a procedurally generated WordPiece vocabulary (special tokens, punctuation, single
   characters and their ``##`` continuations, a few whole words) that tokenises any lowercase ASCII text.
 """
@@ -15,28 +16,7 @@ import os
 import string
 from pathlib import Path
 
-#: bert-base-uncased ``config.json`` as published on the model hub (values only; the file is never downloaded).
-BERT_BASE_UNCASED_CONFIG: dict = {
-    "architectures": ["BertForMaskedLM"],
-    "attention_probs_dropout_prob": 0.1,
-    "gradient_checkpointing": False,
-    "hidden_act": "gelu",
-    "hidden_dropout_prob": 0.1,
-    "hidden_size": 768,
-    "initializer_range": 0.02,
-    "intermediate_size": 3072,
-    "layer_norm_eps": 1e-12,
-    "max_position_embeddings": 512,
-    "model_type": "bert",
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "pad_token_id": 0,
-    "position_embedding_type": "absolute",
-    "transformers_version": "4.6.0.dev0",
-    "type_vocab_size": 2,
-    "use_cache": True,
-    "vocab_size": 30522,
-}
+from saa_lib.weights import BERT_BASE_UNCASED_CONFIG, resolve_checkpoint, weights_dir
 
 #: tokenizer settings of bert-base-uncased (lower-casing WordPiece, 512 positions)
 TOKENIZER_CONFIG: dict = {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
@@ -92,10 +72,9 @@ def write_text_encoder_dir(directory: str | os.PathLike, config: dict, vocab: li
 
 
 def tiny_text_encoder_dir(root: str | os.PathLike | None = None) -> Path:
-    """The tiny text-encoder folder (written on first use under ``<saa_home>/weights``); no network."""
+    """The tiny text-encoder folder (written on first use under :func:`saa_lib.weights.weights_dir`); no network."""
     if root is None:
-        from saa_lib.download import saa_home
-        root = saa_home() / "weights"
+        root = weights_dir()
     vocab = tiny_vocab()
     return write_text_encoder_dir(Path(root) / TINY_TEXT_VERSION, tiny_bert_config(len(vocab)), vocab)
 
@@ -103,8 +82,6 @@ def tiny_text_encoder_dir(root: str | os.PathLike | None = None) -> Path:
 def bert_base_text_encoder_dir(vocab_path: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The bert-base-uncased folder: the zoo's ``vocab.txt`` (downloaded and hash-checked if missing) with the
     embedded config beside it. With ``vocab_path`` (a ``vocab.txt`` you have), that file is used instead."""
-    from saa_lib.zoo import resolve_checkpoint
-
     if vocab_path is None:
         vocab_file = resolve_checkpoint("bert_base_uncased_vocab", download=download)
         config_file = resolve_checkpoint("bert_base_uncased_config")  # embedded values; a file already there wins
@@ -115,20 +92,17 @@ def bert_base_text_encoder_dir(vocab_path: str | os.PathLike | None = None, down
     vocab_path = Path(vocab_path)
     if not vocab_path.is_file():
         raise FileNotFoundError(f"{vocab_path}: no such vocabulary file (expected bert-base-uncased's vocab.txt)")
-    from saa_lib.download import saa_home
     from saa_lib.models.common import file_fingerprint
 
     lines = vocab_path.read_text(encoding="utf-8").splitlines()
-    folder = saa_home() / "weights" / f"bert-base-uncased-{file_fingerprint(vocab_path)}"
+    folder = weights_dir() / f"bert-base-uncased-{file_fingerprint(vocab_path)}"
     return write_text_encoder_dir(folder, BERT_BASE_UNCASED_CONFIG, lines)
 
 
 def bert_base_with_tiny_vocab_dir() -> Path:
     """bert-base-uncased's config with the tiny procedural vocabulary: the offline stand-in for random-init timing
     runs when the real ``vocab.txt`` is not at hand (token ids differ, sizes and speed do not)."""
-    from saa_lib.download import saa_home
-
-    return write_text_encoder_dir(saa_home() / "weights" / f"bert-base-uncased-{TINY_TEXT_VERSION}-vocab",
+    return write_text_encoder_dir(weights_dir() / f"bert-base-uncased-{TINY_TEXT_VERSION}-vocab",
                                   BERT_BASE_UNCASED_CONFIG, tiny_vocab())
 
 

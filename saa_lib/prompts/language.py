@@ -1,19 +1,18 @@
 """P^L, language prompts: class-agnostic prompts, per-category expert prompts and user prompts.
 
 The tables (MVTec AD, VisA, KSDD2, MTD and the workbook's synthetic set) are data in
-``saa_lib/resources/saa_tables.yaml``. A category the tables do not have needs ``extra`` prompts; its name is then the
-object word and the default property settings apply.
+``saa_lib/resources/saa_tables.yaml``, read by :mod:`saa_lib.tables`. A category the tables do not have needs
+``extra`` prompts; its name is then the object word and the default property settings apply.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
 import numpy as np
-import yaml
 
-TABLES = ("mvtec", "visa", "ksdd2", "mtd", "synthetic")
+from ..tables import find_table, known_categories, load_tables
 #: other names of table categories (the MTD release calls its one category "magnetic tile")
 ALIASES = {"magnetic_tile": "mtd", "magnetic-tile": "mtd", "mt": "mtd", "kolektorsdd2": "ksdd2"}
 DEFAULT_PROPERTY = {"count": 1, "similar": False, "top_k": 5, "max_area_ratio": 0.9, "object_comma": True}
@@ -58,35 +57,12 @@ class CategoryPrompts:
         return tuple(i for i, e in enumerate(self.entries) if use_language or e.kind == "agnostic")
 
 
-@lru_cache(maxsize=1)
-def load_tables() -> dict:
-    """The prompt and property tables, as loaded from the packaged YAML."""
-    text = resources.files("saa_lib.resources").joinpath("saa_tables.yaml").read_text()
-    raw = yaml.safe_load(text)
-    lang = {k: v for k, v in raw["language_prompts"].items() if isinstance(v, dict)}
-    prop = dict(raw["property_prompts"])
-    lang["synthetic"] = raw["synthetic_tables"]["language_prompts"]
-    prop["synthetic"] = raw["synthetic_tables"]["property_prompts"]
-    return {
-        "language": lang,
-        "property": prop,
-        "templates": {"code": raw["language_prompts"]["class_agnostic_templates"],
-                      "paper": raw["language_prompts"]["paper_class_agnostic"]},
-        "results_paper": raw["results_paper"],
-    }
-
-
-def known_categories() -> dict[str, list[str]]:
-    """``{table: [category, ...]}`` for every table."""
-    tables = load_tables()["language"]
-    return {t: sorted(tables[t]) for t in TABLES}
-
-
-def find_table(category: str, table: str | None = None) -> str | None:
-    """The table that holds ``category`` (``table`` first if given), or ``None``."""
-    lang = load_tables()["language"]
-    order = ([table] if table in lang else []) + [t for t in TABLES if t != table]
-    return next((t for t in order if category in lang[t]), None)
+def prompts_identity(prompts: CategoryPrompts) -> str:
+    """A digest naming a category's prompts (category, object caption, every entry): what stage outputs record, so
+    that they are never scored with other prompts (another category, behaviour or prompt list)."""
+    what = {"category": prompts.category, "object": prompts.object_caption,
+            "entries": [asdict(e) for e in prompts.entries]}
+    return hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 class UnknownCategoryError(ValueError):

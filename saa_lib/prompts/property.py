@@ -42,30 +42,11 @@ def property_keep_boxes(boxes: np.ndarray, image_hw: tuple[int, int], object_are
     return (a > 0) & (a < max_area_ratio * object_area)
 
 
-def mask_iou(masks: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """(M,) IoU of each mask in ``masks`` (M, H, W) bool with ``reference`` (H, W) bool (0 where both are empty)."""
-    masks = np.asarray(masks, dtype=bool)
-    ref = np.asarray(reference, dtype=bool)
-    inter = (masks & ref).reshape(len(masks), -1).sum(1)
-    union = (masks | ref).reshape(len(masks), -1).sum(1)
-    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
-
-
-def property_keep_masks(masks: np.ndarray, object_mask: np.ndarray, min_iou: float,
-                        max_area_ratio: float) -> np.ndarray:
-    """Paper P^P. (M,) bool: IoU(mask, object) >= ``min_iou`` and area(mask) <= ``max_area_ratio`` * area(object).
-
-    ``masks``: (M, H, W) bool; ``object_mask``: (H, W) bool (all True when no object was found).
-    """
-    masks = np.asarray(masks, dtype=bool)
-    return property_keep_stats(mask_iou(masks, object_mask), masks.reshape(len(masks), -1).sum(1),
-                               int(np.asarray(object_mask, bool).sum()), min_iou, max_area_ratio)
-
-
 def property_keep_stats(iou: np.ndarray, areas: np.ndarray, object_area: int, min_iou: float,
                         max_area_ratio: float) -> np.ndarray:
-    """Paper P^P from per-mask statistics: ``iou`` (M,) with the object mask, ``areas`` (M,) and ``object_area`` in
-    pixels. (M,) bool, as :func:`property_keep_masks`."""
+    """Paper P^P from per-mask statistics (:class:`saa_lib.masks.PackedMasks` ``iou`` / ``areas``): keep a mask iff
+    ``iou`` (M,) with the object mask >= ``min_iou`` and 0 < ``areas`` (M,) <= ``max_area_ratio`` * ``object_area``
+    (pixels). (M,) bool."""
     areas = np.asarray(areas)
     return (np.asarray(iou) >= min_iou) & (areas > 0) & (areas <= max_area_ratio * max(int(object_area), 1))
 
@@ -89,3 +70,66 @@ def official_property_keep(areas: np.ndarray, object_area, max_area_ratio: float
     a = np.asarray(areas, np.float32)
     limit = np.float32(object_area * max_area_ratio)
     return (a > np.float32(0.0)) & (a < limit)
+
+
+# ----------------------------------------------------------------------------------- the rule on a stage's outputs
+def object_count(prompts, config) -> int:
+    """How many objects an image of the category holds: ``config.object_count``, else the category's table."""
+    return config.object_count if config.object_count is not None else prompts.count
+
+
+def found_objects(st, prompts, config) -> tuple[np.ndarray, int]:
+    """(keep (K,) bool over ``st.object_detections``, object count): the object boxes a variant counts, those above
+    the box threshold and no larger than one object's share of the image. ``st``: stage outputs
+    (:class:`saa_lib.pipeline.StageOutputs`); official stages compare raw float32 areas, 0 < area < 1 / count (also
+    for one object)."""
+    count = object_count(prompts, config)
+    obj = st.object_detections
+    if st.official:
+        return (obj.scores > config.box_threshold) & official_object_keep(obj.official_areas(), count), count
+    return (obj.scores > config.box_threshold) & object_boxes_keep(obj.boxes, st.image_hw, count), count
+
+
+def max_area_ratio(prompts, config) -> float:
+    """theta_area: ``config.max_area_ratio``, else the category's table."""
+    return config.max_area_ratio if config.max_area_ratio is not None else prompts.max_area_ratio
+
+
+def area_limit(object_detections, prompts, config):
+    """Code behaviour: the largest raw box area P^P can keep under ``config`` for any box threshold (the object area
+    taken over every object box above the generator's floor), or None when ``config`` keeps any area (P^P off)."""
+    if not config.use_property:
+        return None
+    areas = object_detections.official_areas()
+    ref = official_object_area(areas[official_object_keep(areas, object_count(prompts, config))])
+    return np.float32(ref * max_area_ratio(prompts, config))
+
+
+def check_area_limit(st, prompts, config) -> None:
+    """Raise when ``config`` could keep boxes that the stages ``st`` dropped before SAM (``st.area_limit``)."""
+    if st.area_limit is None:
+        return
+    limit = area_limit(st.object_detections, prompts, config)
+    if limit is None or limit > st.area_limit:
+        raise ValueError(f"variant {config.variant!r} can keep boxes the stages dropped before SAM (area limit "
+                         f"{st.area_limit:g}); compute the stages for it: stages(..., prune=False)")
+
+
+def property_keep(st, prompts, config, official: bool) -> np.ndarray:
+    """(M,) bool: the candidates of ``st`` that P^P keeps under ``config``. ``official``: raw float32 box areas
+    against the largest found object's (:func:`official_property_keep`); code behaviour otherwise: clipped box areas
+    (:func:`property_keep_boxes`); paper: mask IoU with the found objects' union mask and mask area
+    (:func:`property_keep_stats`; the whole image when no object was found)."""
+    ratio = max_area_ratio(prompts, config)
+    obj_keep, _ = found_objects(st, prompts, config)
+    det = st.detections
+    if official:
+        ref = official_object_area(st.object_detections.official_areas()[obj_keep])
+        return official_property_keep(det.official_areas(), ref, ratio)
+    if config.behaviour == "code":
+        ref = object_reference_area(st.object_detections.boxes[obj_keep], st.image_hw)
+        return property_keep_boxes(det.boxes, st.image_hw, ref, ratio)
+    r = config.eval_resolution
+    masks, om = st.packed_masks(), st.object_masks
+    obj_mask = om[obj_keep].any(0) if om is not None and obj_keep.any() else np.ones((r, r), bool)
+    return property_keep_stats(masks.iou(obj_mask), masks.areas(), int(obj_mask.sum()), config.min_iou, ratio)

@@ -13,11 +13,16 @@ nearest interpolation, the farthest-N mean taken over a full similarity matrix (
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import asdict
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import SaliencyConfig
+from ..utils import settings_digest
+from .property import found_objects
 
 
 def cv2_resize(array: np.ndarray, hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
@@ -220,17 +225,9 @@ def multi_instance_saliency(image: np.ndarray, backbone: torch.nn.Module, boxes:
     return _grid_to_map(out, (gh, gw), out_hw or image.shape[:2])
 
 
-def mean_in_masks(masks: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """(M,) mean of ``values`` (H, W) inside each of ``masks`` (M, H, W) bool (0 for an empty mask)."""
-    m = np.asarray(masks, dtype=bool).reshape(len(masks), -1)
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    area = m.sum(1)
-    return np.where(area > 0, (m @ v) / np.maximum(area, 1), 0.0)
-
-
 def rescore(scores: np.ndarray, region_saliency: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """(M,) scores * exp(gain * region_saliency); ``region_saliency``: (M,) mean saliency inside each region's mask
-    (:func:`mean_in_masks`, or ``PackedMasks.means`` on a packed stack)."""
+    (``PackedMasks.means``)."""
     return np.asarray(scores, np.float64) * np.exp(gain * np.asarray(region_saliency, np.float64))
 
 
@@ -240,3 +237,42 @@ def official_rescore(confidence: float, region_saliency, gain: float = 3.0):
     if np.isnan(region_saliency):
         return float(confidence) * 1.0
     return float(confidence) * np.exp(gain * region_saliency)
+
+
+def rescored(confidences: np.ndarray, region_saliency: np.ndarray | None, gain: float, official: bool):
+    """The scores P^C ranks: the box ``confidences`` (M,) re-scored by ``region_saliency`` (M,) (None: P^S off, the
+    confidences as they are). Paper rule: a float64 array (:func:`rescore`); ``official``: a list of the official
+    scalars (:func:`official_rescore`), whose numpy types the official ranking keeps."""
+    if official:
+        if region_saliency is None:
+            return [float(c) for c in confidences]
+        return [official_rescore(float(c), m, gain) for c, m in zip(confidences, region_saliency)]
+    scores = np.asarray(confidences).astype(np.float64)
+    return scores if region_saliency is None else rescore(scores, region_saliency, gain)
+
+
+# ------------------------------------------------------------------------------------ which map a variant scores with
+def instance_objects(st, prompts, config):
+    """The found objects (a ``Detections`` subset of ``st.object_detections``) whose pixels multi-instance saliency
+    compares with each other, or None when the image is compared with itself: ``multi_instance`` set, several objects
+    per image in the category, not ``saliency_only``, the single-image source; paper behaviour also needs two boxes
+    found (official stages take the found objects as they are, see ``official_multi_instance_grid``)."""
+    keep, count = found_objects(st, prompts, config)
+    if (not config.saliency.multi_instance or count <= 1 or config.saliency_only
+            or getattr(config.saliency, "source", "image") != "image"):
+        return None
+    if not st.official and keep.sum() < 2:
+        return None
+    return st.object_detections.select(keep)
+
+
+def saliency_key(st, prompts, config) -> str:
+    """The key of the P^S map ``config`` scores with on the stage outputs ``st`` (``StageOutputs.saliency_maps``):
+    the saliency settings, the map's resolution and the objects multi-instance saliency compares."""
+    objects = instance_objects(st, prompts, config)
+    boxes = None
+    if objects is not None:
+        pixel = objects.official_pixel_boxes() if st.official else np.round(objects.boxes, 3)
+        boxes = hashlib.sha1(np.ascontiguousarray(pixel, np.float32).tobytes()).hexdigest()
+    return settings_digest({"settings": asdict(config.saliency), "objects": boxes,
+                            "size": None if st.official else config.eval_resolution})

@@ -17,11 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from saa_lib.models.common import file_fingerprint, seeded, strip_prefix, torch_load
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-SALIENCY_BACKBONES = ("wide_resnet50_2", "tf_efficientnet_lite0")
+from saa_lib.models.common import IMAGENET_MEAN, IMAGENET_STD, file_fingerprint, seeded, strip_prefix, torch_load
+from saa_lib.weights import SALIENCY_BACKBONES
 OUT_INDICES = (1, 2, 3)
 #: the tiny ResNet: timm's ``wide_resnet50_2`` class with one bottleneck per stage and 1/4 of the channels
 TINY_RESNET = dict(layers=[1, 1, 1, 1], channels=(16, 32, 64, 128), stem_width=16)
@@ -194,14 +191,15 @@ def load_saliency_backbone(name: str = "wide_resnet50_2", kind: str = "official"
                                  timm_kwargs=TINY_RESNET if kind == "tiny" else {})
         return model.eval().to(device)
 
-    from saa_lib import zoo
+    from saa_lib import weights
 
     if kind == "paths" and path is None:
         raise ValueError("kind='paths' needs the saliency checkpoint: checkpoints={'saliency': "
                          "'.../wide_resnet50_2-95faca4d.pth', ...}")
-    file = zoo.resolve_checkpoint(name, path=path, download=download)
+    file = weights.resolve_checkpoint(name, path=path, download=download)
     body = _timm_resnet(tiny=False)
     load_torchvision_resnet(body, file, trusted=path is None)
-    ident = f"{name}:{zoo.CHECKPOINTS[name].known_hash}" if path is None else f"{name}:file-{file_fingerprint(file)}"
+    ident = (f"{name}:{weights.CHECKPOINTS[name].known_hash}" if path is None
+             else f"{name}:file-{file_fingerprint(file)}")
     model = SaliencyBackbone(body, name, IMAGENET_MEAN, IMAGENET_STD, meaningful=True, identity=ident, timm_kwargs={})
     return model.eval().to(device)
