@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from .safeio import write_bytes
+
 MANIFEST_FORMAT = "saa-workbook-models/1"
 FILES = {"sam": "sam.pth", "gdino": "groundingdino.pth", "gdino_config": "groundingdino_config.py",
          "saliency": "saliency.pth", "bert_weights": "bert/model.safetensors", "bert_config": "bert/config.json",
@@ -63,17 +65,6 @@ def combined_digest(digests: dict[str, str]) -> str:
 
 
 # ---------------------------------------------------------------- atomic writes
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _torch_bytes(obj) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -150,7 +141,7 @@ def export_models(models, out_dir: str | os.PathLike) -> Path:
         "bert_tokenizer_config": (json.dumps(TOKENIZER_CONFIG, indent=2) + "\n").encode(),
     }
     for key, data in written.items():
-        _atomic_bytes(out / FILES[key], data)
+        write_bytes(out / FILES[key], data)
     manifest = {
         "format": MANIFEST_FORMAT,
         "source": {"kind": models.kind, "identity": models.identity, "description": models.describe()},
@@ -171,7 +162,7 @@ def export_models(models, out_dir: str | os.PathLike) -> Path:
                            "saliency": combined_digest(state_digests(sal_state))},
     }
     path = out / "manifest.json"
-    _atomic_bytes(path, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_bytes(path, (json.dumps(manifest, indent=1) + "\n").encode())
     return path
 
 

@@ -76,6 +76,13 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
     """``np.save`` to ``path`` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
