@@ -7,7 +7,8 @@ The saliency backbone ``tf_efficientnet_lite0`` carries real ImageNet weights th
 SAM are not used. Usage::
 
     python benchmarks/saliency_real_features.py [--root ../shared/data/samples] [--out results/saliency_real]
-        [--simple]   # also the simple forms: no neighbourhood pooling, no smoothing, no single-image term
+        [--simple]   # also the simple forms: plain nearest-patch distance on a 256 px input
+        [--behaviour both|paper|code]
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from saa_lib.data import open_dataset
 from saa_lib.report import header, write_report
-from saa_lib.saliency_compare import compare_sources, source_configs, sources_table
+from saa_lib.saliency_compare import SIMPLE_FORM, compare_sources, source_configs, sources_table
 from saa_lib.zoo import load_saliency_only
 
 
@@ -26,12 +27,13 @@ def main() -> None:
     ap.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "samples"))
     ap.add_argument("--out", default="results/saliency_real")
     ap.add_argument("--simple", action="store_true", help="also the simple batch / few-shot forms")
+    ap.add_argument("--behaviour", choices=("both", "paper", "code"), default="both",
+                    help="which behaviours' rows (default both)")
     args = ap.parse_args()
     models = load_saliency_only("tf_efficientnet_lite0", kind="official")
-    configs = source_configs()
+    configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,))
     if args.simple:
-        simple = source_configs(behaviours=("paper",), pool=1, smooth_sigma=0.0, with_image=False,
-                                augment_references=False)
+        simple = source_configs(behaviours=("paper",), **SIMPLE_FORM)
         configs.update({f"simple-{k}": v.with_(variant=f"simple-{k}") for k, v in simple.items()
                         if not k.startswith("image")})
     t0 = time.perf_counter()
@@ -40,11 +42,13 @@ def main() -> None:
         rows += compare_sources(models, open_dataset("folder", sub), configs)
     note = ("Real weights: tf_efficientnet_lite0 ImageNet features (the only SAA+ stage that runs on real weights "
             "offline). image-code = 400 farthest neighbours, 0.5(1-cos) (official code); image-paper = 400 nearest "
-            "neighbours, 1-cos (paper). batch = mean of the smallest 30 % of the nearest-patch distances to each "
-            "other test image of the category; fewshotK = nearest-patch distance to K train/good images and their 8 "
-            "rotations/flips; both on 3x3-pooled features, Gaussian sigma 4, geometric mean with the single-image "
-            "map of the same behaviour. Chance level: pixel AUROC 50 %. "
-            f"Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")
+            "neighbours, 1-cos (paper). batch = mean of the smallest 10 % of the nearest-patch distances to each "
+            "other test image of the category (384 px input); fewshotK = nearest-patch distance to K train/good "
+            "images under 12 rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
+            "single-image map of the same behaviour as other^0.6 * image^0.4. "
+            + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views or single-image "
+               "term. " if args.simple else "")
+            + f"Chance level: pixel AUROC 50 %. Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")
     path = write_report(Path(args.out) / "report.md", "P^S saliency map alone on real images, by source",
                         header(models.describe(), models.meaningful, args.root, note),
                         {"per category and mean": sources_table(rows)})

@@ -130,8 +130,8 @@ class StageCache:
 
 
 #: settings of the batch / few-shot saliency sources (no part of the single-image map's cache key)
-SOURCE_SETTINGS = ("source", "shots", "source_size", "pool", "batch_fraction", "augment_references", "smooth_sigma",
-                   "with_image")
+SOURCE_SETTINGS = ("source", "shots", "source_size", "pool", "batch_fraction", "augment_references",
+                   "reference_rotations", "smooth_sigma", "normalize", "with_image", "image_weight")
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ class StageKeys:
         return {**self._by_backbone(), "colour": "bgr", "settings": dict(settings), "v": "official",
                 **self._amp(), "objects": None if objects is None else self.full_masks(objects)}
 
-    def saliency_features(self, size: int, pool: int, transform: int) -> dict:
-        """Batch / few-shot patch features of the image at ``size``, pooled ``pool`` x ``pool``, after the dihedral
-        ``transform``."""
+    def saliency_features(self, size: int, pool: int, transform: str) -> dict:
+        """Batch / few-shot patch features of the image at ``size``, pooled ``pool`` x ``pool``, of the reference
+        view ``transform`` (``"t/rotations"``, see :func:`saa_lib.prompts.saliency_sources.reference_view`)."""
         return {**self._by_backbone(), "size": size, "pool": pool, "transform": transform, **self._amp()}
 
     @staticmethod

@@ -24,6 +24,12 @@ BEHAVIOURS = ("paper", "code")
 SALIENCY_SOURCES = ("image", "batch", "fewshot")
 
 
+#: the input size of the batch / few-shot features when ``SaliencyConfig.source_size`` is None: batch compares with
+#: the other images as they are (a larger input resolves small defects); few-shot compares with 2 x 12 views of each
+#: reference, so its bank is 24 times larger per reference and a smaller input keeps it affordable on a CPU
+SOURCE_INPUT_SIZES = {"batch": 384, "fewshot": 256}
+
+
 @dataclass(frozen=True)
 class SaliencyConfig:
     """P^S settings. ``aggregate='farthest'`` is the official code, ``'nearest'`` the paper.
@@ -35,11 +41,17 @@ class SaliencyConfig:
 
     ``source``: what each pixel is compared with (:mod:`saa_lib.prompts.saliency_sources`): ``'image'`` the rest of
     its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
-    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input,
-    averaged over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the
-    per-image distances; few-shot adds the 8 rotations / flips of each reference when ``augment_references``; the map
-    is smoothed with a Gaussian of ``smooth_sigma`` px and, with ``with_image``, combined with the single-image map
-    (geometric mean).
+    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input
+    (None: :data:`SOURCE_INPUT_SIZES`, 384 for batch, 256 for few-shot, whose bank holds every rotation), averaged
+    over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the per-image
+    distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each one mirrored too)
+    when ``augment_references``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
+    median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of the
+    image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
+    ``other ** (1 - image_weight) * image ** image_weight``. The defaults were chosen on the real sample images
+    (``benchmarks/saliency_real_features.py``) and checked on other real images; the simple forms
+    (:data:`saa_lib.saliency_compare.SIMPLE_FORM`) are ``source_size=256, smooth_sigma=0, with_image=False,
+    augment_references=False``.
     """
 
     backbone: str = "wide_resnet50_2"
@@ -55,12 +67,15 @@ class SaliencyConfig:
     official_input: bool = True
     source: Literal["image", "batch", "fewshot"] = "image"
     shots: int = 1
-    source_size: int = 256
-    pool: int = 3
-    batch_fraction: float = 0.3
+    source_size: int | None = None
+    pool: int = 1
+    batch_fraction: float = 0.1
     augment_references: bool = True
-    smooth_sigma: float = 4.0
+    reference_rotations: int = 12
+    smooth_sigma: float = 8.0
+    normalize: bool = False
     with_image: bool = True
+    image_weight: float = 0.4
 
     def __post_init__(self):
         if self.source not in SALIENCY_SOURCES:
@@ -69,6 +84,17 @@ class SaliencyConfig:
             raise ValueError(f"saliency shots must be >= 1, got {self.shots}")
         if not 0.0 < self.batch_fraction <= 1.0:
             raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
+        if self.source_size is not None and self.source_size < 32:
+            raise ValueError(f"saliency source_size must be >= 32 px (or None), got {self.source_size}")
+        if self.reference_rotations < 1:
+            raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
+        if not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(f"saliency image_weight must be in [0, 1], got {self.image_weight}")
+
+    @property
+    def source_input(self) -> int:
+        """The input size of the batch / few-shot features: ``source_size``, or the source's default."""
+        return self.source_size if self.source_size is not None else SOURCE_INPUT_SIZES.get(self.source, 256)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from .prompts.language import CategoryPrompts, prompts_identity
 from .prompts.property import area_limit
 from .prompts.saliency import (cv2_resize, instance_objects, multi_instance_saliency, official_features, official_grid,
                                official_multi_instance_grid, saliency_key, saliency_map)
-from .prompts.saliency_sources import combine_with_image, dihedral, order_key, source_features, source_map
+from .prompts.saliency_sources import (combine_with_image, order_key, reference_view, reference_views,
+                                       source_features, source_map)
 from .records import ImageResult, Region, StageOutputs  # noqa: F401  (re-exported: the pipeline's records)
 from .refiner import Refiner
 from .scoring import score
@@ -191,24 +192,27 @@ class SAAPipeline:
                 digest = image_digest(image)
                 used[name].append(digest)
                 for c in wanted:
-                    aug = name == "references" and c.saliency.source == "fewshot" and c.saliency.augment_references
-                    for t in range(8) if aug else (0,):
+                    s = c.saliency
+                    views = reference_views(s.source, s.augment_references, s.reference_rotations)
+                    for t in views if name == "references" else range(1):
                         self._source_features(image, digest, c, t)
         self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
         return self.peers
 
     def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0) -> torch.Tensor:
-        """(P, D) batch / few-shot patch features of one image (``transform``: :func:`dihedral` index), through the
-        stage cache; kept in memory until the next :meth:`set_peers`."""
+        """(P, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index), through
+        the stage cache; kept in memory until the next :meth:`set_peers`."""
         s = config.saliency
-        tag = (digest, s.source_size, s.pool, transform)
+        view = f"{transform}/{s.reference_rotations}" if transform else "0"
+        tag = (digest, s.source_input, s.pool, view)
         if tag not in self._peer_features:
             if image is None:
                 raise ValueError("saliency peer features missing: pass the image to SAAPipeline.set_peers first")
             backbone = self.models.saliency
-            key = self.keys(digest).saliency_features(s.source_size, s.pool, transform)
+            key = self.keys(digest).saliency_features(s.source_input, s.pool, view)
             feats = self.cache.get("saliency_features", key, lambda: {"features": source_features(
-                backbone, dihedral(image, transform), s.source_size, s.pool, self.autocast).cpu().numpy()})
+                backbone, reference_view(image, transform, s.reference_rotations), s.source_input, s.pool,
+                self.autocast).cpu().numpy()})
             self._peer_features[tag] = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
         return self._peer_features[tag]
 
@@ -231,13 +235,14 @@ class SAAPipeline:
     def _other_images_saliency(self, image, keys: StageKeys, config: SAAConfig) -> np.ndarray:
         """(R, R) batch or few-shot map of ``image``, combined with its single-image map when ``with_image``."""
         s, r = config.saliency, config.eval_resolution
-        transforms = range(8) if s.source == "fewshot" and s.augment_references else (0,)
+        views = reference_views(s.source, s.augment_references, s.reference_rotations)
         peers = [self._source_features(None, d, config, t).flatten(0, 1)
-                 for d in self._peer_digests(keys.digest, config) for t in transforms]
+                 for d in self._peer_digests(keys.digest, config) for t in views]
         amap = source_map(self._source_features(image, keys.digest, config), peers, s.source, (r, r), s.batch_fraction,
-                          s.smooth_sigma, s.chunk_size)
+                          s.smooth_sigma, s.chunk_size, s.normalize)
         if s.with_image:
-            amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})))
+            amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})),
+                                      s.image_weight)
         return amap
 
 

@@ -20,6 +20,10 @@ from .pipeline import SAAPipeline
 from .prompts.language import category_prompts
 
 
+#: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
+SIMPLE_FORM = dict(source_size=256, pool=1, smooth_sigma=0.0, with_image=False, augment_references=False)
+
+
 def source_configs(backbone: str = "tf_efficientnet_lite0", shots=(1, 2), behaviours=("paper", "code"),
                    **saliency) -> dict[str, SAAConfig]:
     """Named ``saliency_only`` configs: ``image-<behaviour>``, ``batch-<behaviour>``, ``fewshot<k>-<behaviour>``.

@@ -115,10 +115,35 @@ def test_gaussian_smooth_keeps_constants_and_mass():
     assert abs(float(out.sum()) - 1.0) < 1e-4 and out[20, 20] < 0.1 and out.argmax() == 20 * 41 + 20
 
 
-def test_dihedral_transforms_are_the_eight_distinct_symmetries():
-    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    outs = {S.dihedral(image, t).tobytes() + bytes(S.dihedral(image, t).shape) for t in range(8)}
-    assert len(outs) == 8 and np.array_equal(S.dihedral(image, 0), image)
+def test_reference_views_with_four_rotations_are_the_eight_symmetries_of_a_square():
+    image = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3)
+    views = [S.reference_view(image, t, rotations=4) for t in range(8)]
+    assert len({v.tobytes() for v in views}) == 8 and np.array_equal(views[0], image)
+    assert np.array_equal(views[1], image[:, ::-1]) and np.array_equal(views[2], np.rot90(image))
+    with pytest.raises(ValueError, match="out of range"):
+        S.reference_view(image, 8, rotations=4)
+
+
+def test_rotate_image_agrees_with_rot90_and_fills_with_the_border_colour():
+    rng = np.random.default_rng(0)
+    square = rng.integers(0, 255, (9, 9, 3), dtype=np.uint8)
+    assert np.array_equal(S.rotate_image(square, 90), np.rot90(square))  # the general path, exact at 90 degrees
+    grey = rng.integers(0, 255, (7, 12), dtype=np.uint8)
+    assert np.array_equal(S.rotate_image(grey, 180), np.rot90(grey, 2))
+    flat = np.full((20, 30, 3), 77, np.uint8)  # no darkening where the frame brings in outside pixels
+    assert np.array_equal(S.rotate_image(flat, 30), flat)
+    view = S.reference_view(grey, 3, rotations=12)  # 30 degrees, mirrored: same frame
+    assert view.shape == grey.shape and view.dtype == np.uint8
+
+
+def test_median_normalise_and_weighted_combination_known_values():
+    m = np.array([[1.0, 2.0], [4.0, 8.0]], np.float32)  # median 3
+    assert np.allclose(S.median_normalise(m), m / 3)
+    assert np.array_equal(S.median_normalise(np.zeros((3, 3))), np.zeros((3, 3)))  # undefined scale: stays 0
+    other, image = np.full((2, 2), 4.0), np.full((2, 2), 0.25)
+    assert np.allclose(S.combine_with_image(other, image, 0.5), 1.0)  # sqrt(4 * 0.25)
+    assert np.allclose(S.combine_with_image(other, image, 0.0), 4.0)
+    assert np.allclose(S.combine_with_image(other, image, 0.25), 4 ** 0.75 * 0.25 ** 0.25)
 
 
 # ----- pipeline: the sources in the per-image saliency stage --------------------------------------------------------
@@ -158,9 +183,11 @@ def test_pipeline_fewshot_reference_equal_to_the_image_gives_zero_map(tiny_pipe)
     prompts = category_prompts("screw", "mvtec")
     imgs = _images(2)
     pipe = SAAPipeline(tiny_pipe)
-    cfg = _cfg("fewshot", with_image=False, augment_references=False)
+    cfg = _cfg("fewshot", with_image=False, augment_references=False, normalize=False)
     pipe.set_peers([cfg], references=[imgs[0]])
     assert np.abs(pipe.run(imgs[0], prompts, cfg).anomaly_map).max() < 1e-5
+    normalised = cfg.with_(saliency={"normalize": True})  # the floor of the median keeps rounding noise tiny
+    assert np.abs(pipe.run(imgs[0], prompts, normalised).anomaly_map).max() < 1e-3
     assert pipe.run(imgs[1], prompts, cfg).anomaly_map.max() > 1e-3
     with pytest.raises(ValueError, match="2 shot"):
         pipe.run(imgs[1], prompts, cfg.with_(saliency={"shots": 2}))

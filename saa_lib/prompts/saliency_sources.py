@@ -12,10 +12,21 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
 - ``fewshot`` (PatchCore-style memory, no training): ``s(p) = min_q (1 - cos(f_p, f_q))`` over the patches q of k
   normal reference images.
 
-Both use locally aggregated patch features (``pool`` x ``pool`` average of the stride-4 features, re-normalised, as
-PatchCore does with 3 x 3) and a Gaussian smoothing of the map (``sigma`` pixels of the output map). Everything here
-is exact and memory-bounded: the nearest-neighbour search runs over blocks of ``query_chunk`` x ``bank_chunk``
-similarities, so the working set never depends on the number or size of the images.
+Both take the patch features on their own input size (``SaliencyConfig.source_input``: 384 for batch, where small
+defects then cover more cells; 256 for few-shot, whose bank holds every view of each reference), optionally
+averaged over ``pool`` x ``pool`` neighbourhoods, and then:
+
+- smooth the map with a Gaussian (``sigma`` pixels of the output map);
+- optionally (``normalize``, off by default) divide it by its own median (:func:`median_normalise`): the distance
+  of a normal patch to its best match differs from one image to the next, and the pixels of all images are ranked
+  together by pixel AUROC and max-F1; but where a defect covers half the image the median lies inside it;
+- combine it with the single-image map as a weighted geometric mean (:func:`combine_with_image`): high only where
+  both are, which removes the isolated high distances of one source that the other does not share.
+
+Few-shot compares with rotated and mirrored copies of each reference (:func:`reference_view`), so parts shown at
+another angle in the reference still find their match (a screw lies at any angle).
+Everything here is exact and memory-bounded: the nearest-neighbour search runs over blocks of ``query_chunk`` x
+``bank_chunk`` similarities, so the working set never depends on the number or size of the images.
 """
 from __future__ import annotations
 
@@ -118,14 +129,58 @@ def order_key(digests) -> list[str]:
     return sorted(set(digests))
 
 
-def dihedral(image: np.ndarray, t: int) -> np.ndarray:
-    """(H, W, 3) image under the t-th (0..7) rotation / flip: ``rot90`` by ``t // 2`` quarter turns, then a
-    left-right flip when ``t`` is odd (t = 0: the image itself)."""
-    out = np.rot90(image, t // 2)
+def reference_view(image: np.ndarray, t: int, rotations: int = 4) -> np.ndarray:
+    """(H, W, C) view ``t`` (0 .. 2 * rotations - 1) of a reference image: rotated counter-clockwise by
+    ``360 * (t // 2) / rotations`` degrees about its centre, then mirrored left-right when ``t`` is odd (t = 0: the
+    image itself). The frame keeps its size; what the rotation brings in from outside is filled with the median colour
+    of the image's border. Quarter turns of a square image (or half turns of any) are exact (``np.rot90``); with
+    ``rotations=4`` a square image's views are its 8 dihedral symmetries."""
+    if not 0 <= t < 2 * rotations:
+        raise ValueError(f"reference view {t} out of range for {rotations} rotations (0 .. {2 * rotations - 1})")
+    angle = 360.0 * (t // 2) / rotations
+    h, w = image.shape[:2]
+    if angle % 180 == 0 or (angle % 90 == 0 and h == w):
+        out = np.rot90(image, int(angle // 90))
+    else:
+        out = rotate_image(image, angle)
     return np.ascontiguousarray(out[:, ::-1] if t % 2 else out)
 
 
-def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 256, pool: int = 3,
+def rotate_image(image: np.ndarray, degrees: float) -> np.ndarray:
+    """(H, W[, C]) uint8 ``image`` rotated counter-clockwise by ``degrees`` about its centre in the same frame
+    (bilinear). Pixels from outside the frame take the median colour of the image's border: the image is sampled as
+    ``image - fill`` with zeros outside, then ``fill`` is added back, so nothing is darkened at the frame's edge."""
+    chw = image[..., None] if image.ndim == 2 else image
+    fill = np.median(np.concatenate([chw[0], chw[-1], chw[:, 0], chw[:, -1]]), axis=0)
+    h, w = chw.shape[:2]
+    th = np.deg2rad(degrees)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    u, v = x - cx, cy - y  # output position, y up
+    x_in = math.cos(th) * u + math.sin(th) * v + cx
+    y_in = cy - (-math.sin(th) * u + math.cos(th) * v)
+    grid = torch.stack([x_in / max(w - 1, 1) * 2 - 1, y_in / max(h - 1, 1) * 2 - 1], -1)[None].float()
+    fill_t = torch.from_numpy(fill.astype(np.float32))
+    src = (torch.from_numpy(np.ascontiguousarray(chw)).float() - fill_t).permute(2, 0, 1)[None]
+    out = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0].permute(1, 2, 0)
+    out = (out + fill_t).round().clamp(0, 255).to(torch.uint8).numpy()
+    return out.reshape(image.shape)
+
+
+def reference_views(source: str, augment: bool, rotations: int) -> range:
+    """The view indices (:func:`reference_view`) a source compares with: every rotation and mirror of a few-shot
+    reference when ``augment``, else the image as it is."""
+    return range(2 * rotations) if source == "fewshot" and augment else range(1)
+
+
+def median_normalise(values: np.ndarray, eps: float = 1e-3) -> np.ndarray:
+    """``values / max(median(values), eps)``: a map in units of its own typical pixel. A median below ``eps`` (an
+    image whose patches nearly all found an exact match) counts as ``eps``, so rounding noise is not blown up and an
+    all-zero map stays 0."""
+    return (values / max(float(np.median(values)), eps)).astype(np.float32)
+
+
+def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 384, pool: int = 1,
                     autocast: torch.dtype | None = None) -> torch.Tensor:
     """(h, w, D) neighbourhood-aggregated patch features of ``image`` (H, W, 3) uint8 on a ``size`` input: the
     single-image P^S features (:func:`saa_lib.prompts.saliency.pixel_features`) then :func:`neighbourhood_features`."""
@@ -135,9 +190,11 @@ def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 25
 
 
 def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_hw: tuple[int, int],
-               batch_fraction: float = 0.3, smooth_sigma: float = 4.0, chunk_size: int = 1024) -> np.ndarray:
+               batch_fraction: float = 0.1, smooth_sigma: float = 8.0, chunk_size: int = 1024,
+               normalize: bool = False) -> np.ndarray:
     """(out_h, out_w) float32 batch or few-shot saliency map of ``query`` (h, w, D) against ``peers`` (each (P_j, D):
-    the other test images for ``'batch'``, the reference images (and their rotations) for ``'fewshot'``)."""
+    the other test images for ``'batch'``, the reference images (and their views) for ``'fewshot'``), divided by its
+    median when ``normalize``."""
     h, w, d = query.shape
     flat = query.reshape(-1, d)
     if source == "batch":
@@ -146,10 +203,13 @@ def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_
         s = fewshot_scores(flat, peers, chunk_size)
     else:
         raise ValueError(f"source_map computes 'batch' or 'fewshot' saliency, got {source!r}")
-    return grid_to_smoothed_map(s, (h, w), out_hw, smooth_sigma)
+    out = grid_to_smoothed_map(s, (h, w), out_hw, smooth_sigma)
+    return median_normalise(out) if normalize else out
 
 
-def combine_with_image(other: np.ndarray, image_map: np.ndarray) -> np.ndarray:
-    """Geometric mean ``sqrt(other * image)`` of two non-negative maps of the same shape: high only where both are,
-    and its ranking of pixels does not change when either map is rescaled (their units differ)."""
-    return np.sqrt(np.clip(other, 0, None) * np.clip(image_map, 0, None)).astype(np.float32)
+def combine_with_image(other: np.ndarray, image_map: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
+    """Weighted geometric mean ``other ** (1 - image_weight) * image_map ** image_weight`` of two non-negative maps
+    of the same shape (0.5: ``sqrt(other * image)``): high only where both are, and its ranking of pixels does not
+    change when either map is rescaled (their units differ)."""
+    a = np.clip(other, 0, None).astype(np.float64) ** (1.0 - image_weight)
+    return (a * np.clip(image_map, 0, None).astype(np.float64) ** image_weight).astype(np.float32)
