@@ -193,6 +193,8 @@ class SAAPipeline:
                 used[name].append(digest)
                 for c in wanted:
                     s = c.saliency
+                    if name == "references" and s.source != "fewshot":
+                        continue  # batch saliency compares with the batch only
                     views = reference_views(s.source, s.augment_references, s.reference_rotations)
                     for t in views if name == "references" else range(1):
                         self._source_features(image, digest, c, t)

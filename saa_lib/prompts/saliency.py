@@ -189,12 +189,22 @@ def box_cells(boxes: np.ndarray, image_hw: tuple[int, int], grid_hw: tuple[int, 
     return out
 
 
-def nearest_other_distance(queries: torch.Tensor, reference: torch.Tensor, chunk_size: int = 1024) -> torch.Tensor:
-    """(Q,) ``0.5 * (1 - max cos)`` of each L2-normalised query (Q, D) to the reference set (R, D), chunked over R."""
-    best = torch.full((len(queries),), -1.0, device=queries.device)
-    for start in range(0, len(reference), chunk_size):
-        best = torch.maximum(best, (queries @ reference[start:start + chunk_size].T).max(1).values)
-    return 0.5 * (1.0 - best)
+def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, query_chunk: int = 1024,
+                     bank_chunk: int = 4096) -> torch.Tensor:
+    """(Q,) ``min over bank of (1 - cos)`` for L2-normalised ``queries`` (Q, D) against ``bank`` (R, D), exact.
+
+    Similarities are formed ``query_chunk`` x ``bank_chunk`` at a time (the working set: that many floats, whatever
+    Q and R); distances are clamped at 0 (rounding can give -1e-7 for identical vectors)."""
+    if len(bank) == 0:
+        raise ValueError("nearest_distance: the bank is empty")
+    out = torch.empty(len(queries), device=queries.device, dtype=torch.float32)
+    for qs in range(0, len(queries), query_chunk):
+        q = queries[qs:qs + query_chunk].float()
+        best = torch.full((len(q),), -2.0, device=q.device)
+        for bs in range(0, len(bank), bank_chunk):
+            best = torch.maximum(best, (q @ bank[bs:bs + bank_chunk].float().T).amax(1))
+        out[qs:qs + len(q)] = (1.0 - best).clamp_min(0.0)
+    return out
 
 
 def multi_instance_saliency(image: np.ndarray, backbone: torch.nn.Module, boxes: np.ndarray,
@@ -221,7 +231,7 @@ def multi_instance_saliency(image: np.ndarray, backbone: torch.nn.Module, boxes:
         if not others.any():
             continue
         idx = cells[i].nonzero()[:, 0]
-        out[idx] = torch.maximum(out[idx], nearest_other_distance(flat[idx], flat[others], config.chunk_size))
+        out[idx] = torch.maximum(out[idx], 0.5 * nearest_distance(flat[idx], flat[others], config.chunk_size))
     return _grid_to_map(out, (gh, gw), out_hw or image.shape[:2])
 
 

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import SALIENCY_SOURCES as SOURCES
+from .saliency import nearest_distance, pixel_features
 
 
 def neighbourhood_features(features: torch.Tensor, pool: int = 3) -> torch.Tensor:
@@ -48,24 +49,6 @@ def neighbourhood_features(features: torch.Tensor, pool: int = 3) -> torch.Tenso
     x = features.permute(2, 0, 1)[None]  # (1, D, h, w)
     x = F.avg_pool2d(x, pool, stride=1, padding=pool // 2, count_include_pad=False)
     return F.normalize(x[0], dim=0).permute(1, 2, 0).contiguous()
-
-
-def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, query_chunk: int = 1024,
-                     bank_chunk: int = 4096) -> torch.Tensor:
-    """(Q,) ``min over bank of (1 - cos)`` for L2-normalised ``queries`` (Q, D) against ``bank`` (R, D), exact.
-
-    Similarities are formed ``query_chunk`` x ``bank_chunk`` at a time (the working set: that many floats, whatever
-    Q and R); distances are clamped at 0 (rounding can give -1e-7 for identical vectors)."""
-    if len(bank) == 0:
-        raise ValueError("nearest_distance: the bank is empty")
-    out = torch.empty(len(queries), device=queries.device, dtype=torch.float32)
-    for qs in range(0, len(queries), query_chunk):
-        q = queries[qs:qs + query_chunk].float()
-        best = torch.full((len(q),), -2.0, device=q.device)
-        for bs in range(0, len(bank), bank_chunk):
-            best = torch.maximum(best, (q @ bank[bs:bs + bank_chunk].float().T).amax(1))
-        out[qs:qs + len(q)] = (1.0 - best).clamp_min(0.0)
-    return out
 
 
 def smallest_mean(distances: torch.Tensor, fraction: float) -> torch.Tensor:
@@ -184,8 +167,6 @@ def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 38
                     autocast: torch.dtype | None = None) -> torch.Tensor:
     """(h, w, D) neighbourhood-aggregated patch features of ``image`` (H, W, 3) uint8 on a ``size`` input: the
     single-image P^S features (:func:`saa_lib.prompts.saliency.pixel_features`) then :func:`neighbourhood_features`."""
-    from .saliency import pixel_features
-
     return neighbourhood_features(pixel_features(backbone, image, size, autocast), pool)
 
 
