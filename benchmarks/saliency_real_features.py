@@ -8,7 +8,7 @@ SAM are not used. Usage::
 
     python benchmarks/saliency_real_features.py [--root ../shared/data/samples] [--out results/saliency_real]
         [--simple]   # also the simple forms: plain nearest-patch distance on a 256 px input
-        [--behaviour both|paper|code]
+        [--behaviour both|paper|code] [--only image-paper,batch-paper]
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--simple", action="store_true", help="also the simple batch / few-shot forms")
     ap.add_argument("--behaviour", choices=("both", "paper", "code"), default="both",
                     help="which behaviours' rows (default both)")
+    ap.add_argument("--only", default=None, help="comma-separated row names to run (e.g. image-paper,batch-paper)")
     args = ap.parse_args()
     models = load_saliency_only("tf_efficientnet_lite0", kind="official")
     configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,))
@@ -36,6 +37,12 @@ def main() -> None:
         simple = source_configs(behaviours=("paper",), **SIMPLE_FORM)
         configs.update({f"simple-{k}": v.with_(variant=f"simple-{k}") for k, v in simple.items()
                         if not k.startswith("image")})
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = sorted(set(wanted) - set(configs))
+        if unknown:
+            ap.error(f"--only: unknown rows {unknown}; choose from {sorted(configs)}")
+        configs = {k: v for k, v in configs.items() if k in wanted}
     t0 = time.perf_counter()
     rows = []
     for sub in sorted(p for p in Path(args.root).iterdir() if p.is_dir()):
@@ -43,7 +50,8 @@ def main() -> None:
     note = ("Real weights: tf_efficientnet_lite0 ImageNet features (the only SAA+ stage that runs on real weights "
             "offline). image-code = 400 farthest neighbours, 0.5(1-cos) (official code); image-paper = 400 nearest "
             "neighbours, 1-cos (paper). batch = mean of the smallest 10 % of the nearest-patch distances to each "
-            "other test image of the category (384 px input); fewshotK = nearest-patch distance to K train/good "
+            "other test image of the category (384 px input; screw, metal_nut, hazelnut: the smallest over the 4 quarter turns "
+            "of the image); fewshotK = nearest-patch distance to K train/good "
             "images under 12 rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
             "single-image map of the same behaviour as other^0.6 * image^0.4. "
             + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views or single-image "

@@ -60,6 +60,9 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
                    help="P^S compares each pixel with: its own image (SAA+), the other test images of the category "
                         "(batch, zero-shot) or normal reference images (fewshot: train/good; predict: --reference)")
     g.add_argument("--shots", type=int, default=1, help="reference images of --saliency-source fewshot (default 1)")
+    g.add_argument("--batch-rotations", type=int, default=None, choices=[1, 2, 4],
+                   help="quarter turns --saliency-source batch compares each image under (default: 4 for categories "
+                        "whose objects lie at any angle, screw / metal_nut / hazelnut, else 1)")
 
 
 def _configs(args, names) -> list:
@@ -69,7 +72,7 @@ def _configs(args, names) -> list:
     over = {k: v for k, v in over.items() if v is not None}
     out = [variant_config(n, args.behaviour, **over) for n in names]
     return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
-                               "shots": args.shots}) for c in out]
+                               "shots": args.shots, "batch_rotations": args.batch_rotations}) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")

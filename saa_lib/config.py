@@ -29,6 +29,12 @@ SALIENCY_SOURCES = ("image", "batch", "fewshot")
 #: reference, so its bank is 24 times larger per reference and a smaller input keeps it affordable on a CPU
 SOURCE_INPUT_SIZES = {"batch": 384, "fewshot": 256}
 
+#: categories whose objects lie at any angle in their images (MVTec AD: screws, metal nuts and hazelnuts are placed
+#: at random orientations): batch saliency compares them under every quarter turn when ``batch_rotations`` is None.
+#: Mirrors are never used (a mirrored metal nut is a defect). Elsewhere the orientation carries meaning (the light
+#: falls from one side of a magnetic tile) and turned views would match defects with the other images' normal parts.
+ANY_ANGLE_CATEGORIES = frozenset({"screw", "metal_nut", "hazelnut"})
+
 
 @dataclass(frozen=True)
 class SaliencyConfig:
@@ -45,7 +51,12 @@ class SaliencyConfig:
     (None: :data:`SOURCE_INPUT_SIZES`, 384 for batch, 256 for few-shot, whose bank holds every rotation), averaged
     over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the per-image
     distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each one mirrored too)
-    when ``augment_references``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
+    when ``augment_references``; batch compares the image under ``batch_rotations`` quarter turns (1, 2 or 4; None:
+    4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is shown at one pixel
+    scale: its input is ``source_size`` times its longest side over the median longest side of the batch, so images
+    of different sizes (magnetic tiles) show their texture at the same scale; images of one size all take
+    ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README). Few-shot always
+    takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
     median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of the
     image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
     ``other ** (1 - image_weight) * image ** image_weight``. The defaults were chosen on the real sample images
@@ -72,6 +83,8 @@ class SaliencyConfig:
     batch_fraction: float = 0.1
     augment_references: bool = True
     reference_rotations: int = 12
+    batch_rotations: int | None = None
+    common_scale: bool = False
     smooth_sigma: float = 8.0
     normalize: bool = False
     with_image: bool = True
@@ -88,6 +101,8 @@ class SaliencyConfig:
             raise ValueError(f"saliency source_size must be >= 32 px (or None), got {self.source_size}")
         if self.reference_rotations < 1:
             raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
+        if self.batch_rotations not in (None, 1, 2, 4):
+            raise ValueError(f"saliency batch_rotations must be 1, 2, 4 or None, got {self.batch_rotations}")
         if not 0.0 <= self.image_weight <= 1.0:
             raise ValueError(f"saliency image_weight must be in [0, 1], got {self.image_weight}")
 
@@ -95,6 +110,13 @@ class SaliencyConfig:
     def source_input(self) -> int:
         """The input size of the batch / few-shot features: ``source_size``, or the source's default."""
         return self.source_size if self.source_size is not None else SOURCE_INPUT_SIZES.get(self.source, 256)
+
+    def turns_for(self, category: str) -> int:
+        """How many quarter turns batch saliency compares an image of ``category`` under: ``batch_rotations``, else
+        4 for :data:`ANY_ANGLE_CATEGORIES` and 1 elsewhere."""
+        if self.batch_rotations is not None:
+            return self.batch_rotations
+        return 4 if category in ANY_ANGLE_CATEGORIES else 1
 
 
 @dataclass(frozen=True)

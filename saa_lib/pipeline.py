@@ -27,8 +27,8 @@ from .prompts.language import CategoryPrompts, prompts_identity
 from .prompts.property import area_limit
 from .prompts.saliency import (cv2_resize, instance_objects, multi_instance_saliency, official_features, official_grid,
                                official_multi_instance_grid, saliency_key, saliency_map)
-from .prompts.saliency_sources import (combine_with_image, order_key, reference_view, reference_views,
-                                       source_features, source_map)
+from .prompts.saliency_sources import (combine_with_image, order_key, quarter_turn, reference_view, reference_views,
+                                       scaled_input, source_features, source_map, unturn_features)
 from .records import ImageResult, Region, StageOutputs  # noqa: F401  (re-exported: the pipeline's records)
 from .refiner import Refiner
 from .scoring import score
@@ -77,6 +77,7 @@ class SAAPipeline:
         self.max_per_caption = max_per_caption
         self.peers: dict = {"batch": [], "references": []}  # images of the category (see set_peers)
         self._peer_features: dict = {}
+        self._longest: dict = {}  # digest -> longest side (px) of each image given to set_peers
 
     # ----- expensive stages -------------------------------------------------------------------------------------------
     def keys(self, digest: str) -> StageKeys:
@@ -179,11 +180,12 @@ class SAAPipeline:
 
         ``batch``: the category's test images (each image is scored against the others of this set, whatever their
         order); ``references``: normal images in order (the first ``shots`` are used). Each item is an (H, W, 3)
-        uint8 array or a callable returning one: images are read one at a time, their features extracted (through the
-        stage cache) for every setting ``configs`` need and kept in memory for the category, the pixels dropped.
-        Returns ``peers``: the digests of each set (the batch as a sorted set)."""
+        uint8 array or a callable returning one. The images are read once for their digests and sizes (the set's
+        pixel scale, ``SaliencyConfig.common_scale``) and once more for their features, one at a time; the features
+        (through the stage cache) are kept in memory for the category, the pixels dropped. Returns ``peers``: the
+        digests of each set (the batch as a sorted set)."""
         wanted = [c for c in configs if c.saliency.source != "image"]
-        self._peer_features = {}
+        self._peer_features, self._longest = {}, {}
         used = {"batch": [], "references": []}
         for name, items in (("batch", batch), ("references", references)):
             for i, item in enumerate(items):
@@ -191,31 +193,64 @@ class SAAPipeline:
                 check_image(image, f"saliency {name} image {i}")
                 digest = image_digest(image)
                 used[name].append(digest)
+                self._longest[digest] = max(image.shape[:2])
+        self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
+        for name, items in (("batch", batch), ("references", references)):
+            for image, digest in zip(items, used[name]):
                 for c in wanted:
                     s = c.saliency
                     if name == "references" and s.source != "fewshot":
                         continue  # batch saliency compares with the batch only
+                    if name == "batch" and s.source == "fewshot":
+                        continue  # few-shot compares with the references only
                     views = reference_views(s.source, s.augment_references, s.reference_rotations)
                     for t in views if name == "references" else range(1):
                         self._source_features(image, digest, c, t)
-        self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
         return self.peers
 
-    def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0) -> torch.Tensor:
-        """(P, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index), through
-        the stage cache; kept in memory until the next :meth:`set_peers`."""
+    def _set_scale(self, config: SAAConfig) -> float | None:
+        """The median longest side (px) of the batch ``config``'s map compares with; None for few-shot or without
+        ``common_scale``."""
         s = config.saliency
-        view = f"{transform}/{s.reference_rotations}" if transform else "0"
-        tag = (digest, s.source_input, s.pool, view)
+        if s.source != "batch" or not s.common_scale or not self.peers["batch"]:
+            return None  # without a batch, _peer_digests says what is missing
+        return float(np.median([self._longest[d] for d in self.peers["batch"]]))
+
+    def _input_size(self, config: SAAConfig, longest: int) -> int:
+        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``."""
+        ref = self._set_scale(config)
+        s = config.saliency
+        return s.source_input if ref is None else scaled_input(s.source_input, longest, ref)
+
+    def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0,
+                         turns: int = 0, longest: int | None = None, keep: bool = True) -> torch.Tensor:
+        """(h, w, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index;
+        ``turns``: the image turned by that many quarter turns, its features turned back), through the stage cache;
+        kept in memory until the next :meth:`set_peers` when ``keep`` (the peers'; a query's own views are not)."""
+        s = config.saliency
+        size = self._input_size(config, self._longest.get(digest, longest) or max(image.shape[:2]))
+        view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
+        tag = (digest, size, s.pool, view)
         if tag not in self._peer_features:
             if image is None:
                 raise ValueError("saliency peer features missing: pass the image to SAAPipeline.set_peers first")
+            image = image() if callable(image) else image
             backbone = self.models.saliency
-            key = self.keys(digest).saliency_features(s.source_input, s.pool, view)
-            feats = self.cache.get("saliency_features", key, lambda: {"features": source_features(
-                backbone, reference_view(image, transform, s.reference_rotations), s.source_input, s.pool,
-                self.autocast).cpu().numpy()})
-            self._peer_features[tag] = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
+            key = self.keys(digest).saliency_features(size, s.pool, view)
+
+            def compute():
+                if turns:
+                    grid = self._source_features(image, digest, config, longest=longest, keep=False).shape[:2]
+                    f = source_features(backbone, quarter_turn(image, turns), size, s.pool, self.autocast)
+                    return {"features": unturn_features(f, turns, grid).cpu().numpy()}
+                return {"features": source_features(backbone, reference_view(image, transform, s.reference_rotations),
+                                                    size, s.pool, self.autocast).cpu().numpy()}
+
+            feats = self.cache.get("saliency_features", key, compute)
+            feats = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
+            if not keep:
+                return feats
+            self._peer_features[tag] = feats
         return self._peer_features[tag]
 
     def _peer_digests(self, digest: str, config: SAAConfig) -> list[str]:
@@ -235,18 +270,23 @@ class SAAPipeline:
         return refs[:s.shots]
 
     def _other_images_saliency(self, image, keys: StageKeys, config: SAAConfig) -> np.ndarray:
-        """(R, R) batch or few-shot map of ``image``, combined with its single-image map when ``with_image``."""
+        """(R, R) batch or few-shot map of ``image``, combined with its single-image map when ``with_image``.
+        ``config``'s ``batch_rotations`` is resolved (:meth:`with_saliency`)."""
         s, r = config.saliency, config.eval_resolution
+        others = self._peer_digests(keys.digest, config)
         views = reference_views(s.source, s.augment_references, s.reference_rotations)
-        peers = [self._source_features(None, d, config, t).flatten(0, 1)
-                 for d in self._peer_digests(keys.digest, config) for t in views]
-        amap = source_map(self._source_features(image, keys.digest, config), peers, s.source, (r, r), s.batch_fraction,
-                          s.smooth_sigma, s.chunk_size, s.normalize)
+        peers = [self._source_features(None, d, config, t).flatten(0, 1) for d in others for t in views]
+        longest = max(image.shape[:2])
+        query = self._source_features(image, keys.digest, config, longest=longest, keep=keys.digest in self.peers["batch"])
+        turns = (s.batch_rotations or 1) if s.source == "batch" else 1
+        turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, longest=longest, keep=False)
+                  for k in range(1, turns)]
+        amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
+                          turned)
         if s.with_image:
             amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})),
                                       s.image_weight)
         return amap
-
 
     def with_saliency(self, st: StageOutputs, image, prompts: CategoryPrompts, config: SAAConfig,
                       keys: StageKeys | None = None) -> StageOutputs:
@@ -257,6 +297,8 @@ class SAAPipeline:
         if tag in st.saliency_maps:
             return st
         keys = self.keys(image_digest(image)) if keys is None else keys
+        if config.saliency.source == "batch" and config.saliency.batch_rotations is None:
+            config = config.with_(saliency={"batch_rotations": config.saliency.turns_for(prompts.category)})
         objects = instance_objects(st, prompts, config)
         if st.official and config.saliency.source == "image":  # code behaviour's own P^S map
             sal_key = keys.official_saliency(asdict(config.saliency),

@@ -12,6 +12,7 @@ from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts import saliency_sources as S
 from saa_lib.prompts.language import category_prompts
 from saa_lib.prompts.saliency import knn_saliency
+from saa_lib.utils import image_digest
 from saa_lib.zoo import load_saliency_only
 
 
@@ -205,6 +206,10 @@ def test_cli_flags_reach_the_config():
     assert (cfg.saliency.source, cfg.saliency.shots) == ("fewshot", 2) and args.reference == ["r.png"]
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch"])
     assert {c.saliency.source for c in _configs(args, ["saa_plus", "saliency_only"])} == {"batch"}
+    assert {c.saliency.batch_rotations for c in _configs(args, ["saa_plus"])} == {None}
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
+                                      "--batch-rotations", "2"])
+    assert _configs(args, ["saliency_only"])[0].saliency.batch_rotations == 2
     with pytest.raises(ValueError, match="shots"):
         SaliencyConfig(shots=0)
     with pytest.raises(ValueError, match="source"):
@@ -250,3 +255,48 @@ def test_saa_plus_rescores_with_the_batch_map(tmp_path):
     peers = json.loads((tmp_path / "out" / "run.json").read_text())["saliency_peers"]["washer"]
     assert sorted(peers["batch"]) == sorted(str(s.image_path) for s in samples)
     assert peers["references"] == [str(ds.samples("washer", "train")[0].image_path)]
+
+
+def test_unturn_features_inverts_a_quarter_turn_of_the_grid():
+    f = F.normalize(torch.randn(5, 7, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
+    for k in range(4):
+        assert torch.equal(S.unturn_features(torch.rot90(f, k, dims=(0, 1)), k, (5, 7)), f)
+    # a turned grid that rounding left a cell off is resized onto the image's grid, each vector unit length again
+    g = S.unturn_features(torch.randn(8, 6, 4), 1, (5, 7))
+    assert g.shape == (5, 7, 4) and torch.allclose(g.norm(dim=-1), torch.ones(5, 7))
+    assert np.array_equal(S.quarter_turn(np.arange(6).reshape(2, 3), 1), np.rot90(np.arange(6).reshape(2, 3)))
+
+
+def test_scaled_input_known_values():
+    assert S.scaled_input(384, 512, 512) == 384  # images of the set's median size keep the input size
+    assert S.scaled_input(384, 256, 512) == 192 and S.scaled_input(256, 300, 200) == 384
+    assert S.scaled_input(384, 5000, 500) == 1024 and S.scaled_input(384, 10, 512) == 32  # kept within [32, 1024]
+
+
+def test_pipeline_batch_rotations_find_a_turned_copy(tiny_pipe):
+    """A square image and its quarter turn, as a batch of two: compared under the four quarter turns (the default
+    for screws) each image finds the other exactly, so the map is zero; compared as it is (leather, or
+    ``batch_rotations=1``), it is not."""
+    img = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    cfg = _cfg("batch", with_image=False, normalize=False, smooth_sigma=0.0)
+    pipe = SAAPipeline(tiny_pipe)
+    pipe.set_peers([cfg], [img, np.rot90(img)])
+    screw, leather = category_prompts("screw", "mvtec"), category_prompts("leather", "mvtec")
+    assert np.abs(pipe.run(img, screw, cfg).anomaly_map).max() < 1e-5
+    assert pipe.run(img, leather, cfg).anomaly_map.max() > 1e-3
+    assert pipe.run(img, screw, cfg.with_(saliency={"batch_rotations": 1})).anomaly_map.max() > 1e-3
+    with pytest.raises(ValueError, match="batch_rotations"):
+        SaliencyConfig(batch_rotations=3)
+
+
+def test_pipeline_common_scale_shows_each_image_at_the_sets_pixel_scale(tiny_pipe):
+    """With ``common_scale`` an image half the size of the others is given half the input (half the feature grid);
+    without it every image takes ``source_size``."""
+    rng = np.random.default_rng(6)
+    imgs = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (128, 128, 64)]
+    for common, grids in ((True, [(24, 24), (24, 24), (12, 12)]), (False, [(24, 24)] * 3)):
+        cfg = _cfg("batch", source_size=96, common_scale=common)
+        pipe = SAAPipeline(tiny_pipe)
+        digests = [image_digest(im) for im in imgs]
+        pipe.set_peers([cfg], imgs)
+        assert [tuple(pipe._source_features(None, d, cfg).shape[:2]) for d in digests] == grids

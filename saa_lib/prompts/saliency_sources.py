@@ -8,7 +8,9 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
   of the smallest ``ceil(fraction * (N - 1))`` of these N - 1 distances. A normal patch has a close match in almost
   every other image; a defect has none in the images that do not share it, and the mean of the *smallest* distances
   stays low only if many other images carry the same defect. Zero-shot and transductive; the sorted aggregation
-  makes it independent of the order of the images.
+  makes it independent of the order of the images. Where the objects lie at any angle (screws), the image is also
+  turned by quarter turns (:func:`quarter_turn`, its features turned back onto its grid) and each other image is
+  matched by the closest turn: only the query's views are computed, the other images' features are held once.
 - ``fewshot`` (PatchCore-style memory, no training): ``s(p) = min_q (1 - cos(f_p, f_q))`` over the patches q of k
   normal reference images.
 
@@ -64,13 +66,18 @@ def smallest_mean(distances: torch.Tensor, fraction: float) -> torch.Tensor:
     return distances.sort(dim=1).values[:, :m].mean(1)
 
 
-def batch_scores(query: torch.Tensor, others: list[torch.Tensor], fraction: float = 0.3,
+def batch_scores(query: torch.Tensor | list[torch.Tensor], others: list[torch.Tensor], fraction: float = 0.3,
                  query_chunk: int = 1024, bank_chunk: int = 4096) -> torch.Tensor:
     """(Q,) mutual-scoring saliency of ``query`` (Q, D) against the patch sets ``others`` (each (R_j, D)) of the
-    other images: the mean of the smallest ``fraction`` of the per-image nearest distances (see module docstring)."""
+    other images: the mean of the smallest ``fraction`` of the per-image nearest distances (see module docstring).
+
+    ``query`` may be a list of views of the same Q patches (e.g. the image turned, see :func:`quarter_turn`): the
+    distance to each other image is then the smallest over the views."""
     if not others:
         raise ValueError("batch saliency needs at least one other image of the category")
-    d = torch.stack([nearest_distance(query, o, query_chunk, bank_chunk) for o in others], dim=1)  # (Q, N-1)
+    views = query if isinstance(query, (list, tuple)) else [query]
+    d = torch.stack([torch.stack([nearest_distance(v, o, query_chunk, bank_chunk) for v in views], 1).amin(1)
+                     for o in others], dim=1)  # (Q, N-1)
     return smallest_mean(d, fraction)
 
 
@@ -150,6 +157,30 @@ def rotate_image(image: np.ndarray, degrees: float) -> np.ndarray:
     return out.reshape(image.shape)
 
 
+def quarter_turn(image: np.ndarray, k: int) -> np.ndarray:
+    """(H, W, C) ``image`` turned counter-clockwise by ``k`` quarter turns, exactly (the frame turns with it: a
+    (W, H, C) image for odd ``k``)."""
+    return np.ascontiguousarray(np.rot90(image, k))
+
+
+def unturn_features(features: torch.Tensor, k: int, grid_hw: tuple[int, int]) -> torch.Tensor:
+    """(h, w, D) features of an image turned by ``k`` quarter turns (:func:`quarter_turn`), turned back onto the
+    (gh, gw) = ``grid_hw`` grid of the image itself. Where rounding left the turned grid a cell off, it is resized
+    bilinearly and re-normalised."""
+    f = torch.rot90(features, -k, dims=(0, 1))
+    if tuple(f.shape[:2]) != tuple(grid_hw):
+        f = F.interpolate(f.permute(2, 0, 1)[None], size=tuple(grid_hw), mode="bilinear", align_corners=False)
+        f = F.normalize(f[0], dim=0).permute(1, 2, 0)
+    return f.contiguous()
+
+
+def scaled_input(size: int, longest: int, reference_longest: float, limit: int = 1024) -> int:
+    """The input size that shows an image whose longest side is ``longest`` px at the pixel scale of a
+    ``reference_longest`` px image shown at ``size``: ``round(size * longest / reference_longest)``, kept within
+    [32, ``limit``]. Images of one set then show their texture at one scale, whatever their sizes."""
+    return int(min(limit, max(32, round(size * longest / reference_longest))))
+
+
 def reference_views(source: str, augment: bool, rotations: int) -> range:
     """The view indices (:func:`reference_view`) a source compares with: every rotation and mirror of a few-shot
     reference when ``augment``, else the image as it is."""
@@ -172,14 +203,15 @@ def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 38
 
 def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_hw: tuple[int, int],
                batch_fraction: float = 0.1, smooth_sigma: float = 8.0, chunk_size: int = 1024,
-               normalize: bool = False) -> np.ndarray:
+               normalize: bool = False, turned: list[torch.Tensor] = ()) -> np.ndarray:
     """(out_h, out_w) float32 batch or few-shot saliency map of ``query`` (h, w, D) against ``peers`` (each (P_j, D):
     the other test images for ``'batch'``, the reference images (and their views) for ``'fewshot'``), divided by its
-    median when ``normalize``."""
+    median when ``normalize``. ``turned``: batch only, further views of the query on its grid (each (h, w, D), see
+    :func:`unturn_features`); each other image is matched by the closest view."""
     h, w, d = query.shape
     flat = query.reshape(-1, d)
     if source == "batch":
-        s = batch_scores(flat, peers, batch_fraction, chunk_size)
+        s = batch_scores([flat] + [t.reshape(-1, d) for t in turned], peers, batch_fraction, chunk_size)
     elif source == "fewshot":
         s = fewshot_scores(flat, peers, chunk_size)
     else:
