@@ -185,6 +185,7 @@ class SAAPipeline:
         (through the stage cache) are kept in memory for the category, the pixels dropped. Returns ``peers``: the
         digests of each set (the batch as a sorted set)."""
         wanted = [c for c in configs if c.saliency.source != "image"]
+        batch, references = list(batch), list(references)  # read twice (sizes, then features)
         self._peer_features, self._longest = {}, {}
         used = {"batch": [], "references": []}
         for name, items in (("batch", batch), ("references", references)):

@@ -171,7 +171,7 @@ def test_pipeline_batch_is_order_independent_and_keyed_by_the_set(tiny_pipe, tmp
     first = [pipe.run(im, prompts, cfg).anomaly_map for im in imgs]
     assert len(used["batch"]) == 4 and used["batch"] == sorted(used["batch"])
     pipe2 = SAAPipeline(tiny_pipe, StageCache(enabled=False))
-    assert pipe2.set_peers([cfg], [imgs[i] for i in (2, 0, 3, 1)]) == used
+    assert pipe2.set_peers([cfg], (imgs[i] for i in (2, 0, 3, 1))) == used  # any iterable, here a generator
     for im, m in zip(imgs, first):
         assert np.array_equal(pipe2.run(im, prompts, cfg).anomaly_map, m)
     # a different batch is a different cache entry (and a different map)
