@@ -50,9 +50,9 @@ def main() -> None:
     note = ("Real weights: tf_efficientnet_lite0 ImageNet features (the only SAA+ stage that runs on real weights "
             "offline). image-code = 400 farthest neighbours, 0.5(1-cos) (official code); image-paper = 400 nearest "
             "neighbours, 1-cos (paper). batch = mean of the smallest 10 % of the nearest-patch distances to each "
-            "other test image of the category (384 px input; screw, metal_nut, hazelnut: the smallest over the 4 quarter turns "
-            "of the image); fewshotK = nearest-patch distance to K train/good "
-            "images under 12 rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
+            "other test image of the category (384 px input; screw, metal_nut, hazelnut: the smallest over the 4 "
+            "quarter turns of the image); fewshotK = nearest-patch distance to K train/good images under 12 "
+            "rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
             "single-image map of the same behaviour as other^0.6 * image^0.4. "
             + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views or single-image "
                "term. " if args.simple else "")

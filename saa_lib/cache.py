@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from .config import SOURCE_SETTINGS
 from .paths import saa_home
 from .safeio import file_mode
 from .utils import settings_digest
@@ -127,11 +128,6 @@ class StageCache:
 
     def stats(self) -> dict:
         return {"hits": dict(self.hits), "misses": dict(self.misses)}
-
-
-#: settings of the batch / few-shot saliency sources (no part of the single-image map's cache key)
-SOURCE_SETTINGS = ("source", "shots", "source_size", "pool", "batch_fraction", "augment_references",
-                   "reference_rotations", "smooth_sigma", "normalize", "with_image", "image_weight")
 
 
 @dataclass(frozen=True)

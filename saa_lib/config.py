@@ -14,7 +14,7 @@ One name per variant everywhere (code, CLI, notebooks, reports):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 Behaviour = Literal["paper", "code"]
@@ -55,14 +55,13 @@ class SaliencyConfig:
     4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is shown at one pixel
     scale: its input is ``source_size`` times its longest side over the median longest side of the batch, so images
     of different sizes (magnetic tiles) show their texture at the same scale; images of one size all take
-    ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README). Few-shot always
-    takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
+    ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README). Few-shot
+    always takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
     median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of the
     image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
     ``other ** (1 - image_weight) * image ** image_weight``. The defaults were chosen on the real sample images
-    (``benchmarks/saliency_real_features.py``) and checked on other real images; the simple forms
-    (:data:`saa_lib.saliency_compare.SIMPLE_FORM`) are ``source_size=256, smooth_sigma=0, with_image=False,
-    augment_references=False``.
+    (``benchmarks/saliency_real_features.py``) and checked on other real images against the simple forms
+    (:data:`saa_lib.saliency_compare.SIMPLE_FORM`).
     """
 
     backbone: str = "wide_resnet50_2"
@@ -76,6 +75,7 @@ class SaliencyConfig:
     #: full similarity matrix; multi-instance on the objects' SAM masks); False: aspect kept + padding, bilinear,
     #: chunked exact kNN, multi-instance on object boxes
     official_input: bool = True
+    #: from here on the batch / few-shot settings (:data:`SOURCE_SETTINGS`): no part of the single-image map
     source: Literal["image", "batch", "fewshot"] = "image"
     shots: int = 1
     source_size: int | None = None
@@ -117,6 +117,12 @@ class SaliencyConfig:
         if self.batch_rotations is not None:
             return self.batch_rotations
         return 4 if category in ANY_ANGLE_CATEGORIES else 1
+
+
+_SALIENCY_FIELDS = [f.name for f in fields(SaliencyConfig)]
+#: the batch / few-shot settings: every :class:`SaliencyConfig` field from ``source`` on (the single-image map's cache
+#: key leaves them out, so a batch run and an image run share their single-image maps)
+SOURCE_SETTINGS = tuple(_SALIENCY_FIELDS[_SALIENCY_FIELDS.index("source"):])
 
 
 @dataclass(frozen=True)

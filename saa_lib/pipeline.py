@@ -78,6 +78,7 @@ class SAAPipeline:
         self.peers: dict = {"batch": [], "references": []}  # images of the category (see set_peers)
         self._peer_features: dict = {}
         self._longest: dict = {}  # digest -> longest side (px) of each image given to set_peers
+        self._batch_longest: float | None = None  # the median of the batch's longest sides (common_scale)
 
     # ----- expensive stages -------------------------------------------------------------------------------------------
     def keys(self, digest: str) -> StageKeys:
@@ -196,38 +197,33 @@ class SAAPipeline:
                 used[name].append(digest)
                 self._longest[digest] = max(image.shape[:2])
         self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
+        batch_sides = [self._longest[d] for d in self.peers["batch"]]
+        self._batch_longest = float(np.median(batch_sides)) if batch_sides else None
         for name, items in (("batch", batch), ("references", references)):
             for image, digest in zip(items, used[name]):
                 for c in wanted:
                     s = c.saliency
-                    if name == "references" and s.source != "fewshot":
-                        continue  # batch saliency compares with the batch only
-                    if name == "batch" and s.source == "fewshot":
-                        continue  # few-shot compares with the references only
-                    views = reference_views(s.source, s.augment_references, s.reference_rotations)
-                    for t in views if name == "references" else range(1):
+                    if (name == "references") != (s.source == "fewshot"):
+                        continue  # batch compares with the batch only, few-shot with the references only
+                    for t in reference_views(s.source, s.augment_references, s.reference_rotations):
                         self._source_features(image, digest, c, t)
         return self.peers
 
-    def _set_scale(self, config: SAAConfig) -> float | None:
-        """The median longest side (px) of the batch ``config``'s map compares with; None for few-shot or without
-        ``common_scale``."""
-        s = config.saliency
-        if s.source != "batch" or not s.common_scale or not self.peers["batch"]:
-            return None  # without a batch, _peer_digests says what is missing
-        return float(np.median([self._longest[d] for d in self.peers["batch"]]))
-
     def _input_size(self, config: SAAConfig, longest: int) -> int:
-        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``."""
-        ref = self._set_scale(config)
+        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``: batch
+        with ``common_scale`` shows it at the batch's pixel scale (:func:`scaled_input`), else ``source_input``."""
         s = config.saliency
-        return s.source_input if ref is None else scaled_input(s.source_input, longest, ref)
+        if s.source == "batch" and s.common_scale and self._batch_longest is not None:
+            return scaled_input(s.source_input, longest, self._batch_longest)
+        return s.source_input  # without a batch, _peer_digests says what is missing
 
     def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0,
-                         turns: int = 0, longest: int | None = None, keep: bool = True) -> torch.Tensor:
+                         turns: int = 0, grid_hw: tuple[int, int] | None = None, longest: int | None = None,
+                         keep: bool = True) -> torch.Tensor:
         """(h, w, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index;
-        ``turns``: the image turned by that many quarter turns, its features turned back), through the stage cache;
-        kept in memory until the next :meth:`set_peers` when ``keep`` (the peers'; a query's own views are not)."""
+        ``turns``: the image turned by that many quarter turns, its features turned back onto the image's own
+        ``grid_hw``), through the stage cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the
+        peers'; a query's own views are not)."""
         s = config.saliency
         size = self._input_size(config, self._longest.get(digest, longest) or max(image.shape[:2]))
         view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
@@ -241,9 +237,8 @@ class SAAPipeline:
 
             def compute():
                 if turns:
-                    grid = self._source_features(image, digest, config, longest=longest, keep=False).shape[:2]
                     f = source_features(backbone, quarter_turn(image, turns), size, s.pool, self.autocast)
-                    return {"features": unturn_features(f, turns, grid).cpu().numpy()}
+                    return {"features": unturn_features(f, turns, grid_hw).cpu().numpy()}
                 return {"features": source_features(backbone, reference_view(image, transform, s.reference_rotations),
                                                     size, s.pool, self.autocast).cpu().numpy()}
 
@@ -278,10 +273,11 @@ class SAAPipeline:
         views = reference_views(s.source, s.augment_references, s.reference_rotations)
         peers = [self._source_features(None, d, config, t).flatten(0, 1) for d in others for t in views]
         longest = max(image.shape[:2])
-        query = self._source_features(image, keys.digest, config, longest=longest, keep=keys.digest in self.peers["batch"])
+        query = self._source_features(image, keys.digest, config, longest=longest,
+                                      keep=keys.digest in self.peers["batch"])
         turns = (s.batch_rotations or 1) if s.source == "batch" else 1
-        turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, longest=longest, keep=False)
-                  for k in range(1, turns)]
+        turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=query.shape[:2],
+                                        longest=longest, keep=False) for k in range(1, turns)]
         amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
                           turned)
         if s.with_image:

@@ -1,4 +1,6 @@
 """Batch (mutual scoring) and few-shot saliency: known answers, order independence, memory bound, CLI plumbing."""
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -300,3 +302,22 @@ def test_pipeline_common_scale_shows_each_image_at_the_sets_pixel_scale(tiny_pip
         digests = [image_digest(im) for im in imgs]
         pipe.set_peers([cfg], imgs)
         assert [tuple(pipe._source_features(None, d, cfg).shape[:2]) for d in digests] == grids
+
+
+def test_single_image_key_ignores_every_source_setting(tiny_pipe, tmp_path):
+    """The batch / few-shot settings play no part in the single-image map: a screw batch run (its turns resolved to
+    4) takes its single-image term from the same cache entry as the image run."""
+    img = _images(1)[0]
+    screw = category_prompts("screw", "mvtec")
+    image_cfg = _cfg("image")
+    batch_cfg = _cfg("batch", common_scale=True)
+    keys = SAAPipeline(tiny_pipe).keys("d")
+    plain = keys.saliency(asdict(image_cfg.saliency), 48)
+    for change in ({"batch_rotations": 4}, {"common_scale": True}, {"image_weight": 0.7}, {"reference_rotations": 3}):
+        assert keys.saliency(asdict(image_cfg.with_(saliency=change).saliency), 48) == plain
+    pipe = SAAPipeline(tiny_pipe, StageCache(tmp_path))
+    pipe.set_peers([batch_cfg], [img, _images(2, seed=1)[1]])
+    pipe.run(img, screw, image_cfg)
+    hits = pipe.cache.hits.get("saliency", 0)
+    pipe.run(img, screw, batch_cfg)
+    assert pipe.cache.hits.get("saliency", 0) == hits + 1  # the single-image term, computed once
