@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ABLATION_VARIANTS, BEHAVIOURS, VARIANTS, variant_config
+from .config import ABLATION_VARIANTS, BEHAVIOURS, VARIANTS, SaliencyConfig, variant_config
 from .data.datasets import DATASET_NAMES
 from .tables import TABLE_NAMES
 from .weights import SALIENCY_BACKBONES, SAM_VARIANTS
@@ -63,6 +63,25 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--batch-rotations", type=int, default=None, choices=[1, 2, 4],
                    help="quarter turns --saliency-source batch compares each image under (default: 4 for categories "
                         "whose objects lie at any angle, screw / metal_nut / hazelnut, else 1)")
+    g.add_argument("--saliency-pool", type=int, default=SaliencyConfig.pool, metavar="N",
+                   help="--saliency-source batch / fewshot: average the features over N x N cells (default "
+                        f"{SaliencyConfig.pool}: each cell as it is)")
+    g.add_argument("--peer-quantile", type=_quantile_or_none, default=SaliencyConfig.peer_quantile, metavar="Q",
+                   help="--saliency-source batch: divide the distances to each other image by their Q quantile over "
+                        f"the image's patches ('none': as they are; default {SaliencyConfig.peer_quantile})")
+
+
+def _quantile_or_none(text: str) -> float | None:
+    """``--peer-quantile``: a number in [0, 1) or 'none'."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        q = float(text)
+    except ValueError:
+        q = -1.0
+    if not 0.0 <= q < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a quantile in [0, 1) or 'none', got {text!r}")
+    return q
 
 
 def _configs(args, names) -> list:
@@ -72,7 +91,8 @@ def _configs(args, names) -> list:
     over = {k: v for k, v in over.items() if v is not None}
     out = [variant_config(n, args.behaviour, **over) for n in names]
     return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
-                               "shots": args.shots, "batch_rotations": args.batch_rotations}) for c in out]
+                               "shots": args.shots, "batch_rotations": args.batch_rotations,
+                               "pool": args.saliency_pool, "peer_quantile": args.peer_quantile}) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")

@@ -49,16 +49,18 @@ class SaliencyConfig:
     its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
     ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input
     (None: :data:`SOURCE_INPUT_SIZES`, 384 for batch, 256 for few-shot, whose bank holds every rotation), averaged
-    over ``pool`` x ``pool`` neighbourhoods; batch keeps the mean of the smallest ``batch_fraction`` of the per-image
-    distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each one mirrored too)
-    when ``augment_references``; batch compares the image under ``batch_rotations`` quarter turns (1, 2 or 4; None:
-    4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is shown at one pixel
-    scale: its input is ``source_size`` times its longest side over the median longest side of the batch, so images
-    of different sizes (magnetic tiles) show their texture at the same scale; images of one size all take
-    ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README). Few-shot
-    always takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its own
-    median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of the
-    image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
+    over ``pool`` x ``pool`` neighbourhoods (1: each cell as it is); batch divides the distances to each other image
+    by their ``peer_quantile`` quantile over the image's patches (None: as they are; see
+    :func:`~saa_lib.prompts.saliency_sources.batch_scores`) and keeps the mean of the smallest ``batch_fraction`` of
+    these per-image distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each
+    one mirrored too) when ``augment_references``; batch compares the image under ``batch_rotations`` quarter turns
+    (1, 2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is
+    shown at one pixel scale: its input is ``source_size`` times its longest side over the median longest side of the
+    batch, so images of different sizes (magnetic tiles) show their texture at the same scale; images of one size all
+    take ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README).
+    Few-shot always takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its
+    own median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of
+    the image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
     ``other ** (1 - image_weight) * image ** image_weight``. The defaults were chosen on the real sample images
     (``benchmarks/saliency_real_features.py``) and checked on other real images against the simple forms
     (:data:`saa_lib.saliency_compare.SIMPLE_FORM`).
@@ -81,6 +83,7 @@ class SaliencyConfig:
     source_size: int | None = None
     pool: int = 1
     batch_fraction: float = 0.1
+    peer_quantile: float | None = 0.1
     augment_references: bool = True
     reference_rotations: int = 12
     batch_rotations: int | None = None
@@ -99,6 +102,10 @@ class SaliencyConfig:
             raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
         if self.source_size is not None and self.source_size < 32:
             raise ValueError(f"saliency source_size must be >= 32 px (or None), got {self.source_size}")
+        if self.pool < 1:
+            raise ValueError(f"saliency pool must be >= 1, got {self.pool}")
+        if self.peer_quantile is not None and not 0.0 <= self.peer_quantile < 1.0:
+            raise ValueError(f"saliency peer_quantile must be in [0, 1) (or None), got {self.peer_quantile}")
         if self.reference_rotations < 1:
             raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
         if self.batch_rotations not in (None, 1, 2, 4):

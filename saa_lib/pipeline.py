@@ -279,7 +279,7 @@ class SAAPipeline:
         turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=query.shape[:2],
                                         longest=longest, keep=False) for k in range(1, turns)]
         amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
-                          turned)
+                          turned, s.peer_quantile)
         if s.with_image:
             amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})),
                                       s.image_weight)

@@ -21,7 +21,8 @@ from .prompts.language import category_prompts
 
 
 #: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
-SIMPLE_FORM = dict(source_size=256, pool=1, smooth_sigma=0.0, with_image=False, augment_references=False,
+SIMPLE_FORM = dict(source_size=256, pool=1, peer_quantile=None, smooth_sigma=0.0, with_image=False,
+                   augment_references=False,
                    batch_rotations=1)
 
 

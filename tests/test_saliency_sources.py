@@ -65,6 +65,36 @@ def test_batch_scores_do_not_depend_on_the_order_of_the_other_images(planted):
         assert torch.equal(a, b)
 
 
+def test_per_image_scaled_known_values():
+    d = torch.tensor([[0.2, 1.0], [0.4, 2.0], [0.6, 3.0], [0.8, 4.0], [1.0, 5.0]])
+    # each column in units of its own quantile: the median (0.6, 3.0) and the minimum (0.2, 1.0)
+    assert torch.allclose(S.per_image_scaled(d, 0.5), torch.tensor([[1 / 3, 1 / 3], [2 / 3, 2 / 3], [1.0, 1.0],
+                                                                     [4 / 3, 4 / 3], [5 / 3, 5 / 3]]))
+    assert torch.allclose(S.per_image_scaled(d, 0.0), torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0],
+                                                                     [5.0, 5.0]]))
+    # an exact copy (all distances 0) stays 0: the quantile is clamped, never divided by zero
+    assert torch.equal(S.per_image_scaled(torch.zeros(4, 2), 0.1), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="quantile"):
+        S.per_image_scaled(d, 1.0)
+
+
+def test_per_image_scaling_removes_an_offset_shared_by_a_whole_other_image(planted):
+    """Another image that differs from the query as a whole (every distance to it doubled, as for a tile under other
+    light) no longer decides the score: scaled, the batch scores do not change when one other image's distances are
+    all multiplied by a constant, while without the scaling they do."""
+    images, truth = planted
+    q, others = images[0], images[1:]
+    d = torch.stack([S.nearest_distance(q, o) for o in others], 1)
+    far = d.clone()
+    far[:, 0] *= 3.0
+    scaled = S.smallest_mean(S.per_image_scaled(d, 0.1), 0.5), S.smallest_mean(S.per_image_scaled(far, 0.1), 0.5)
+    assert torch.allclose(*scaled)
+    assert not torch.allclose(S.smallest_mean(d, 0.5), S.smallest_mean(far, 0.5))
+    # and through batch_scores the planted pixels still stand out of the normal ones
+    batch = S.batch_scores(q, others, 0.3, peer_quantile=0.1)
+    assert batch[truth].min() > batch[~truth].max()
+
+
 def test_smallest_mean_known_values():
     d = torch.tensor([[0.4, 0.1, 0.3, 0.2], [1.0, 1.0, 0.0, 1.0]])
     assert torch.allclose(S.smallest_mean(d, 0.5), torch.tensor([0.15, 0.5]))
@@ -212,6 +242,17 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
                                       "--batch-rotations", "2"])
     assert _configs(args, ["saliency_only"])[0].saliency.batch_rotations == 2
+    (cfg,) = _configs(args, ["saliency_only"])
+    assert (cfg.saliency.pool, cfg.saliency.peer_quantile) == (1, 0.1)  # batch defaults
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
+                                      "--saliency-pool", "3", "--peer-quantile", "none"])
+    (cfg,) = _configs(args, ["saliency_only"])
+    assert (cfg.saliency.pool, cfg.saliency.peer_quantile) == (3, None)
+    for bad in (["--peer-quantile", "1.5"], ["--peer-quantile", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", *bad])
+    with pytest.raises(ValueError, match="pool"):
+        SaliencyConfig(pool=0)
     with pytest.raises(ValueError, match="shots"):
         SaliencyConfig(shots=0)
     with pytest.raises(ValueError, match="source"):
@@ -280,7 +321,7 @@ def test_pipeline_batch_rotations_find_a_turned_copy(tiny_pipe):
     for screws) each image finds the other exactly, so the map is zero; compared as it is (leather, or
     ``batch_rotations=1``), it is not."""
     img = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    cfg = _cfg("batch", with_image=False, normalize=False, smooth_sigma=0.0)
+    cfg = _cfg("batch", with_image=False, normalize=False, smooth_sigma=0.0, peer_quantile=None)  # distances as is
     pipe = SAAPipeline(tiny_pipe)
     pipe.set_peers([cfg], [img, np.rot90(img)])
     screw, leather = category_prompts("screw", "mvtec"), category_prompts("leather", "mvtec")

@@ -5,9 +5,11 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
 
 - ``batch`` (mutual scoring, as in MuSc): the test images of a category score each other. For pixel p of image i and
   every other image j, ``d_j(p) = min_q (1 - cos(f_p, f_q))`` over the patches q of image j; the saliency is the mean
-  of the smallest ``ceil(fraction * (N - 1))`` of these N - 1 distances. A normal patch has a close match in almost
-  every other image; a defect has none in the images that do not share it, and the mean of the *smallest* distances
-  stays low only if many other images carry the same defect. Zero-shot and transductive; the sorted aggregation
+  of the smallest ``ceil(fraction * (N - 1))`` of these N - 1 distances, each first divided by its own 10 % quantile
+  over the image's patches (:func:`per_image_scaled`: other images that differ as a whole, in lighting or in the
+  scale of a texture, then stop lifting every patch). A normal patch has a close match in almost every other image;
+  a defect has none in the images that do not share it, and the mean of the *smallest* distances stays low only if
+  many other images carry the same defect. Zero-shot and transductive; the sorted aggregation
   makes it independent of the order of the images. Where the objects lie at any angle (screws), the image is also
   turned by quarter turns (:func:`quarter_turn`, its features turned back onto its grid) and each other image is
   matched by the closest turn: only the query's views are computed, the other images' features are held once.
@@ -15,8 +17,8 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
   normal reference images.
 
 Both take the patch features on their own input size (``SaliencyConfig.source_input``: 384 for batch, where small
-defects then cover more cells; 256 for few-shot, whose bank holds every view of each reference), optionally
-averaged over ``pool`` x ``pool`` neighbourhoods, and then:
+defects then cover more cells; 256 for few-shot, whose bank holds every view of each reference), averaged over
+``pool`` x ``pool`` neighbourhoods (``SaliencyConfig.pool``, 1 by default), and then:
 
 - smooth the map with a Gaussian (``sigma`` pixels of the output map);
 - optionally (``normalize``, off by default) divide it by its own median (:func:`median_normalise`): the distance
@@ -67,18 +69,38 @@ def smallest_mean(distances: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 def batch_scores(query: torch.Tensor | list[torch.Tensor], others: list[torch.Tensor], fraction: float = 0.3,
-                 query_chunk: int = 1024, bank_chunk: int = 4096) -> torch.Tensor:
+                 query_chunk: int = 1024, bank_chunk: int = 4096,
+                 peer_quantile: float | None = None) -> torch.Tensor:
     """(Q,) mutual-scoring saliency of ``query`` (Q, D) against the patch sets ``others`` (each (R_j, D)) of the
     other images: the mean of the smallest ``fraction`` of the per-image nearest distances (see module docstring).
 
     ``query`` may be a list of views of the same Q patches (e.g. the image turned, see :func:`quarter_turn`): the
-    distance to each other image is then the smallest over the views."""
+    distance to each other image is then the smallest over the views. ``peer_quantile``: the distances to each other
+    image are first divided by their own ``peer_quantile`` quantile over the Q patches (:func:`per_image_scaled`)."""
     if not others:
         raise ValueError("batch saliency needs at least one other image of the category")
     views = query if isinstance(query, (list, tuple)) else [query]
     d = torch.stack([torch.stack([nearest_distance(v, o, query_chunk, bank_chunk) for v in views], 1).amin(1)
                      for o in others], dim=1)  # (Q, N-1)
+    if peer_quantile is not None:
+        d = per_image_scaled(d, peer_quantile)
     return smallest_mean(d, fraction)
+
+
+def per_image_scaled(distances: torch.Tensor, quantile: float = 0.1, eps: float = 1e-3) -> torch.Tensor:
+    """(Q, N) ``distances`` with each column (the Q patches' distances to one other image) divided by its own
+    ``quantile`` quantile (at least ``eps``).
+
+    Two images of one product can differ as a whole (lighting, exposure, the scale of a tile's texture), which raises
+    every distance between them: a patch compared with a brighter tile is far from all of it. In units of how close
+    the other image comes to the query's best-matched tenth, an other image counts by how much worse it matches
+    *this* patch than the query's well-matched ones, so images that differ as a whole stop lifting every patch of the
+    query. Column by column, so the result keeps the order independence of :func:`smallest_mean`; a normal patch
+    scores about 1 (the map is in units of these quantiles)."""
+    if not 0.0 <= quantile < 1.0:
+        raise ValueError(f"peer quantile must be in [0, 1), got {quantile}")
+    scale = torch.stack([torch.quantile(col, quantile) for col in distances.float().T])
+    return distances / scale.clamp_min(eps)
 
 
 def fewshot_scores(query: torch.Tensor, references: list[torch.Tensor], query_chunk: int = 1024,
@@ -203,15 +225,18 @@ def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 38
 
 def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_hw: tuple[int, int],
                batch_fraction: float = 0.1, smooth_sigma: float = 8.0, chunk_size: int = 1024,
-               normalize: bool = False, turned: list[torch.Tensor] = ()) -> np.ndarray:
+               normalize: bool = False, turned: list[torch.Tensor] = (),
+               peer_quantile: float | None = None) -> np.ndarray:
     """(out_h, out_w) float32 batch or few-shot saliency map of ``query`` (h, w, D) against ``peers`` (each (P_j, D):
     the other test images for ``'batch'``, the reference images (and their views) for ``'fewshot'``), divided by its
     median when ``normalize``. ``turned``: batch only, further views of the query on its grid (each (h, w, D), see
-    :func:`unturn_features`); each other image is matched by the closest view."""
+    :func:`unturn_features`); each other image is matched by the closest view. ``peer_quantile``: batch only, see
+    :func:`batch_scores`."""
     h, w, d = query.shape
     flat = query.reshape(-1, d)
     if source == "batch":
-        s = batch_scores([flat] + [t.reshape(-1, d) for t in turned], peers, batch_fraction, chunk_size)
+        s = batch_scores([flat] + [t.reshape(-1, d) for t in turned], peers, batch_fraction, chunk_size,
+                         peer_quantile=peer_quantile)
     elif source == "fewshot":
         s = fewshot_scores(flat, peers, chunk_size)
     else:
