@@ -218,14 +218,13 @@ class SAAPipeline:
         return s.source_input  # without a batch, _peer_digests says what is missing
 
     def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0,
-                         turns: int = 0, grid_hw: tuple[int, int] | None = None, longest: int | None = None,
-                         keep: bool = True) -> torch.Tensor:
+                         turns: int = 0, grid_hw: tuple[int, int] | None = None, keep: bool = True) -> torch.Tensor:
         """(h, w, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index;
         ``turns``: the image turned by that many quarter turns, its features turned back onto the image's own
         ``grid_hw``), through the stage cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the
         peers'; a query's own views are not)."""
         s = config.saliency
-        size = self._input_size(config, self._longest.get(digest, longest) or max(image.shape[:2]))
+        size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]))
         view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
         tag = (digest, size, s.pool, view)
         if tag not in self._peer_features:
@@ -272,12 +271,10 @@ class SAAPipeline:
         others = self._peer_digests(keys.digest, config)
         views = reference_views(s.source, s.augment_references, s.reference_rotations)
         peers = [self._source_features(None, d, config, t).flatten(0, 1) for d in others for t in views]
-        longest = max(image.shape[:2])
-        query = self._source_features(image, keys.digest, config, longest=longest,
-                                      keep=keys.digest in self.peers["batch"])
+        query = self._source_features(image, keys.digest, config, keep=keys.digest in self.peers["batch"])
         turns = (s.batch_rotations or 1) if s.source == "batch" else 1
         turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=query.shape[:2],
-                                        longest=longest, keep=False) for k in range(1, turns)]
+                                        keep=False) for k in range(1, turns)]
         amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
                           turned, s.peer_quantile)
         if s.with_image:

@@ -22,8 +22,7 @@ from .prompts.language import category_prompts
 
 #: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
 SIMPLE_FORM = dict(source_size=256, pool=1, peer_quantile=None, smooth_sigma=0.0, with_image=False,
-                   augment_references=False,
-                   batch_rotations=1)
+                   augment_references=False, batch_rotations=1)
 
 
 def source_configs(backbone: str = "tf_efficientnet_lite0", shots=(1, 2), behaviours=("paper", "code"),

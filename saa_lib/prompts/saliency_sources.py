@@ -9,10 +9,10 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
   over the image's patches (:func:`per_image_scaled`: other images that differ as a whole, in lighting or in the
   scale of a texture, then stop lifting every patch). A normal patch has a close match in almost every other image;
   a defect has none in the images that do not share it, and the mean of the *smallest* distances stays low only if
-  many other images carry the same defect. Zero-shot and transductive; the sorted aggregation
-  makes it independent of the order of the images. Where the objects lie at any angle (screws), the image is also
-  turned by quarter turns (:func:`quarter_turn`, its features turned back onto its grid) and each other image is
-  matched by the closest turn: only the query's views are computed, the other images' features are held once.
+  many other images carry the same defect. Zero-shot and transductive; the sorted aggregation makes it independent
+  of the order of the images. Where the objects lie at any angle (screws), the image is also turned by quarter turns
+  (:func:`quarter_turn`, its features turned back onto its grid) and each other image is matched by the closest turn:
+  only the query's views are computed, the other images' features are held once.
 - ``fewshot`` (PatchCore-style memory, no training): ``s(p) = min_q (1 - cos(f_p, f_q))`` over the patches q of k
   normal reference images.
 
@@ -99,7 +99,7 @@ def per_image_scaled(distances: torch.Tensor, quantile: float = 0.1, eps: float 
     scores about 1 (the map is in units of these quantiles)."""
     if not 0.0 <= quantile < 1.0:
         raise ValueError(f"peer quantile must be in [0, 1), got {quantile}")
-    scale = torch.stack([torch.quantile(col, quantile) for col in distances.float().T])
+    scale = torch.quantile(distances.float(), quantile, dim=0)  # (N,)
     return distances / scale.clamp_min(eps)
 
 
