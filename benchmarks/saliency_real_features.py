@@ -16,6 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
+from saa_lib.config import DEEP_WEIGHT
 from saa_lib.data import open_dataset
 from saa_lib.report import header, write_report
 from saa_lib.saliency_compare import SIMPLE_FORM, compare_sources, source_configs, sources_table
@@ -50,13 +51,14 @@ def main() -> None:
     note = ("Real weights: tf_efficientnet_lite0 ImageNet features (the only SAA+ stage that runs on real weights "
             "offline). image-code = 400 farthest neighbours, 0.5(1-cos) (official code); image-paper = 400 nearest "
             "neighbours, 1-cos (paper). batch = mean of the smallest 10 % of the nearest-patch distances to each "
-            "other test image of the category, each divided by its own 10 % quantile over the image's patches "
-            "(384 px input; screw, metal_nut, hazelnut: the smallest over the 4 "
+            "other test image of the category, each divided by its own 10 % quantile over the image's patches, "
+            f"on the stride-4 grid and on the stride-32 stage's own grid, mixed {1 - DEEP_WEIGHT:.1f} : "
+            f"{DEEP_WEIGHT:.1f} (384 px input; screw, metal_nut, hazelnut: the smallest over the 4 "
             "quarter turns of the image); fewshotK = nearest-patch distance to K train/good images under 12 "
             "rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
             "single-image map of the same behaviour as other^0.6 * image^0.4. "
-            + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views or single-image "
-               "term. " if args.simple else "")
+            + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views, stride-32 level or "
+               "single-image term. " if args.simple else "")
             + f"Chance level: pixel AUROC 50 %. Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")
     path = write_report(Path(args.out) / "report.md", "P^S saliency map alone on real images, by source",
                         header(models.describe(), models.meaningful, args.root, note),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ABLATION_VARIANTS, BEHAVIOURS, VARIANTS, SaliencyConfig, variant_config
+from .config import ABLATION_VARIANTS, BEHAVIOURS, DEEP_WEIGHT, VARIANTS, SaliencyConfig, variant_config
 from .data.datasets import DATASET_NAMES
 from .tables import TABLE_NAMES
 from .weights import SALIENCY_BACKBONES, SAM_VARIANTS
@@ -69,6 +69,21 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--peer-quantile", type=_quantile_or_none, default=SaliencyConfig.peer_quantile, metavar="Q",
                    help="--saliency-source batch: divide the distances to each other image by their Q quantile over "
                         f"the image's patches ('none': as they are; default {SaliencyConfig.peer_quantile})")
+    g.add_argument("--deep-weight", type=_weight, default=SaliencyConfig.deep_weight, metavar="W",
+                   help="--saliency-source batch / fewshot: share of the score taken on the backbone's stride-32 grid "
+                        "(default "
+                        f"{DEEP_WEIGHT} where the backbone holds that stage, tf_efficientnet_lite0; else 0)")
+
+
+def _weight(text: str) -> float:
+    """``--deep-weight``: a number in [0, 1]."""
+    try:
+        w = float(text)
+    except ValueError:
+        w = -1.0
+    if not 0.0 <= w <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a weight in [0, 1], got {text!r}")
+    return w
 
 
 def _quantile_or_none(text: str) -> float | None:
@@ -92,7 +107,8 @@ def _configs(args, names) -> list:
     out = [variant_config(n, args.behaviour, **over) for n in names]
     return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
                                "shots": args.shots, "batch_rotations": args.batch_rotations,
-                               "pool": args.saliency_pool, "peer_quantile": args.peer_quantile}) for c in out]
+                               "pool": args.saliency_pool, "peer_quantile": args.peer_quantile,
+                               "deep_weight": args.deep_weight}) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")

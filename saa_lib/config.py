@@ -35,6 +35,10 @@ SOURCE_INPUT_SIZES = {"batch": 384, "fewshot": 256}
 #: falls from one side of a magnetic tile) and turned views would match defects with the other images' normal parts.
 ANY_ANGLE_CATEGORIES = frozenset({"screw", "metal_nut", "hazelnut"})
 
+#: the share of the stride-32 level in a batch / few-shot score when ``SaliencyConfig.deep_weight`` is None and the
+#: backbone holds that stage (chosen on the sample images, checked on other real images: README)
+DEEP_WEIGHT = 0.3
+
 
 @dataclass(frozen=True)
 class SaliencyConfig:
@@ -53,8 +57,11 @@ class SaliencyConfig:
     by their ``peer_quantile`` quantile over the image's patches (None: as they are; see
     :func:`~saa_lib.prompts.saliency_sources.batch_scores`) and keeps the mean of the smallest ``batch_fraction`` of
     these per-image distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each
-    one mirrored too) when ``augment_references``; batch compares the image under ``batch_rotations`` quarter turns
-    (1, 2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is
+    one mirrored too) when ``augment_references``. Both score the fine grid and the backbone's stride-32 grid and mix
+    the coarse level in with ``deep_weight`` (None: :data:`DEEP_WEIGHT` where the backbone holds a stride-32 stage,
+    tf_efficientnet_lite0, and 0 where it does not, the WideResNet50 extractor, which stops at layer3; see
+    :func:`~saa_lib.prompts.saliency_sources.source_map`). Batch compares the image under ``batch_rotations`` quarter
+    turns (1, 2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is
     shown at one pixel scale: its input is ``source_size`` times its longest side over the median longest side of the
     batch, so images of different sizes (magnetic tiles) show their texture at the same scale; images of one size all
     take ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README).
@@ -84,6 +91,7 @@ class SaliencyConfig:
     pool: int = 1
     batch_fraction: float = 0.1
     peer_quantile: float | None = 0.1
+    deep_weight: float | None = None
     augment_references: bool = True
     reference_rotations: int = 12
     batch_rotations: int | None = None
@@ -106,6 +114,8 @@ class SaliencyConfig:
             raise ValueError(f"saliency pool must be >= 1, got {self.pool}")
         if self.peer_quantile is not None and not 0.0 <= self.peer_quantile < 1.0:
             raise ValueError(f"saliency peer_quantile must be in [0, 1) (or None), got {self.peer_quantile}")
+        if self.deep_weight is not None and not 0.0 <= self.deep_weight <= 1.0:
+            raise ValueError(f"saliency deep_weight must be in [0, 1] (or None), got {self.deep_weight}")
         if self.reference_rotations < 1:
             raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
         if self.batch_rotations not in (None, 1, 2, 4):
@@ -124,6 +134,16 @@ class SaliencyConfig:
         if self.batch_rotations is not None:
             return self.batch_rotations
         return 4 if category in ANY_ANGLE_CATEGORIES else 1
+
+    def deep_for(self, has_deep: bool) -> float:
+        """The share of the stride-32 level in a batch / few-shot score with a backbone that does (not) hold that
+        stage: ``deep_weight``, else :data:`DEEP_WEIGHT` where it does and 0 where it does not; 0 for the
+        single-image source."""
+        if self.source == "image":
+            return 0.0
+        if self.deep_weight is not None:
+            return self.deep_weight
+        return DEEP_WEIGHT if has_deep else 0.0
 
 
 _SALIENCY_FIELDS = [f.name for f in fields(SaliencyConfig)]

@@ -27,8 +27,9 @@ from .prompts.language import CategoryPrompts, prompts_identity
 from .prompts.property import area_limit
 from .prompts.saliency import (cv2_resize, instance_objects, multi_instance_saliency, official_features, official_grid,
                                official_multi_instance_grid, saliency_key, saliency_map)
-from .prompts.saliency_sources import (combine_with_image, order_key, quarter_turn, reference_view, reference_views,
-                                       scaled_input, source_features, source_map, unturn_features)
+from .prompts.saliency_sources import (FeatureStore, combine_with_image, deep_features, order_key, quarter_turn,
+                                       reference_view, reference_views, scaled_input, source_features, source_map,
+                                       unturn_features)
 from .records import ImageResult, Region, StageOutputs  # noqa: F401  (re-exported: the pipeline's records)
 from .refiner import Refiner
 from .scoring import score
@@ -77,6 +78,7 @@ class SAAPipeline:
         self.max_per_caption = max_per_caption
         self.peers: dict = {"batch": [], "references": []}  # images of the category (see set_peers)
         self._peer_features: dict = {}
+        self._feature_store = FeatureStore()  # the memory of the kept peer features (see set_peers)
         self._longest: dict = {}  # digest -> longest side (px) of each image given to set_peers
         self._batch_longest: float | None = None  # the median of the batch's longest sides (common_scale)
 
@@ -187,7 +189,7 @@ class SAAPipeline:
         digests of each set (the batch as a sorted set)."""
         wanted = [c for c in configs if c.saliency.source != "image"]
         batch, references = list(batch), list(references)  # read twice (sizes, then features)
-        self._peer_features, self._longest = {}, {}
+        self._peer_features, self._longest, self._feature_store = {}, {}, FeatureStore()
         used = {"batch": [], "references": []}
         for name, items in (("batch", batch), ("references", references)):
             for i, item in enumerate(items):
@@ -206,7 +208,8 @@ class SAAPipeline:
                     if (name == "references") != (s.source == "fewshot"):
                         continue  # batch compares with the batch only, few-shot with the references only
                     for t in reference_views(s.source, s.augment_references, s.reference_rotations):
-                        self._source_features(image, digest, c, t)
+                        for deep in (False, True) if self._deep_weight(c) > 0 else (False,):
+                            self._source_features(image, digest, c, t, deep=deep)
         return self.peers
 
     def _input_size(self, config: SAAConfig, longest: int) -> int:
@@ -217,15 +220,22 @@ class SAAPipeline:
             return scaled_input(s.source_input, longest, self._batch_longest)
         return s.source_input  # without a batch, _peer_digests says what is missing
 
+    def _deep_weight(self, config: SAAConfig) -> float:
+        """The share of the stride-32 level in ``config``'s batch score with this pipeline's backbone."""
+        return config.saliency.deep_for(getattr(self.models.saliency, "has_deep", False))
+
     def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0,
-                         turns: int = 0, grid_hw: tuple[int, int] | None = None, keep: bool = True) -> torch.Tensor:
+                         turns: int = 0, grid_hw: tuple[int, int] | None = None, keep: bool = True,
+                         deep: bool = False) -> torch.Tensor:
         """(h, w, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index;
         ``turns``: the image turned by that many quarter turns, its features turned back onto the image's own
-        ``grid_hw``), through the stage cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the
-        peers'; a query's own views are not)."""
+        ``grid_hw``; ``deep``: the stride-32 features, :func:`deep_features`, on their own grid), through the stage
+        cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the peers'; a query's own views are
+        not)."""
         s = config.saliency
         size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]))
         view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
+        view = f"{view}:deep" if deep else view
         tag = (digest, size, s.pool, view)
         if tag not in self._peer_features:
             if image is None:
@@ -234,18 +244,22 @@ class SAAPipeline:
             backbone = self.models.saliency
             key = self.keys(digest).saliency_features(size, s.pool, view)
 
+            def features_of(view_image):
+                if deep:
+                    return deep_features(backbone, view_image, size, self.autocast)
+                return source_features(backbone, view_image, size, s.pool, self.autocast)
+
             def compute():
                 if turns:
-                    f = source_features(backbone, quarter_turn(image, turns), size, s.pool, self.autocast)
+                    f = features_of(quarter_turn(image, turns))
                     return {"features": unturn_features(f, turns, grid_hw).cpu().numpy()}
-                return {"features": source_features(backbone, reference_view(image, transform, s.reference_rotations),
-                                                    size, s.pool, self.autocast).cpu().numpy()}
+                return {"features": features_of(reference_view(image, transform, s.reference_rotations)).cpu().numpy()}
 
             feats = self.cache.get("saliency_features", key, compute)
             feats = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
             if not keep:
                 return feats
-            self._peer_features[tag] = feats
+            self._peer_features[tag] = self._feature_store.keep(feats)
         return self._peer_features[tag]
 
     def _peer_digests(self, digest: str, config: SAAConfig) -> list[str]:
@@ -271,12 +285,22 @@ class SAAPipeline:
         others = self._peer_digests(keys.digest, config)
         views = reference_views(s.source, s.augment_references, s.reference_rotations)
         peers = [self._source_features(None, d, config, t).flatten(0, 1) for d in others for t in views]
-        query = self._source_features(image, keys.digest, config, keep=keys.digest in self.peers["batch"])
+        in_batch = keys.digest in self.peers["batch"]
         turns = (s.batch_rotations or 1) if s.source == "batch" else 1
-        turned = [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=query.shape[:2],
-                                        keep=False) for k in range(1, turns)]
+
+        def query_views(deep: bool):  # the query's features and its turned views (batch), on one level's grid
+            q = self._source_features(image, keys.digest, config, keep=in_batch, deep=deep)
+            return q, [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=q.shape[:2],
+                                             keep=False, deep=deep) for k in range(1, turns)]
+
+        query, turned = query_views(False)
+        deep, deep_weight = None, self._deep_weight(config)
+        if deep_weight > 0:
+            deep_query, deep_turned = query_views(True)
+            deep = (deep_query, [self._source_features(None, d, config, t, deep=True).flatten(0, 1)
+                                 for d in others for t in views], deep_turned)
         amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
-                          turned, s.peer_quantile)
+                          turned, s.peer_quantile, deep, deep_weight)
         if s.with_image:
             amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})),
                                       s.image_weight)
@@ -293,6 +317,8 @@ class SAAPipeline:
         keys = self.keys(image_digest(image)) if keys is None else keys
         if config.saliency.source == "batch" and config.saliency.batch_rotations is None:
             config = config.with_(saliency={"batch_rotations": config.saliency.turns_for(prompts.category)})
+        if config.saliency.source != "image" and config.saliency.deep_weight is None:
+            config = config.with_(saliency={"deep_weight": self._deep_weight(config)})
         objects = instance_objects(st, prompts, config)
         if st.official and config.saliency.source == "image":  # code behaviour's own P^S map
             sal_key = keys.official_saliency(asdict(config.saliency),

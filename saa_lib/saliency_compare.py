@@ -21,7 +21,7 @@ from .prompts.language import category_prompts
 
 
 #: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
-SIMPLE_FORM = dict(source_size=256, pool=1, peer_quantile=None, smooth_sigma=0.0, with_image=False,
+SIMPLE_FORM = dict(source_size=256, pool=1, peer_quantile=None, deep_weight=0.0, smooth_sigma=0.0, with_image=False,
                    augment_references=False, batch_rotations=1)
 
 

@@ -473,3 +473,23 @@ def test_load_saliency_only():
     with pytest.warns(UserWarning, match="not meaningful"):
         tiny = zoo.load_saliency_only("wide_resnet50_2", kind="tiny")
     assert not tiny.meaningful and "NOT meaningful" in tiny.describe()
+
+
+def test_lite0_deep_stage_equals_timm_with_the_stride32_output():
+    """``forward(x, deep=True)`` adds the map timm's own extractor returns for out index 4 (same weights)."""
+    import timm
+
+    model = SAL.load_saliency_backbone("tf_efficientnet_lite0")
+    ref = timm.create_model("tf_efficientnet_lite0", features_only=True, out_indices=(1, 2, 3, 4)).eval()
+    ref.load_state_dict(model.body.state_dict())
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, theirs = model(x, deep=True), ref(x)
+        assert len(model(x)) == 3
+    assert model.has_deep and [t.shape[1] for t in ours] == [24, 40, 112, 320]
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    tiny = SAL.load_saliency_backbone("wide_resnet50_2", kind="tiny", warn=False)
+    assert not tiny.has_deep
+    with pytest.raises(ValueError, match="deep_weight=0"):
+        tiny(x, deep=True)

@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from saa_lib.cache import StageCache
 from saa_lib.cli import _configs, build_parser, main
-from saa_lib.config import SaliencyConfig, variant_config
+from saa_lib.config import DEEP_WEIGHT, SaliencyConfig, variant_config
 from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts import saliency_sources as S
 from saa_lib.prompts.language import category_prompts
@@ -247,8 +247,10 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
                                       "--saliency-pool", "3", "--peer-quantile", "none"])
     (cfg,) = _configs(args, ["saliency_only"])
-    assert (cfg.saliency.pool, cfg.saliency.peer_quantile) == (3, None)
-    for bad in (["--peer-quantile", "1.5"], ["--peer-quantile", "x"]):
+    assert (cfg.saliency.pool, cfg.saliency.peer_quantile, cfg.saliency.deep_weight) == (3, None, None)
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--deep-weight", "0.5"])
+    assert _configs(args, ["saliency_only"])[0].saliency.deep_weight == 0.5
+    for bad in (["--peer-quantile", "1.5"], ["--peer-quantile", "x"], ["--deep-weight", "2"], ["--deep-weight", "x"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", *bad])
     with pytest.raises(ValueError, match="pool"):
@@ -362,3 +364,89 @@ def test_single_image_key_ignores_every_source_setting(tiny_pipe, tmp_path):
     hits = pipe.cache.hits.get("saliency", 0)
     pipe.run(img, screw, batch_cfg)
     assert pipe.cache.hits.get("saliency", 0) == hits + 1  # the single-image term, computed once
+
+
+def test_source_map_mixes_the_stride32_level_linearly():
+    """With the coarse level on the same grid as the fine one (no upsampling), the batch map is the weighted sum of
+    the two levels' maps (smoothing is linear); weight 0 is the fine map itself."""
+    gen = torch.Generator().manual_seed(3)
+    unit = lambda *s: F.normalize(torch.randn(*s, generator=gen), dim=-1)  # noqa: E731
+    q, peers = unit(6, 5, 8), [unit(30, 8) for _ in range(4)]
+    dq, dpeers = unit(6, 5, 3), [unit(30, 3) for _ in range(4)]
+    args = dict(batch_fraction=0.5, smooth_sigma=2.0, peer_quantile=0.1)
+    fine = S.source_map(q, peers, "batch", (12, 10), **args)
+    coarse = S.source_map(dq, dpeers, "batch", (12, 10), **args)
+    for a in (0.0, 0.3, 1.0):
+        mixed = S.source_map(q, peers, "batch", (12, 10), deep=(dq, dpeers, []), deep_weight=a, **args)
+        np.testing.assert_allclose(mixed, (1 - a) * fine + a * coarse, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(S.source_map(q, peers, "batch", (12, 10), deep=(dq, dpeers, []), deep_weight=0.0, **args),
+                          fine)
+
+
+def test_source_map_coarse_cell_covers_the_whole_fine_grid():
+    """A coarse grid of one cell: its score (by hand: distances 1 and 0 to the two other images, mean of both = 0.5)
+    is upsampled to a constant over the fine grid."""
+    q = F.normalize(torch.randn(4, 4, 6, generator=torch.Generator().manual_seed(0)), dim=-1)
+    deep = (torch.tensor([[[1.0, 0.0]]]), [torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 0.0]])], [])
+    out = S.source_map(q, [q.reshape(-1, 6)] * 2, "batch", (8, 8), batch_fraction=1.0, smooth_sigma=0.0,
+                       deep=deep, deep_weight=1.0)
+    np.testing.assert_allclose(out, np.full((8, 8), 0.5), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def lite0_pipe():
+    return load_saliency_only("tf_efficientnet_lite0", kind="official")
+
+
+def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite0_pipe, tiny_pipe, tmp_path):
+    """``deep_weight=None`` resolves to :data:`DEEP_WEIGHT` with tf_efficientnet_lite0 (which holds a stride-32
+    stage) and to 0 with the ResNet extractor (which does not); asking that one for the level is a clear error. The
+    known answers of the fine level hold with the coarse one: order independence, exact matches under turns (batch)
+    and a zero map against the image itself (few-shot)."""
+    prompts = category_prompts("leather", "mvtec")
+    imgs = _images(3, size=96)
+    pipe = SAAPipeline(lite0_pipe, StageCache(tmp_path))
+    cfg = _cfg("batch", source_size=128)
+    pipe.set_peers([cfg, cfg.with_(saliency={"deep_weight": 0.0})], imgs)
+    assert pipe._deep_weight(cfg) == DEEP_WEIGHT
+    auto = pipe.run(imgs[0], prompts, cfg).anomaly_map
+    explicit = pipe.run(imgs[0], prompts, cfg.with_(saliency={"deep_weight": DEEP_WEIGHT})).anomaly_map
+    fine_only = pipe.run(imgs[0], prompts, cfg.with_(saliency={"deep_weight": 0.0})).anomaly_map
+    assert np.array_equal(auto, explicit) and not np.allclose(auto, fine_only)
+    reordered = SAAPipeline(lite0_pipe)
+    reordered.set_peers([cfg], imgs[::-1])
+    assert np.array_equal(reordered.run(imgs[0], prompts, cfg).anomaly_map, auto)  # order-free with the level too
+    assert pipe.cache.hits["saliency"] >= 1  # the resolved weight is the key: auto and explicit share an entry
+    square = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)  # a square and its quarter turn:
+    exact = _cfg("batch", source_size=128, with_image=False, smooth_sigma=0.0, peer_quantile=None, deep_weight=0.5)
+    turned = SAAPipeline(lite0_pipe)  # under four turns each finds the other exactly, on both levels
+    turned.set_peers([exact], [square, np.rot90(square)])
+    assert np.abs(turned.run(square, category_prompts("screw", "mvtec"), exact).anomaly_map).max() < 1e-5
+    assert turned.run(square, prompts, exact).anomaly_map.max() > 1e-3  # leather: no turns
+    deep = pipe._source_features(None, image_digest(imgs[1]), cfg, deep=True)
+    assert deep.shape == (4, 4, 320)  # 96 x 104 shown at 128 px (118 x 128 of content): 4 x 4 cells of 32 px
+    small = SAAPipeline(tiny_pipe)
+    assert small._deep_weight(cfg) == 0.0 and _cfg("image").saliency.deep_for(True) == 0.0
+    few = _cfg("fewshot", source_size=128, with_image=False, augment_references=False)
+    assert pipe._deep_weight(few) == DEEP_WEIGHT
+    pipe.set_peers([few], references=[imgs[0]])  # the image as its own reference: zero on both levels
+    assert np.abs(pipe.run(imgs[0], prompts, few).anomaly_map).max() < 1e-5
+    assert pipe.run(imgs[1], prompts, few).anomaly_map.max() > 1e-3
+    with pytest.raises(ValueError, match="deep_weight=0"):
+        small.set_peers([cfg.with_(saliency={"deep_weight": 0.5})], imgs)
+    with pytest.raises(ValueError, match="deep_weight"):
+        SaliencyConfig(deep_weight=1.5)
+
+
+def test_feature_store_keeps_copies_side_by_side_in_few_blocks():
+    store = S.FeatureStore(block_mib=1)  # 262144 float32 per block
+    parts = [torch.randn(100, 50, 20, generator=torch.Generator().manual_seed(i)) for i in range(3)]  # 100000 each
+    kept = [store.keep(p) for p in parts]
+    assert all(torch.equal(k, p) and k.data_ptr() != p.data_ptr() for k, p in zip(kept, parts))
+    assert len(store.blocks) == 2  # two fit in the first block, the third opens a second
+    assert kept[1].data_ptr() == kept[0].data_ptr() + 100000 * 4  # side by side
+    big = store.keep(torch.ones(300000))  # larger than a block: a block of its own size
+    assert len(store.blocks) == 3 and store.blocks[-1].numel() == 300000 and torch.equal(big, torch.ones(300000))
+    assert store.keep(torch.ones(4, dtype=torch.float64)).dtype == torch.float64 and len(store.blocks) == 4
+    parts[0].zero_()  # the copies do not share memory with what was kept
+    assert kept[0].abs().sum() > 0

@@ -31,7 +31,9 @@ class SaliencyBackbone(nn.Module):
     """Feature extractor for the saliency prompt.
 
     ``forward(x)``: ``x`` (B, 3, S, S) float, already normalised with ``mean``/``std`` → list of 3 tensors
-    (B, C_i, S/r_i, S/r_i) with ``r = strides`` (4, 8, 16) and ``C = channels``.
+    (B, C_i, S/r_i, S/r_i) with ``r = strides`` (4, 8, 16) and ``C = channels``. ``forward(x, deep=True)`` appends
+    the map of the next stage (stride 32, ``deep_channels``) where the body holds that stage (:attr:`has_deep`:
+    EfficientNet bodies run all their blocks; timm's ResNet extractor stops at layer3).
     """
 
     def __init__(self, body: nn.Module, name: str, mean, std, meaningful: bool, identity: str,
@@ -50,10 +52,33 @@ class SaliencyBackbone(nn.Module):
         self.channels = tuple(body.feature_info.channels())
         self.strides = tuple(body.feature_info.reduction())
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    @property
+    def deep_blocks(self) -> list[nn.Module]:
+        """The body's blocks after its last returned map (EfficientNet: the stride-32 stage); [] where it holds none."""
+        blocks = getattr(self.body, "blocks", None)
+        last = self.body.feature_info.module_name()[-1]
+        if blocks is None or not last.startswith("blocks."):
+            return []
+        return list(blocks)[int(last.split(".")[1]) + 1:]
+
+    @property
+    def has_deep(self) -> bool:
+        """Whether ``forward(x, deep=True)`` can add the stride-32 map."""
+        return bool(self.deep_blocks)
+
+    def forward(self, x: torch.Tensor, deep: bool = False) -> list[torch.Tensor]:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name}: expected a (B, 3, S, S) batch, got shape {tuple(x.shape)}")
-        return list(self.body(x))
+        maps = list(self.body(x))
+        if deep:
+            if not self.has_deep:
+                raise ValueError(f"{self.name}: this extractor holds no stage after stride {self.strides[-1]}; "
+                                 "set SaliencyConfig.deep_weight=0 (--deep-weight 0)")
+            y = maps[-1]
+            for block in self.deep_blocks:
+                y = block(y)
+            maps.append(y)
+        return maps
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, meaningful={self.meaningful}, channels={self.channels}, strides={self.strides}"

@@ -107,24 +107,38 @@ def preprocess(image: np.ndarray, size: int, mean, std, device=None) -> tuple[to
 
 
 @torch.no_grad()
+def backbone_maps(backbone: torch.nn.Module, image: np.ndarray, size: int = 256,
+                  autocast: torch.dtype | None = None, deep: bool = False) -> tuple[list[torch.Tensor], tuple[int, int]]:
+    """The backbone's float32 maps of ``image`` (H, W, 3) uint8 on a ``size`` input (:func:`preprocess`), each
+    (1, C_i, g_i, g_i), and the (h, w) of the unpadded content. ``deep``: the stride-32 map appended
+    (:class:`~saa_lib.models.backbone.SaliencyBackbone`). ``autocast`` (bf16 / fp16): the backbone runs in that mixed
+    precision; its maps are turned to float32 before anything else."""
+    device = next(backbone.parameters()).device
+    x, content = preprocess(image, size, backbone.mean, backbone.std, device)
+    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        feats = backbone(x, deep=True) if deep else backbone(x)
+    return [f.float() for f in feats], content
+
+
+def content_cells(features: torch.Tensor, content_hw: tuple[int, int], size: int) -> torch.Tensor:
+    """(D, g, g) map of a padded ``size`` input -> (h, w, D): the cells over the image content (``content_hw``)."""
+    gh, gw = features.shape[-2:]
+    vh, vw = max(1, round(content_hw[0] * gh / size)), max(1, round(content_hw[1] * gw / size))
+    return features[:, :vh, :vw].permute(1, 2, 0).contiguous()
+
+
+@torch.no_grad()
 def pixel_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 256,
                    autocast: torch.dtype | None = None) -> torch.Tensor:
     """(h, w, D) L2-normalised features of the image content on the first feature map's grid (stride 4).
 
-    The backbone's maps (out_indices 1, 2, 3) are upsampled to the first map's grid and concatenated. ``autocast``
-    (bf16 / fp16): the backbone runs in that mixed precision; its maps are turned to float32 before anything else.
+    The backbone's maps (out_indices 1, 2, 3) are upsampled to the first map's grid and concatenated
+    (:func:`backbone_maps`).
     """
-    device = next(backbone.parameters()).device
-    x, (nh, nw) = preprocess(image, size, backbone.mean, backbone.std, device)
-    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        feats = backbone(x)
-    if autocast is not None:
-        feats = [f.float() for f in feats]
+    feats, content = backbone_maps(backbone, image, size, autocast)
     gh, gw = feats[0].shape[-2:]
     up = [feats[0]] + [F.interpolate(f, size=(gh, gw), mode="bilinear", align_corners=False) for f in feats[1:]]
-    f = F.normalize(torch.cat(up, dim=1)[0].float(), dim=0)  # (D, gh, gw)
-    vh, vw = max(1, round(nh * gh / size)), max(1, round(nw * gw / size))
-    return f[:, :vh, :vw].permute(1, 2, 0).contiguous()
+    return content_cells(F.normalize(torch.cat(up, dim=1)[0], dim=0), content, size)
 
 
 def knn_saliency(features: torch.Tensor, neighbours: int = 400, aggregate: str = "nearest",
