@@ -1,4 +1,5 @@
-"""Saliency backbones: a timm feature extractor returning three maps at strides 4, 8 and 16.
+"""Saliency backbones: a timm feature extractor returning three maps at strides 4, 8 and 16 (and, where it holds
+that stage, a fourth at stride 32 on request: ``SaliencyBackbone.forward(x, deep=True)``).
 
 - ``wide_resnet50_2``: timm's ``wide_resnet50_2`` (``features_only``, ``out_indices=(1, 2, 3)``), ImageNet mean/std.
   Official weights: torchvision's ``wide_resnet50_2-95faca4d.pth`` (a plain state dict; timm's ResNet uses the same
@@ -32,8 +33,8 @@ class SaliencyBackbone(nn.Module):
 
     ``forward(x)``: ``x`` (B, 3, S, S) float, already normalised with ``mean``/``std`` → list of 3 tensors
     (B, C_i, S/r_i, S/r_i) with ``r = strides`` (4, 8, 16) and ``C = channels``. ``forward(x, deep=True)`` appends
-    the map of the next stage (stride 32, ``deep_channels``) where the body holds that stage (:attr:`has_deep`:
-    EfficientNet bodies run all their blocks; timm's ResNet extractor stops at layer3).
+    the (B, C, S/32, S/32) map of the next stage where the body holds that stage (:attr:`has_deep`: EfficientNet
+    bodies hold all their blocks; timm's ResNet extractor stops at layer3).
     """
 
     def __init__(self, body: nn.Module, name: str, mean, std, meaningful: bool, identity: str,
