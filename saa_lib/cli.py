@@ -66,37 +66,34 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--saliency-pool", type=int, default=SaliencyConfig.pool, metavar="N",
                    help="--saliency-source batch / fewshot: average the features over N x N cells (default "
                         f"{SaliencyConfig.pool}: each cell as it is)")
-    g.add_argument("--peer-quantile", type=_quantile_or_none, default=SaliencyConfig.peer_quantile, metavar="Q",
+    g.add_argument("--peer-quantile", type=_unit_number("a quantile", upper_closed=False, none_ok=True),
+                   default=SaliencyConfig.peer_quantile, metavar="Q",
                    help="--saliency-source batch: divide the distances to each other image by their Q quantile over "
                         f"the image's patches ('none': as they are; default {SaliencyConfig.peer_quantile})")
-    g.add_argument("--deep-weight", type=_weight, default=SaliencyConfig.deep_weight, metavar="W",
+    g.add_argument("--deep-weight", type=_unit_number("a weight", upper_closed=True), default=SaliencyConfig.deep_weight,
+                   metavar="W",
                    help="--saliency-source batch / fewshot: share of the score taken on the backbone's stride-32 grid "
                         "(default "
                         f"{DEEP_WEIGHT} where the backbone holds that stage, tf_efficientnet_lite0; else 0)")
 
 
-def _weight(text: str) -> float:
-    """``--deep-weight``: a number in [0, 1]."""
-    try:
-        w = float(text)
-    except ValueError:
-        w = -1.0
-    if not 0.0 <= w <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a weight in [0, 1], got {text!r}")
-    return w
+def _unit_number(what: str, upper_closed: bool, none_ok: bool = False):
+    """An argparse type: a number in [0, 1] (``upper_closed``) or [0, 1), or also 'none' (None) when ``none_ok``;
+    anything else is an argparse error naming ``what`` and the range."""
+    bounds = ("[0, 1]" if upper_closed else "[0, 1)") + (" or 'none'" if none_ok else "")
 
+    def parse(text: str) -> float | None:
+        if none_ok and text.strip().lower() == "none":
+            return None
+        try:
+            x = float(text)
+        except ValueError:
+            x = -1.0
+        if not (0.0 <= x <= 1.0 if upper_closed else 0.0 <= x < 1.0):
+            raise argparse.ArgumentTypeError(f"expected {what} in {bounds}, got {text!r}")
+        return x
 
-def _quantile_or_none(text: str) -> float | None:
-    """``--peer-quantile``: a number in [0, 1) or 'none'."""
-    if text.strip().lower() == "none":
-        return None
-    try:
-        q = float(text)
-    except ValueError:
-        q = -1.0
-    if not 0.0 <= q < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a quantile in [0, 1) or 'none', got {text!r}")
-    return q
+    return parse
 
 
 def _configs(args, names) -> list:

@@ -236,18 +236,19 @@ class SAAPipeline:
         size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]))
         view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
         view = f"{view}:deep" if deep else view
-        tag = (digest, size, s.pool, view)
+        pool = 1 if deep else s.pool  # the stride-32 features are never pooled: one entry for every pool setting
+        tag = (digest, size, pool, view)
         if tag not in self._peer_features:
             if image is None:
                 raise ValueError("saliency peer features missing: pass the image to SAAPipeline.set_peers first")
             image = image() if callable(image) else image
             backbone = self.models.saliency
-            key = self.keys(digest).saliency_features(size, s.pool, view)
+            key = self.keys(digest).saliency_features(size, pool, view)
 
             def features_of(view_image):
                 if deep:
                     return deep_features(backbone, view_image, size, self.autocast)
-                return source_features(backbone, view_image, size, s.pool, self.autocast)
+                return source_features(backbone, view_image, size, pool, self.autocast)
 
             def compute():
                 if turns:

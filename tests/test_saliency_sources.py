@@ -425,6 +425,8 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     assert turned.run(square, prompts, exact).anomaly_map.max() > 1e-3  # leather: no turns
     deep = pipe._source_features(None, image_digest(imgs[1]), cfg, deep=True)
     assert deep.shape == (4, 4, 320)  # 96 x 104 shown at 128 px (118 x 128 of content): 4 x 4 cells of 32 px
+    pooled = cfg.with_(saliency={"pool": 3})  # the stride-32 features are not pooled: one entry for every pool
+    assert pipe._source_features(None, image_digest(imgs[1]), pooled, deep=True) is deep
     small = SAAPipeline(tiny_pipe)
     assert small._deep_weight(cfg) == 0.0 and _cfg("image").saliency.deep_for(True) == 0.0
     few = _cfg("fewshot", source_size=128, with_image=False, augment_references=False)
