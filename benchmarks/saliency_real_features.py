@@ -8,7 +8,7 @@ SAM are not used. Usage::
 
     python benchmarks/saliency_real_features.py [--root ../shared/data/samples] [--out results/saliency_real]
         [--simple]   # also the simple forms: plain nearest-patch distance on a 256 px input
-        [--behaviour both|paper|code] [--only image-paper,batch-paper]
+        [--behaviour both|paper|code] [--only image-paper,batch-paper] [--deep-size 640]
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import argparse
 import time
 from pathlib import Path
 
-from saa_lib.config import DEEP_WEIGHT
+from saa_lib.config import DEEP_INPUT_SIZE, DEEP_WEIGHT
 from saa_lib.data import open_dataset
 from saa_lib.report import header, write_report
-from saa_lib.saliency_compare import SIMPLE_FORM, compare_sources, source_configs, sources_table
+from saa_lib.saliency_compare import (SIMPLE_FORM, compare_sources, defect_type_table, source_configs,
+                                      sources_table)
 from saa_lib.zoo import load_saliency_only
 
 
@@ -31,9 +32,14 @@ def main() -> None:
     ap.add_argument("--behaviour", choices=("both", "paper", "code"), default="both",
                     help="which behaviours' rows (default both)")
     ap.add_argument("--only", default=None, help="comma-separated row names to run (e.g. image-paper,batch-paper)")
+    ap.add_argument("--deep-size", type=int, default=DEEP_INPUT_SIZE, metavar="PX",
+                    help=f"input size of the batch / few-shot rows' stride-32 level (default {DEEP_INPUT_SIZE})")
     args = ap.parse_args()
+    if args.deep_size < 32:
+        ap.error(f"--deep-size: expected an input size of at least 32 px, got {args.deep_size}")
     models = load_saliency_only("tf_efficientnet_lite0", kind="official")
-    configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,))
+    configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,),
+                             deep_size=args.deep_size)
     if args.simple:
         simple = source_configs(behaviours=("paper",), **SIMPLE_FORM)
         configs.update({f"simple-{k}": v.with_(variant=f"simple-{k}") for k, v in simple.items()
@@ -52,17 +58,20 @@ def main() -> None:
             "offline). image-code = 400 farthest neighbours, 0.5(1-cos) (official code); image-paper = 400 nearest "
             "neighbours, 1-cos (paper). batch = mean of the smallest 10 % of the nearest-patch distances to each "
             "other test image of the category, each divided by its own 10 % quantile over the image's patches, "
-            f"on the stride-4 grid and on the stride-32 stage's own grid, mixed {1 - DEEP_WEIGHT:.1f} : "
-            f"{DEEP_WEIGHT:.1f} (384 px input; screw, metal_nut, hazelnut: the smallest over the 4 "
-            "quarter turns of the image); fewshotK = nearest-patch distance to K train/good images under 12 "
-            "rotations x 2 mirrors (256 px input); both Gaussian sigma 8, combined with the "
+            f"on the stride-4 grid (384 px input) and on the stride-32 stage's own grid ({args.deep_size} px "
+            f"input), mixed {1 - DEEP_WEIGHT:.1f} : {DEEP_WEIGHT:.1f} (screw, metal_nut, hazelnut: the smallest over "
+            "the 4 quarter turns of the image); fewshotK = nearest-patch distance to K train/good images under 12 "
+            "rotations x 2 mirrors (256 px input, the same stride-32 level mixed in); both Gaussian sigma 8, "
+            "combined with the "
             "single-image map of the same behaviour as other^0.6 * image^0.4. "
             + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views, stride-32 level or "
                "single-image term. " if args.simple else "")
             + f"Chance level: pixel AUROC 50 %. Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")
     path = write_report(Path(args.out) / "report.md", "P^S saliency map alone on real images, by source",
                         header(models.describe(), models.meaningful, args.root, note),
-                        {"per category and mean": sources_table(rows)})
+                        {"per category and mean": sources_table(rows),
+                         "per defect type (pixel AUROC of each type's images with the normal ones)":
+                             defect_type_table(rows)})
     print(path.read_text())
 
 

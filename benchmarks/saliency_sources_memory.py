@@ -6,7 +6,8 @@ number of images beyond their features. Prints the feature memory, the peak resi
 <= 2 GiB) and the time per scored image. Scoring all 100 images takes 100 x the time per image on the CPU; ``--score``
 sets how many are scored (the peak is reached with the first). Usage::
 
-    python benchmarks/saliency_sources_memory.py [--images 100] [--size 400] [--score 2] [--pool 1] [--device cpu]
+    python benchmarks/saliency_sources_memory.py [--images 100] [--size 400] [--score 2] [--pool 1] [--deep-size 640]
+        [--device cpu]
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from saa_lib.cache import StageCache
-from saa_lib.config import SaliencyConfig, variant_config
+from saa_lib.config import DEEP_INPUT_SIZE, SaliencyConfig, variant_config
 from saa_lib.data.synthetic import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts.language import category_prompts
@@ -39,11 +40,14 @@ def main() -> None:
     ap.add_argument("--score", type=int, default=2, help="how many images to score against the others")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--pool", type=int, default=SaliencyConfig.pool, help="SaliencyConfig.pool (feature averaging)")
+    ap.add_argument("--deep-size", type=int, default=None, metavar="PX",
+                    help=f"SaliencyConfig.deep_size (input of the stride-32 level; default {DEEP_INPUT_SIZE})")
     args = ap.parse_args()
     models = load_saliency_only("tf_efficientnet_lite0", kind="official", device=args.device)
     pipe = SAAPipeline(models, StageCache(enabled=False))
     cfg = variant_config("saliency_only", "paper").with_(saliency={"backbone": "tf_efficientnet_lite0",
-                                                                   "source": "batch", "pool": args.pool})
+                                                                   "source": "batch", "pool": args.pool,
+                                                                   "deep_size": args.deep_size})
     prompts = category_prompts("screw", "mvtec")
 
     def image(i: int) -> np.ndarray:
@@ -65,6 +69,7 @@ def main() -> None:
     per_image = (time.perf_counter() - t1) / max(args.score, 1)
     peak = peak_rss_mib()
     print(f"batch saliency, {args.images} images of {args.size}x{args.size} px, pool {args.pool}, "
+          f"stride-32 level at {cfg.saliency.deep_input} px, "
           f"device {args.device}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"features of all images: {feat_mib:.0f} MiB ({t_feat / args.images:.3f} s / image to extract)")

@@ -60,7 +60,7 @@ from IPython.display import Markdown, display
 from saa_lib import workbook as wb
 from saa_lib import viz
 from saa_lib.pipeline import resize_map
-from saa_lib.saliency_compare import compare_sources, source_configs, sources_table
+from saa_lib.saliency_compare import compare_sources, defect_type_table, source_configs, sources_table
 from saa_lib.utils import resolve_device
 from saa_lib.zoo import load_saliency_only
 
@@ -100,8 +100,8 @@ print({name: d.categories for name, d in data.items()})
 # A normal patch has a close match in nearly every other image; a defect has none, except in the few images that
 # share it — taking the *smallest* distances makes one such image (or a normal patch missing from a few images) a
 # small change rather than a decision. The images are sorted before averaging: the map does not depend on their order.
-# The same score is also computed on the backbone's stride-32 stage, on its own coarse grid (12 x 12 cells at 384 px;
-# per-level scoring, as MuSc does), upsampled bilinearly and mixed in,
+# The same score is also computed on the backbone's stride-32 stage, on its own coarse grid, taken from a larger
+# input (`deep_size`, 640 px: 20 x 20 cells; per-level scoring, as MuSc does), upsampled bilinearly and mixed in,
 #
 # $$s_{\text{batch}} = (1 - w)\, s_{\text{batch}}^{\text{stride 4}} + w\, s_{\text{batch}}^{\text{stride 32}},
 # \qquad w = 0.3 \ (\texttt{deep\_weight}),$$
@@ -142,7 +142,7 @@ for name, c in configs.items():
     s = c.saliency
     turns = f"turns: screw {s.turns_for('screw')}, leather {s.turns_for('leather')}, " if s.source == "batch" else ""
     scale = f"peer quantile {s.peer_quantile}, " if s.source == "batch" else ""
-    scale += f"stride-32 weight {s.deep_for(lite0.saliency.has_deep)}, "
+    scale += f"stride-32 weight {s.deep_for(lite0.saliency.has_deep)} at {s.deep_input} px, "
     print(f"{name:16s} source={s.source:8s} shots={s.shots} input {s.source_input} px, "
           f"pool {s.pool}x{s.pool}, ρ={s.batch_fraction}, {scale}σ={s.smooth_sigma}, {turns}"
           f"median-normalised: {s.normalize}, "
@@ -186,24 +186,33 @@ for cat in dict.fromkeys(r.category for r in rows):
 display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 
 # %% [markdown]
+# A category's pixel AUROC pools the pixels of all its images, so defect types that cover large areas weigh most.
+# Per defect type (that type's images together with the category's normal ones) and its share of the category's
+# defect pixels:
+
+# %%
+display(Markdown(defect_type_table(rows)))
+
+# %% [markdown]
 # On **all** test images of the samples (`python benchmarks/saliency_real_features.py --simple`; CPU, 2 cores;
 # batch = every other test image of the category; references from `train/good`), means over MVTec AD leather, screw
 # and MTD, against the paper's single-image form:
 #
 # | P^S source (paper form; mean over leather, screw, MTD) | pixel AUROC | max-F1-pixel | AUPRO@0.3 | s / image (CPU) |
 # |---|---:|---:|---:|---:|
-# | single image (SAA+, paper) | 95.00 | 40.71 | 85.63 | 0.16 |
-# | batch: the other test images (zero-shot) | 98.19 (+3.20) | 57.26 (+16.55) | 90.86 | 3.28 |
-# | few-shot, k = 1 train/good image | 97.32 (+2.33) | 54.23 (+13.52) | 86.13 | 1.23 |
-# | few-shot, k = 2 | 97.18 (+2.19) | 54.56 (+13.85) | 85.04 | 2.27 |
-# | simple batch (plain nearest-patch distance, 256 px) | 95.34 (+0.34) | 45.54 (+4.83) | 83.83 | 0.33 |
+# | single image (SAA+, paper) | 95.00 | 40.71 | 85.63 | 0.17 |
+# | batch: the other test images (zero-shot) | 98.41 (+3.41) | 56.47 (+15.76) | 91.44 | 4.78 |
+# | few-shot, k = 1 train/good image | 97.85 (+2.85) | 54.64 (+13.93) | 87.11 | 2.09 |
+# | few-shot, k = 2 | 97.64 (+2.64) | 55.53 (+14.81) | 86.24 | 3.66 |
+# | simple batch (plain nearest-patch distance, 256 px) | 95.34 (+0.34) | 45.54 (+4.83) | 83.83 | 0.37 |
 # | simple few-shot, k = 1 | 92.48 (−2.52) | 35.89 (−4.82) | 77.45 | 0.08 |
 #
-# Per category (pixel AUROC / max-F1): screw 95.3 / 17.1 (single image) → 99.4 / 50.2 (batch, four turns), 97.5 /
-# 44.8 (few-shot k = 1); MTD 89.8 / 32.1 → 95.4 / 56.3 (batch), 94.7 / 50.7 (k = 1); leather 99.87 / 72.9 → 99.81 /
-# 65.3 (batch), 99.83 / 67.2 (k = 1). Batch gains +3.20 AUROC points and +16.6 max-F1 points over the single-image
-# form, few-shot k = 1 +2.33 and +13.5: leather has nothing to gain, and MTD's large uneven tiles are where the
-# stride-32 level helps (batch 94.0 → 95.4; without that level batch reached +2.70 AUROC points).
+# Per category (pixel AUROC / max-F1): screw 95.3 / 17.1 (single image) → 99.4 / 49.0 (batch, four turns), 97.8 /
+# 42.5 (few-shot k = 1); MTD 89.8 / 32.1 → 96.1 / 54.4 (batch), 95.9 / 49.9 (k = 1); leather 99.87 / 72.9 → 99.82 /
+# 66.1 (batch), 99.87 / 71.6 (k = 1). Batch gains +3.41 AUROC points and +15.8 max-F1 points over the single-image
+# form, few-shot k = 1 +2.85 and +13.9: leather has nothing to gain, and MTD's large uneven tiles are where the
+# stride-32 level helps (batch 94.0 → 96.1; without that level batch reached +2.70 AUROC points, with it on the
+# fine level's 384 px input +3.20).
 #
 # **How the defaults were chosen.** A sweep on these samples (paper form) over the input size (256, 384, 512), the
 # layers (strides 4-16 or 8-16, concatenated or scored one by one and averaged as MuSc does), pooling (1 x 1 to 7 x 7,
@@ -220,16 +229,22 @@ display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 # quantile (MTD AUROC 92.6 → 94.0; on other real MTD tiles −1.1 → +0.2 against the single image), which costs max-F1
 # on screw (57.7 → 53.5). Then the stride-32 level, scored on its own grid and mixed in with weight 0.3 (0.2 to 0.5
 # tried: more weight, more AUROC on MTD and less max-F1 on leather and screw): MTD 94.0 → 95.4, on other real MTD
-# tiles +0.2 → +1.0 against the single image; for few-shot 94.1 → 94.7 and +0.6 → +1.4. The stride-16 map scored on
+# tiles +0.2 → +1.0 against the single image; for few-shot 94.1 → 94.7 and +0.6 → +1.4. That level's own input
+# (`deep_size`, `--deep-size` of the benchmark; batch, weight 0.3, mean over the samples): 384 px +3.20 / +16.6, 512
+# +3.37 / +15.0, 640 +3.41 / +15.8, 768 +3.63 / +18.2, 896 +3.67 / +15.4, 1024 +3.72 / +15.5 (AUROC points / max-F1
+# points; few-shot k = 1: 256 px +2.33, 512 +2.72, 640 +2.85, 768 +3.12). 768 px is best here, but its larger
+# temporaries lifted the peak memory of a batch of 100 images of 400 px to 1.94-2.06 GiB (goal: 2 GiB): the default
+# is 640 px for both sources (1.63 GiB). The stride-16 map scored on
 # its own grid the same way changed nothing. Averaging over $5 \times 5$ cells (`pool=5`) added a little on MTD
 # before the stride-32 level (94.0 → 94.3) and adds nothing with it (samples +3.19 against +3.20 AUROC points): an
 # option. One pixel scale for the tiles added +0.7 AUROC on the sample tiles and cost 5 points on other real tiles: an
 # option, off. Scoring the stride 4-16 layers one by one, padding and scaled peers changed nothing or lost. Larger
 # $\sigma$ trades max-F1 for AUROC ($\sigma = 12$: +0.1 to +0.5 AUROC points for 3 to 4 max-F1 points less).
 # Dividing each map by its median added about +0.4 AUROC points here but cost 3 AUROC points on other MTD tiles whose
-# uneven / fray defects cover up to half the image, so it stays an option (`normalize=True`). The defaults were then checked on real images that are
-# not in the samples (README, "other real images"): there too the tuned forms gain +10 to +14 max-F1 points, more than
-# the simple forms, but pixel AUROC gains are smaller (+1.0 to +1.4 points on MTD tiles with very large defects).
+# uneven / fray defects cover up to half the image, so it stays an option (`normalize=True`). The defaults were then
+# checked on real images that are not in the samples (README, "other real images"): there too the tuned forms gain
+# +9.2 to +15.0 max-F1 points, more than the simple forms, but pixel AUROC gains are smaller where the uneven tiles,
+# which every source ranks near chance, hold half of the MTD defect pixels (further MTD tiles: +1.1 to +1.5 points).
 #
 #
 # ### Where each source helps, where it fails
@@ -246,7 +261,8 @@ display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 # - **Both** fail on defects that cover a large part of the image (MTD uneven, fray): there is no "normal rest" to
 #   compare with inside the image, and the other tiles differ as much from each other as from the defect. The
 #   stride-32 level, whose cells see a whole part of a tile, recovers part of it (other real MTD tiles: AUROC gain
-#   +0.2 → +1.0 for batch), at the price of some max-F1 where defects are small.
+#   +0.2 → +1.4 for batch), at the price of some max-F1 where defects are small. The per-defect-type table above
+#   shows it: fray and break gain most, while a faint uneven shading stays near chance on other tiles.
 
 # %% [markdown]
 # ## 4. Inside SAA+

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ABLATION_VARIANTS, BEHAVIOURS, DEEP_WEIGHT, VARIANTS, SaliencyConfig, variant_config
+from .config import (ABLATION_VARIANTS, BEHAVIOURS, DEEP_INPUT_SIZE, DEEP_WEIGHT, VARIANTS, SaliencyConfig,
+                     variant_config)
 from .data.datasets import DATASET_NAMES
 from .tables import TABLE_NAMES
 from .weights import SALIENCY_BACKBONES, SAM_VARIANTS
@@ -75,6 +76,9 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
                    help="--saliency-source batch / fewshot: share of the score taken on the backbone's stride-32 grid "
                         "(default "
                         f"{DEEP_WEIGHT} where the backbone holds that stage, tf_efficientnet_lite0; else 0)")
+    g.add_argument("--deep-size", type=int, default=SaliencyConfig.deep_size, metavar="PX",
+                   help="--saliency-source batch / fewshot: input size of that stride-32 level (default "
+                        f"{DEEP_INPUT_SIZE})")
 
 
 def _unit_number(what: str, upper_closed: bool, none_ok: bool = False):
@@ -105,7 +109,7 @@ def _configs(args, names) -> list:
     return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
                                "shots": args.shots, "batch_rotations": args.batch_rotations,
                                "pool": args.saliency_pool, "peer_quantile": args.peer_quantile,
-                               "deep_weight": args.deep_weight}) for c in out]
+                               "deep_weight": args.deep_weight, "deep_size": args.deep_size}) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")

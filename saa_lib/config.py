@@ -39,6 +39,12 @@ ANY_ANGLE_CATEGORIES = frozenset({"screw", "metal_nut", "hazelnut"})
 #: backbone holds that stage (chosen on the sample images, checked on other real images: README)
 DEEP_WEIGHT = 0.3
 
+#: the input size of the stride-32 level of batch / few-shot saliency when ``SaliencyConfig.deep_size`` is None, for
+#: both sources: larger than the fine level's input, so that coarse grid has more cells (20 x 20 at 640 px) while each
+#: cell still sees a whole part of a tile or a screw (chosen on the sample images within the memory bound of a batch of
+#: 100 images, checked on other real images: README)
+DEEP_INPUT_SIZE = 640
+
 
 @dataclass(frozen=True)
 class SaliencyConfig:
@@ -60,7 +66,8 @@ class SaliencyConfig:
     one mirrored too) when ``augment_references``. Both score the fine grid and the backbone's stride-32 grid and mix
     the coarse level in with ``deep_weight`` (None: :data:`DEEP_WEIGHT` where the backbone holds a stride-32 stage,
     tf_efficientnet_lite0, and 0 where it does not, the WideResNet50 extractor, which stops at layer3; see
-    :func:`~saa_lib.prompts.saliency_sources.source_map`). Batch compares the image under ``batch_rotations`` quarter
+    :func:`~saa_lib.prompts.saliency_sources.source_map`), that level taken on a ``deep_size`` input (None:
+    :data:`DEEP_INPUT_SIZE`, 640 px). Batch compares the image under ``batch_rotations`` quarter
     turns (1, 2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is
     shown at one pixel scale: its input is ``source_size`` times its longest side over the median longest side of the
     batch, so images of different sizes (magnetic tiles) show their texture at the same scale; images of one size all
@@ -92,6 +99,7 @@ class SaliencyConfig:
     batch_fraction: float = 0.1
     peer_quantile: float | None = 0.1
     deep_weight: float | None = None
+    deep_size: int | None = None
     augment_references: bool = True
     reference_rotations: int = 12
     batch_rotations: int | None = None
@@ -116,6 +124,8 @@ class SaliencyConfig:
             raise ValueError(f"saliency peer_quantile must be in [0, 1) (or None), got {self.peer_quantile}")
         if self.deep_weight is not None and not 0.0 <= self.deep_weight <= 1.0:
             raise ValueError(f"saliency deep_weight must be in [0, 1] (or None), got {self.deep_weight}")
+        if self.deep_size is not None and self.deep_size < 32:
+            raise ValueError(f"saliency deep_size must be >= 32 px (or None), got {self.deep_size}")
         if self.reference_rotations < 1:
             raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
         if self.batch_rotations not in (None, 1, 2, 4):
@@ -127,6 +137,11 @@ class SaliencyConfig:
     def source_input(self) -> int:
         """The input size of the batch / few-shot features: ``source_size``, or the source's default."""
         return self.source_size if self.source_size is not None else SOURCE_INPUT_SIZES.get(self.source, 256)
+
+    @property
+    def deep_input(self) -> int:
+        """The input size of the stride-32 level: ``deep_size``, else :data:`DEEP_INPUT_SIZE`."""
+        return self.deep_size if self.deep_size is not None else DEEP_INPUT_SIZE
 
     def turns_for(self, category: str) -> int:
         """How many quarter turns batch saliency compares an image of ``category`` under: ``batch_rotations``, else

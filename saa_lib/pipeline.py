@@ -212,13 +212,15 @@ class SAAPipeline:
                             self._source_features(image, digest, c, t, deep=deep)
         return self.peers
 
-    def _input_size(self, config: SAAConfig, longest: int) -> int:
-        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``: batch
-        with ``common_scale`` shows it at the batch's pixel scale (:func:`scaled_input`), else ``source_input``."""
+    def _input_size(self, config: SAAConfig, longest: int, deep: bool = False) -> int:
+        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``
+        (``deep``: of its stride-32 level): ``source_input`` (``deep_input``), which batch with ``common_scale``
+        scales to the batch's pixel scale (:func:`scaled_input`)."""
         s = config.saliency
+        size = s.deep_input if deep else s.source_input
         if s.source == "batch" and s.common_scale and self._batch_longest is not None:
-            return scaled_input(s.source_input, longest, self._batch_longest)
-        return s.source_input  # without a batch, _peer_digests says what is missing
+            return scaled_input(size, longest, self._batch_longest, limit=max(1024, 2 * size) if deep else 1024)
+        return size  # without a batch, _peer_digests says what is missing
 
     def _deep_weight(self, config: SAAConfig) -> float:
         """The share of the stride-32 level in ``config``'s batch score with this pipeline's backbone."""
@@ -233,7 +235,7 @@ class SAAPipeline:
         cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the peers'; a query's own views are
         not)."""
         s = config.saliency
-        size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]))
+        size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]), deep)
         view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
         view = f"{view}:deep" if deep else view
         pool = 1 if deep else s.pool  # the stride-32 features are never pooled: one entry for every pool setting
@@ -320,6 +322,8 @@ class SAAPipeline:
             config = config.with_(saliency={"batch_rotations": config.saliency.turns_for(prompts.category)})
         if config.saliency.source != "image" and config.saliency.deep_weight is None:
             config = config.with_(saliency={"deep_weight": self._deep_weight(config)})
+        if config.saliency.source != "image" and config.saliency.deep_size is None:
+            config = config.with_(saliency={"deep_size": config.saliency.deep_input})
         objects = instance_objects(st, prompts, config)
         if st.official and config.saliency.source == "image":  # code behaviour's own P^S map
             sal_key = keys.official_saliency(asdict(config.saliency),

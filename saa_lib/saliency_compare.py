@@ -53,6 +53,8 @@ class SourceRow:
     seconds_per_image: float
     maps: np.ndarray
     masks: np.ndarray
+    #: each map's defect type (``"good"`` for normal images), in the order of ``maps``
+    defect_types: tuple[str, ...] = ()
 
 
 def compare_sources(models, dataset, configs: dict[str, SAAConfig], categories=None, max_images: int | None = None,
@@ -72,7 +74,8 @@ def compare_sources(models, dataset, configs: dict[str, SAAConfig], categories=N
                                   references=reference_samples(dataset, cat, [cfg]))
             dt = (time.perf_counter() - t0) / len(samples)
             rows.append(SourceRow(cat, name, M.pixel_auroc(run.maps, run.masks), M.pixel_max_f1(run.maps, run.masks),
-                                  M.aupro(run.maps, run.masks), dt, run.maps, run.masks))
+                                  M.aupro(run.maps, run.masks), dt, run.maps, run.masks,
+                                  tuple(x.defect_type for x in samples)))
     return rows
 
 
@@ -104,3 +107,33 @@ def source_means(rows: list[SourceRow]) -> dict[str, dict]:
     names = list(dict.fromkeys(r.name for r in rows))
     keys = ("pixel_auroc", "pixel_max_f1", "aupro", "seconds_per_image")
     return {n: {k: float(np.mean([getattr(r, k) for r in rows if r.name == n])) for k in keys} for n in names}
+
+
+def defect_type_auroc(row: SourceRow) -> dict[str, tuple[float, float]]:
+    """{defect type: (pixel AUROC of that type's images together with the category's normal images, the type's share
+    of the category's anomalous pixels)} of one row, types sorted by name: where a category's pooled AUROC comes
+    from. AUROC is nan where the type's images hold no anomalous pixel."""
+    types = np.asarray(row.defect_types)
+    if len(types) != len(row.maps):
+        raise ValueError(f"{row.category} / {row.name}: {len(types)} defect types for {len(row.maps)} maps")
+    good, total = types == "good", float(row.masks.sum())
+    out = {}
+    for t in sorted(set(types) - {"good"}):
+        pick = (types == t) | good
+        share = float(row.masks[types == t].sum()) / total if total else float("nan")
+        out[t] = (M.pixel_auroc(row.maps[pick], row.masks[pick]), share)
+    return out
+
+
+def defect_type_table(rows: list[SourceRow]) -> str:
+    """Markdown: per category and defect type, the share of the category's anomalous pixels and each source's pixel
+    AUROC on that type (:func:`defect_type_auroc`)."""
+    names = list(dict.fromkeys(r.name for r in rows))
+    lines = ["| category | defect type | share of defect pixels | " + " | ".join(names) + " |",
+             "|---|---|---:|" + "---:|" * len(names)]
+    for cat in dict.fromkeys(r.category for r in rows):
+        per = {r.name: defect_type_auroc(r) for r in rows if r.category == cat}
+        for t, (_, share) in per[next(iter(per))].items():
+            cells = " | ".join(_pct(per[n][t][0]) if n in per else "n/a" for n in names)
+            lines.append(f"| {cat} | {t} | {_pct(share)} | {cells} |")
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from saa_lib.cache import StageCache
 from saa_lib.cli import _configs, build_parser, main
-from saa_lib.config import DEEP_WEIGHT, SaliencyConfig, variant_config
+from saa_lib.config import DEEP_INPUT_SIZE, DEEP_WEIGHT, SaliencyConfig, variant_config
 from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts import saliency_sources as S
 from saa_lib.prompts.language import category_prompts
@@ -247,9 +247,12 @@ def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
                                       "--saliency-pool", "3", "--peer-quantile", "none"])
     (cfg,) = _configs(args, ["saliency_only"])
-    assert (cfg.saliency.pool, cfg.saliency.peer_quantile, cfg.saliency.deep_weight) == (3, None, None)
-    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--deep-weight", "0.5"])
+    assert (cfg.saliency.pool, cfg.saliency.peer_quantile, cfg.saliency.deep_weight, cfg.saliency.deep_size) == (
+        3, None, None, None)
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--deep-weight", "0.5",
+                                      "--deep-size", "512"])
     assert _configs(args, ["saliency_only"])[0].saliency.deep_weight == 0.5
+    assert _configs(args, ["saliency_only"])[0].saliency.deep_size == 512
     for bad in (["--peer-quantile", "1.5"], ["--peer-quantile", "x"], ["--deep-weight", "2"], ["--deep-weight", "x"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", *bad])
@@ -261,11 +264,12 @@ def test_cli_flags_reach_the_config():
         SaliencyConfig(source="other")
 
 
-def test_cli_bad_shots_is_one_line_exit_2(capsys, tmp_path):
+@pytest.mark.parametrize("flag, value", [("--shots", "0"), ("--deep-size", "16")])
+def test_cli_bad_source_setting_is_one_line_exit_2(capsys, tmp_path, flag, value):
     code = main(["predict", str(tmp_path / "a.png"), "--category", "screw", "--out", str(tmp_path / "o"),
-                 "--models", "tiny", "--variant", "saliency_only", "--saliency-source", "fewshot", "--shots", "0"])
+                 "--models", "tiny", "--variant", "saliency_only", "--saliency-source", "fewshot", flag, value])
     err = capsys.readouterr().err
-    assert code == 2 and "shots" in err and "Traceback" not in err
+    assert code == 2 and flag[2:].replace("-", "_") in err and "Traceback" not in err
 
 
 def test_saa_plus_rescores_with_the_batch_map(tmp_path):
@@ -406,7 +410,7 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     prompts = category_prompts("leather", "mvtec")
     imgs = _images(3, size=96)
     pipe = SAAPipeline(lite0_pipe, StageCache(tmp_path))
-    cfg = _cfg("batch", source_size=128)
+    cfg = _cfg("batch", source_size=128, deep_size=128)
     pipe.set_peers([cfg, cfg.with_(saliency={"deep_weight": 0.0})], imgs)
     assert pipe._deep_weight(cfg) == DEEP_WEIGHT
     auto = pipe.run(imgs[0], prompts, cfg).anomaly_map
@@ -418,7 +422,8 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     assert np.array_equal(reordered.run(imgs[0], prompts, cfg).anomaly_map, auto)  # order-free with the level too
     assert pipe.cache.hits["saliency"] >= 1  # the resolved weight is the key: auto and explicit share an entry
     square = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)  # a square and its quarter turn:
-    exact = _cfg("batch", source_size=128, with_image=False, smooth_sigma=0.0, peer_quantile=None, deep_weight=0.5)
+    exact = _cfg("batch", source_size=128, with_image=False, smooth_sigma=0.0, peer_quantile=None, deep_weight=0.5,
+                 deep_size=256)
     turned = SAAPipeline(lite0_pipe)  # under four turns each finds the other exactly, on both levels
     turned.set_peers([exact], [square, np.rot90(square)])
     assert np.abs(turned.run(square, category_prompts("screw", "mvtec"), exact).anomaly_map).max() < 1e-5
@@ -429,7 +434,7 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     assert pipe._source_features(None, image_digest(imgs[1]), pooled, deep=True) is deep
     small = SAAPipeline(tiny_pipe)
     assert small._deep_weight(cfg) == 0.0 and _cfg("image").saliency.deep_for(True) == 0.0
-    few = _cfg("fewshot", source_size=128, with_image=False, augment_references=False)
+    few = _cfg("fewshot", source_size=128, deep_size=160, with_image=False, augment_references=False)
     assert pipe._deep_weight(few) == DEEP_WEIGHT
     pipe.set_peers([few], references=[imgs[0]])  # the image as its own reference: zero on both levels
     assert np.abs(pipe.run(imgs[0], prompts, few).anomaly_map).max() < 1e-5
@@ -438,6 +443,38 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
         small.set_peers([cfg.with_(saliency={"deep_weight": 0.5})], imgs)
     with pytest.raises(ValueError, match="deep_weight"):
         SaliencyConfig(deep_weight=1.5)
+    with pytest.raises(ValueError, match="deep_size"):
+        SaliencyConfig(deep_size=16)
+
+
+def test_pipeline_stride32_level_takes_its_own_input_size(lite0_pipe, tmp_path):
+    """``deep_size=None`` resolves to :data:`DEEP_INPUT_SIZE` for both sources (the map shares its cache entry with
+    the explicit size); the coarse grid follows ``deep_size`` whatever ``source_size`` is, and ``common_scale``
+    scales it like the fine input (an image half the size of the others: half the grid)."""
+    prompts = category_prompts("leather", "mvtec")
+    imgs = _images(3, size=96)  # 96 x 104 px
+    pipe = SAAPipeline(lite0_pipe, StageCache(tmp_path))
+    auto = _cfg("batch", source_size=64)
+    assert auto.saliency.deep_input == _cfg("fewshot").saliency.deep_input == DEEP_INPUT_SIZE == 640
+    explicit, small = auto.with_(saliency={"deep_size": 640}), auto.with_(saliency={"deep_size": 128})
+    pipe.set_peers([auto, small], imgs)
+    d = image_digest(imgs[1])
+    assert pipe._source_features(None, d, explicit, deep=True) is pipe._source_features(None, d, auto, deep=True)
+    assert pipe._source_features(None, d, auto, deep=True).shape == (18, 20, 320)  # 591 x 640 px of content
+    assert pipe._source_features(None, d, auto).shape[:2] == (15, 16)  # the fine level: 64 px, stride 4
+    first = pipe.run(imgs[0], prompts, auto).anomaly_map
+    assert np.array_equal(pipe.run(imgs[0], prompts, explicit).anomaly_map, first)
+    assert pipe.cache.hits["saliency"] >= 1  # the resolved size is the key: one entry for None and 640
+    assert pipe._source_features(None, d, small, deep=True).shape == (4, 4, 320)
+    assert not np.allclose(pipe.run(imgs[0], prompts, small).anomaly_map, first)
+    rng = np.random.default_rng(6)
+    sized = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (128, 128, 64)]
+    for common, grids in ((True, [(8, 8), (8, 8), (4, 4)]), (False, [(8, 8)] * 3)):
+        cfg = _cfg("batch", source_size=64, deep_size=256, common_scale=common)
+        scaled = SAAPipeline(lite0_pipe)
+        scaled.set_peers([cfg], sized)
+        assert [tuple(scaled._source_features(None, image_digest(im), cfg, deep=True).shape[:2])
+                for im in sized] == grids
 
 
 def test_feature_store_keeps_copies_side_by_side_in_few_blocks():

@@ -212,11 +212,14 @@ def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, query_chunk: int
     if len(bank) == 0:
         raise ValueError("nearest_distance: the bank is empty")
     out = torch.empty(len(queries), device=queries.device, dtype=torch.float32)
+    block = torch.empty(min(query_chunk, len(queries)) * min(bank_chunk, len(bank)), device=queries.device)
     for qs in range(0, len(queries), query_chunk):
         q = queries[qs:qs + query_chunk].float()
         best = torch.full((len(q),), -2.0, device=q.device)
         for bs in range(0, len(bank), bank_chunk):
-            best = torch.maximum(best, (q @ bank[bs:bs + bank_chunk].float().T).amax(1))
+            b = bank[bs:bs + bank_chunk].float()
+            sims = torch.mm(q, b.T, out=block[:len(q) * len(b)].view(len(q), len(b)))  # one buffer for every block
+            best = torch.maximum(best, sims.amax(1))
         out[qs:qs + len(q)] = (1.0 - best).clamp_min(0.0)
     return out
 

@@ -19,8 +19,9 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
 Both take the patch features on their own input size (``SaliencyConfig.source_input``: 384 for batch, where small
 defects then cover more cells; 256 for few-shot, whose bank holds every view of each reference), averaged over
 ``pool`` x ``pool`` neighbourhoods (``SaliencyConfig.pool``, 1 by default). Where the backbone holds a stride-32 stage
-(tf_efficientnet_lite0) the same score is also computed on that stage's own coarse grid (:func:`deep_features`) and
-mixed in (``SaliencyConfig.deep_weight``, :func:`source_map`). Then:
+(tf_efficientnet_lite0) the same score is also computed on that stage's own coarse grid (:func:`deep_features`, on a
+larger input: ``SaliencyConfig.deep_input``, 640 px) and mixed in (``SaliencyConfig.deep_weight``,
+:func:`source_map`). Then:
 
 - smooth the map with a Gaussian (``sigma`` pixels of the output map);
 - optionally (``normalize``, off by default) divide it by its own median (:func:`median_normalise`): the distance
@@ -256,7 +257,7 @@ def source_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 38
 def deep_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 384,
                   autocast: torch.dtype | None = None) -> torch.Tensor:
     """(h, w, C) L2-normalised features of ``image`` from the backbone's stride-32 stage, on that stage's own grid
-    (12 x 12 cells for a square image at 384 px): the coarse level of :func:`source_map`."""
+    (12 x 12 cells for a square image at 384 px, 20 x 20 at 640 px): the coarse level of :func:`source_map`."""
     feats, content = backbone_maps(backbone, image, size, autocast, deep=True)
     return content_cells(F.normalize(feats[-1][0], dim=0), content, size)
 
