@@ -35,11 +35,12 @@ def main() -> None:
     ap.add_argument("--deep-size", type=int, default=DEEP_INPUT_SIZE, metavar="PX",
                     help=f"input size of the batch / few-shot rows' stride-32 level (default {DEEP_INPUT_SIZE})")
     args = ap.parse_args()
-    if args.deep_size < 32:
-        ap.error(f"--deep-size: expected an input size of at least 32 px, got {args.deep_size}")
+    try:  # the config checks the size, before the model is loaded
+        configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,),
+                                 deep_size=args.deep_size)
+    except ValueError as e:
+        ap.error(f"--deep-size {args.deep_size}: {e}")
     models = load_saliency_only("tf_efficientnet_lite0", kind="official")
-    configs = source_configs(behaviours=("paper", "code") if args.behaviour == "both" else (args.behaviour,),
-                             deep_size=args.deep_size)
     if args.simple:
         simple = source_configs(behaviours=("paper",), **SIMPLE_FORM)
         configs.update({f"simple-{k}": v.with_(variant=f"simple-{k}") for k, v in simple.items()

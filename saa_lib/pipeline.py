@@ -320,10 +320,9 @@ class SAAPipeline:
         keys = self.keys(image_digest(image)) if keys is None else keys
         if config.saliency.source == "batch" and config.saliency.batch_rotations is None:
             config = config.with_(saliency={"batch_rotations": config.saliency.turns_for(prompts.category)})
-        if config.saliency.source != "image" and config.saliency.deep_weight is None:
-            config = config.with_(saliency={"deep_weight": self._deep_weight(config)})
-        if config.saliency.source != "image" and config.saliency.deep_size is None:
-            config = config.with_(saliency={"deep_size": config.saliency.deep_input})
+        if config.saliency.source != "image":  # resolved: None and the value it stands for share one cache entry
+            config = config.with_(saliency={"deep_weight": self._deep_weight(config),
+                                            "deep_size": config.saliency.deep_input})
         objects = instance_objects(st, prompts, config)
         if st.official and config.saliency.source == "image":  # code behaviour's own P^S map
             sal_key = keys.official_saliency(asdict(config.saliency),
