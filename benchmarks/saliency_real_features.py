@@ -63,8 +63,7 @@ def main() -> None:
             f"input), mixed {1 - DEEP_WEIGHT:.1f} : {DEEP_WEIGHT:.1f} (screw, metal_nut, hazelnut: the smallest over "
             "the 4 quarter turns of the image); fewshotK = nearest-patch distance to K train/good images under 12 "
             "rotations x 2 mirrors (256 px input, the same stride-32 level mixed in); both Gaussian sigma 8, "
-            "combined with the "
-            "single-image map of the same behaviour as other^0.6 * image^0.4. "
+            "combined with the single-image map of the same behaviour as other^0.6 * image^0.4. "
             + ("simple-* = plain nearest-patch distance, 256 px input, no smoothing, views, stride-32 level or "
                "single-image term. " if args.simple else "")
             + f"Chance level: pixel AUROC 50 %. Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")

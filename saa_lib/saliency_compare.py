@@ -119,8 +119,9 @@ def defect_type_auroc(row: SourceRow) -> dict[str, tuple[float, float]]:
     good, total = types == "good", float(row.masks.sum())
     out = {}
     for t in sorted(set(types) - {"good"}):
-        pick = (types == t) | good
-        share = float(row.masks[types == t].sum()) / total if total else float("nan")
+        is_t = types == t
+        pick = is_t | good
+        share = float(row.masks[is_t].sum()) / total if total else float("nan")
         out[t] = (M.pixel_auroc(row.maps[pick], row.masks[pick]), share)
     return out
 
