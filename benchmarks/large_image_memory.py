@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from saa_lib.config import variant_config
     from saa_lib.pipeline import SAAPipeline
     from saa_lib.prompts.language import category_prompts
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -16,12 +16,12 @@ import argparse
 import time
 from pathlib import Path
 
-from saa_lib.config import DEEP_INPUT_SIZE, DEEP_WEIGHT
+from saa_lib.peers.config import DEEP_INPUT_SIZE, DEEP_WEIGHT
 from saa_lib.data import open_dataset
-from saa_lib.report import header, write_report
-from saa_lib.saliency_compare import (SIMPLE_FORM, compare_sources, defect_type_table, source_configs,
+from saa_lib.workbook.report import header, write_report
+from saa_lib.engine.saliency_sources import (SIMPLE_FORM, compare_sources, defect_type_table, source_configs,
                                       sources_table)
-from saa_lib.zoo import load_saliency_only
+from saa_lib.weights.zoo import load_saliency_only
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Memory bound of batch saliency: a category of 100 images at 400 x 400 px, each scored against the 99 others.
 
-The features of all images are extracted once (``SAAPipeline.set_peers``) and held in memory; scoring one image runs
+The features of all images are extracted once (``PeerSaliency.prepare``) and held in memory; scoring one image runs
 the exact nearest-patch search over blocks of ``chunk_size`` x 4096 similarities, so the peak does not grow with the
 number of images beyond their features. Prints the feature memory, the peak resident memory of the process (goal:
 <= 2 GiB) and the time per scored image. Scoring all 100 images takes 100 x the time per image on the CPU; ``--score``
@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from saa_lib.cache import StageCache
-from saa_lib.config import DEEP_INPUT_SIZE, SaliencyConfig, variant_config
+from saa_lib.config import variant_config
 from saa_lib.data.synthetic import SYNTHETIC_CATEGORIES, synthesize
+from saa_lib.peers import PeerConfig, PeerSaliency, with_peers
+from saa_lib.peers.config import DEEP_INPUT_SIZE
 from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts.language import category_prompts
-from saa_lib.zoo import load_saliency_only
+from saa_lib.weights.zoo import load_saliency_only
 
 
 def peak_rss_mib() -> float:
@@ -39,15 +41,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=400)
     ap.add_argument("--score", type=int, default=2, help="how many images to score against the others")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--pool", type=int, default=SaliencyConfig.pool, help="SaliencyConfig.pool (feature averaging)")
+    ap.add_argument("--pool", type=int, default=PeerConfig.pool, help="PeerConfig.pool (feature averaging)")
     ap.add_argument("--deep-size", type=int, default=None, metavar="PX",
-                    help=f"SaliencyConfig.deep_size (input of the stride-32 level; default {DEEP_INPUT_SIZE})")
+                    help=f"PeerConfig.deep_size (input of the stride-32 level; default {DEEP_INPUT_SIZE})")
     args = ap.parse_args()
     models = load_saliency_only("tf_efficientnet_lite0", kind="official", device=args.device)
     pipe = SAAPipeline(models, StageCache(enabled=False))
-    cfg = variant_config("saliency_only", "paper").with_(saliency={"backbone": "tf_efficientnet_lite0",
-                                                                   "source": "batch", "pool": args.pool,
-                                                                   "deep_size": args.deep_size})
+    cfg = with_peers(variant_config("saliency_only", "paper").with_(saliency={"backbone": "tf_efficientnet_lite0"}),
+                     source="batch", pool=args.pool, deep_size=args.deep_size)
     prompts = category_prompts("screw", "mvtec")
 
     def image(i: int) -> np.ndarray:
@@ -56,20 +57,21 @@ def main() -> None:
 
     base = peak_rss_mib()
     t0 = time.perf_counter()
-    pipe.set_peers([cfg], [lambda i=i: image(i) for i in range(args.images)])
+    peers = PeerSaliency(models, pipe.cache, category="screw", batch=[lambda i=i: image(i) for i in range(args.images)])
+    peers.prepare(cfg.saliency.peers)
     t_feat = time.perf_counter() - t0
-    feat_mib = sum(f.numel() * f.element_size() for f in pipe._peer_features.values()) / 2 ** 20
+    feat_mib = peers.kept_bytes / 2 ** 20
     after_features = peak_rss_mib()
     t1 = time.perf_counter()
     for i in range(args.score):
-        amap = pipe.run(image(i), prompts, cfg).anomaly_map
+        amap = pipe.run(image(i), prompts, cfg, peers=peers).anomaly_map
         assert np.isfinite(amap).all()
     if torch.device(args.device).type == "cuda":
         torch.cuda.synchronize()
     per_image = (time.perf_counter() - t1) / max(args.score, 1)
     peak = peak_rss_mib()
     print(f"batch saliency, {args.images} images of {args.size}x{args.size} px, pool {args.pool}, "
-          f"stride-32 level at {cfg.saliency.deep_input} px, "
+          f"stride-32 level at {cfg.saliency.peers.deep_input} px, "
           f"device {args.device}, "
           f"torch threads {torch.get_num_threads()}")
     print(f"features of all images: {feat_mib:.0f} MiB ({t_feat / args.images:.3f} s / image to extract)")

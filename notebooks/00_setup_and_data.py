@@ -60,19 +60,20 @@ import warnings
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from saa_lib import workbook as wb
-from saa_lib import viz, zoo
+from saa_lib import workbook
+from saa_lib.workbook import viz
+from saa_lib.weights import zoo
 from saa_lib.data import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.prompts.language import category_prompts
 
 warnings.filterwarnings("ignore", category=FutureWarning)
-TAG = wb.banner(models)
-figures = wb.Figures(out_dir)
+TAG = workbook.banner(models)
+figures = workbook.Figures(out_dir)
 
 # %% [markdown]
 # ## 1. Weights: what the pipeline needs and what is here
 #
-# The zoo (`saa_lib.zoo`) lists every file, its official URL and its published hash. This notebook only *looks*:
+# The zoo (`saa_lib.weights.zoo`) lists every file, its official URL and its published hash. This notebook only *looks*:
 # it never downloads. `saa download weights` (or `make demo`) fetches and verifies them; `models="tiny"` runs the same
 # code with small random-weight networks, which is how the tests and this series run without them.
 
@@ -87,8 +88,8 @@ display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows))
 need = zoo.weights_for("vit_h", "wide_resnet50_2")
 print("official models need:", ", ".join(need))
 print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)  # what the notebooks use for P^S ("auto")
-print(wb.saliency_line(saliency_backbone))
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)  # what the notebooks use for P^S ("auto")
+print(workbook.saliency_line(saliency_backbone))
 
 # %% [markdown]
 # One real network is always available offline: the saliency backbone `tf_efficientnet_lite0`, whose ImageNet
@@ -109,7 +110,7 @@ except (ModuleNotFoundError, FileNotFoundError) as err:
 # `image_path`, `mask_path`, `label` (0 normal, 1 anomalous), `category`, `defect_type`.
 
 # %%
-ds = wb.open_data(dataset, root, categories, seed)
+ds = workbook.open_data(dataset, root, categories, seed)
 print(ds)
 rows = ["| category | test normal | test anomalous | defect types | train normal |", "|---|---:|---:|---|---:|"]
 for cat in ds.categories:
@@ -186,11 +187,11 @@ print("mask == changed pixels:", bool((changed == syn.mask).all()))
 # same readers: `folder` for the MVTec layout, `mtd` for the magnetic tiles.
 
 # %%
-real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = workbook.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("this section is skipped: the synthetic images above are all this notebook shows")
 else:
-    print(f"real samples from {wb.shared_samples()}")
+    print(f"real samples from {workbook.shared_samples()}")
     for cat, rds in real.items():
         smp = rds.samples(cat)
         print(f"{cat:15s} {sum(s.label == 1 for s in smp)} anomalous, {sum(s.label == 0 for s in smp)} normal test "

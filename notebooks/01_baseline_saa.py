@@ -44,14 +44,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -60,11 +61,11 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 #
 # For every image, `pipeline.stages` runs GroundingDINO on each prompt entry (one forward per entry, batched, the image
 # backbone run once for all entries), SAM on every box, and the saliency backbone; the results go to the stage cache,
-# so every later notebook and every re-score costs milliseconds. `wb.setup` (the set-up cell above, shared by every
+# so every later notebook and every re-score costs milliseconds. `workbook.setup` (the set-up cell above, shared by every
 # notebook) computed them with the full `saa_plus` settings: it needs every stage any variant needs. One image holds:
 
 # %%
-for it in items[:2]:
+for it in wb.items[:2]:
     st = it.stages
     print(f"{it.sample.key}: {len(st.detections)} boxes from {len(st.detections.captions)} prompts, "
           f"masks {st.masks.shape}, object boxes {len(st.object_detections)}")
@@ -83,8 +84,8 @@ for it in items[:2]:
 # class-agnostic:
 
 # %%
-saa = wb.make_config("saa", behaviour, saliency_backbone)
-print("class-agnostic prompts:", [e.caption for e in items[0].prompts.entries if e.kind == "agnostic"])
+saa = wb.config("saa")
+print("class-agnostic prompts:", [e.caption for e in wb.items[0].prompts.entries if e.kind == "agnostic"])
 print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, fusion offset δ = {saa.offset}")
 
 # %% [markdown]
@@ -99,7 +100,7 @@ print(f"box threshold {saa.box_threshold}, text threshold {saa.text_threshold}, 
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_cfg = wb.make_config("saa", behaviour, "tf_efficientnet_lite0")
+case_cfg = workbook.make_config("saa", behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
 case_res = {"SAA": score(case.stages, case.prompts, case_cfg)}
 display(Markdown(kc.fate_table(case, case_res)))
@@ -119,7 +120,7 @@ assert len(case_res["SAA"].regions) == case.kinds.count("agnostic")  # the promp
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case (hand-built candidates): SAA fuses the whole washer, the hole is never "
                                 "proposed")
-figures.save(fig, "01_known_case_saa", readme=True)
+wb.figures.save(fig, "01_known_case_saa", readme=True)
 plt.show()
 
 # %% [markdown]
@@ -129,11 +130,11 @@ plt.show()
 # green = fused into the map, grey = below the box threshold or not from a class-agnostic prompt.
 
 # %%
-results = [pipe.score(it.stages, it.prompts, saa) for it in items]
-first = next(i for i, it in enumerate(items) if it.sample.label == 1)
-fig = viz.compare_results(items[first].image, {"SAA": results[first]}, items[first].mask,
-                          title=f"SAA on {items[first].sample.key} — {TAG}")
-figures.save(fig, "01_saa_example")
+results = [wb.score(it, saa) for it in wb.items]
+first = next(i for i, it in enumerate(wb.items) if it.sample.label == 1)
+fig = viz.compare_results(wb.items[first].image, {"SAA": results[first]}, wb.items[first].mask,
+                          title=f"SAA on {wb.items[first].sample.key} — {wb.tag}")
+wb.figures.save(fig, "01_saa_example")
 plt.show()
 
 # %% [markdown]
@@ -146,18 +147,18 @@ fig, ax = plt.subplots(figsize=(5, 3.2))
 ax.hist(areas, bins=np.linspace(0, 1, 21), color="#0072B2")
 ax.set_xlabel("region area / image area")
 ax.set_ylabel("fused regions")
-ax.set_title(f"areas of the regions SAA fuses — {TAG}", fontsize=9)
+ax.set_title(f"areas of the regions SAA fuses — {wb.tag}", fontsize=9)
 fig.tight_layout()
-figures.save(fig, "01_region_areas")
+wb.figures.save(fig, "01_region_areas")
 plt.show()
-gt_area = np.mean([it.mask.mean() for it in items if it.sample.label == 1])
+gt_area = np.mean([it.mask.mean() for it in wb.items if it.sample.label == 1])
 print(f"mean ground-truth defect area: {gt_area:.2%} of the image")
 
 # %%
-runs = wb.category_runs(pipe, items, [saa])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs([saa])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + report.metric_table(runs, "pixel_max_f1", transpose=True)))
-scores = {lab: [r.image_score for r, it in zip(results, items) if it.sample.label == lab] for lab in (0, 1)}
+scores = {lab: [r.image_score for r, it in zip(results, wb.items) if it.sample.label == lab] for lab in (0, 1)}
 print("image scores, normal:", np.round(scores[0], 3), " anomalous:", np.round(scores[1], 3))
 
 # %% [markdown]
@@ -171,3 +172,16 @@ print("image scores, normal:", np.round(scores[0], 3), " anomalous:", np.round(s
 #    what happens to the image scores of normal images?
 #
 # Answers: `notebooks/answers/01_answers.md`.
+
+# %% [markdown]
+# ### From scratch: the fusion
+# Write the paper's fusion yourself: `fuse(masks, scores)` takes `masks` (M, H, W) bool and `scores` (M,) and returns
+# the (H, W) map $A = \sum_r s_r m_r / \sum_r m_r$, 0 where no region covers a pixel. `check` compares it with the
+# library's `saa_lib.fusion.fuse_regions` on random inputs.
+
+# %% tags=["exercise"]
+def fuse(masks, scores):
+    ...  # your code
+
+
+workbook.check("01.1", fuse)

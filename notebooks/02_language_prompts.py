@@ -41,14 +41,15 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -60,7 +61,7 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 
 # %%
 rows = ["| category | object word | kind | caption (one forward each) |", "|---|---|---|---|"]
-for pr in {it.prompts.category: it.prompts for it in items}.values():
+for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
     for e in pr.entries:
         rows.append(f"| {pr.category} | {pr.object_word} | {e.kind} | `{e.caption}` |")
 display(Markdown("\n".join(rows)))
@@ -81,8 +82,8 @@ display(Markdown("\n".join(rows)))
 # dropped for its phrase.
 
 # %%
-on = wb.make_config(variant, behaviour, saliency_backbone)
-off = wb.switched_off(on, "language")
+on = wb.config(variant)
+off = workbook.switched_off(on, "language")
 print(f"on: {on.variant} (P^L {on.use_language}),  off: {off.variant} (P^L {off.use_language}),  "
       f"text threshold θ_text = {on.text_threshold}")
 
@@ -94,8 +95,8 @@ print(f"on: {on.variant} (P^L {on.use_language}),  off: {off.variant} (P^L {off.
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
-case_off = wb.switched_off(case_on, "language")
+case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case_off = workbook.switched_off(case_on, "language")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^L off": score(case.stages, case.prompts, case_off),
             "P^L on": score(case.stages, case.prompts, case_on)}
@@ -115,7 +116,7 @@ assert len(case_res["P^L off"].regions) < len(case_res["P^L on"].regions)  # wit
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: language prompts propose the hole and drop the box named 'washer'")
-figures.save(fig, "02_known_case_language", readme=True)
+wb.figures.save(fig, "02_known_case_language", readme=True)
 plt.show()
 
 # %% [markdown]
@@ -124,10 +125,10 @@ plt.show()
 # `pipeline.score` re-scores the cached stage outputs; no model runs here.
 
 # %%
-first = next(it for it in items if it.sample.label == 1)
-res = {"P^L off": pipe.score(first.stages, first.prompts, off), "P^L on": pipe.score(first.stages, first.prompts, on)}
-fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
-figures.save(fig, "02_language_on_off")
+first = next(it for it in wb.items if it.sample.label == 1)
+res = {"P^L off": wb.score(first, off), "P^L on": wb.score(first, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {wb.tag}")
+wb.figures.save(fig, "02_language_on_off")
 plt.show()
 
 # %% [markdown]
@@ -137,11 +138,11 @@ plt.show()
 regions = sorted(res["P^L on"].regions, key=lambda r: -r.confidence)[:8]
 rows = ["| caption | phrase | confidence | fate |", "|---|---|---:|---|"]
 rows += [f"| `{r.prompt}` | {r.phrase or '(none)'} | {r.confidence:.3f} | {r.removed_by or 'kept'} |" for r in regions]
-display(Markdown(f"{TAG}\n\n" + "\n".join(rows)))
+display(Markdown(f"{wb.tag}\n\n" + "\n".join(rows)))
 
 # %%
-runs = wb.category_runs(pipe, items, [off, on])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs([off, on])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
 

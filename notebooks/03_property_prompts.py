@@ -43,14 +43,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -71,11 +72,11 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 
 # %%
 rows = ["| category | object word | count | max area ratio θ_area | K (P^C) |", "|---|---|---:|---:|---:|"]
-for pr in {it.prompts.category: it.prompts for it in items}.values():
+for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
     rows.append(f"| {pr.category} | {pr.object_word} | {pr.count} | {pr.max_area_ratio} | {pr.top_k} |")
 display(Markdown("\n".join(rows)))
-on = wb.make_config(variant, behaviour, saliency_backbone)
-off = wb.switched_off(on, "property")
+on = wb.config(variant)
+off = workbook.switched_off(on, "property")
 print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
 
 # %% [markdown]
@@ -86,9 +87,9 @@ print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^P off": score(case.stages, case.prompts, wb.switched_off(case_on, "property")),
+case_res = {"P^P off": score(case.stages, case.prompts, workbook.switched_off(case_on, "property")),
             "P^P on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
@@ -99,7 +100,7 @@ for lab, res in case_res.items():
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: the area ratio removes the whole-washer box phrased 'defect'")
-figures.save(fig, "03_known_case_property", readme=True)
+wb.figures.save(fig, "03_known_case_property", readme=True)
 plt.show()
 
 # %% [markdown]
@@ -113,7 +114,7 @@ plt.show()
 ratios = np.geomspace(0.002, 1.0, 25)
 fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
 for beh, style in (("code", "-"), ("paper", "--")):
-    cfg_b = wb.make_config(variant, beh, "tf_efficientnet_lite0")
+    cfg_b = workbook.make_config(variant, beh, "tf_efficientnet_lite0")
     case_b = kc.known_case(lite0, cfg_b, category="washer", defect="hole", seed=seed)
     kept, f1 = [], []
     for r in ratios:
@@ -131,22 +132,22 @@ for a in ax:
     a.legend(fontsize=8)
 fig.suptitle("known case: sweeping θ_area with P^C off (dotted: the washer's table value)", fontsize=10)
 fig.tight_layout()
-figures.save(fig, "03_area_ratio_sweep", readme=True)
+wb.figures.save(fig, "03_area_ratio_sweep", readme=True)
 plt.show()
 
 # %% [markdown]
 # ## 3. On the data set: the same images, $\mathcal{P}^P$ off and on
 
 # %%
-first = next(it for it in items if it.sample.label == 1)
-res = {"P^P off": pipe.score(first.stages, first.prompts, off), "P^P on": pipe.score(first.stages, first.prompts, on)}
-fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
-figures.save(fig, "03_property_on_off")
+first = next(it for it in wb.items if it.sample.label == 1)
+res = {"P^P off": wb.score(first, off), "P^P on": wb.score(first, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {wb.tag}")
+wb.figures.save(fig, "03_property_on_off")
 plt.show()
 
 # %%
-runs = wb.category_runs(pipe, items, [off, on])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs([off, on])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**image AUROC (%)**\n\n" + report.metric_table(runs, "image_auroc")))
 

@@ -48,18 +48,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
-from saa_lib.evaluate import eval_mask
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
+from saa_lib.engine.evaluate import eval_mask
 from saa_lib.models.backbone import load_saliency_backbone
-from saa_lib.pipeline import resize_map
+from saa_lib.fusion import resize_map
 from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
 from saa_lib.scoring import score
 from saa_lib.utils import resolve_device
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 lite0 = load_saliency_backbone("tf_efficientnet_lite0", device=resolve_device(device))
@@ -85,8 +86,8 @@ print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningf
 # with $\gamma = 1$ in the paper and $\gamma = 3$ in the code.
 
 # %%
-paper_cfg = wb.make_config(variant, "paper", "tf_efficientnet_lite0")
-code_cfg = wb.make_config(variant, "code", "tf_efficientnet_lite0")
+paper_cfg = workbook.make_config(variant, "paper", "tf_efficientnet_lite0")
+code_cfg = workbook.make_config(variant, "code", "tf_efficientnet_lite0")
 for name, c in (("paper", paper_cfg), ("code", code_cfg)):
     print(f"{name:5s}: aggregate {c.saliency.aggregate!r}, N = {c.saliency.neighbours}, input {c.saliency.input_size} px,"
           f" gain γ = {c.gain}")
@@ -98,17 +99,17 @@ for name, c in (("paper", paper_cfg), ("code", code_cfg)):
 # with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
 
 # %%
-real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = workbook.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("falling back to the synthetic images: the maps below are NOT on real images")
-    real = {cat: ds for cat in ds.categories}
+    real = {cat: wb.data for cat in wb.data.categories}
 print("saliency on:", {cat: str(r.root) for cat, r in real.items()})
 
 R = 256  # resolution of the maps the metrics compare (every image of a category resized to R x R)
 sal = {}  # category -> dict(samples, images, masks (N, R, R), paper (N, R, R), code (N, R, R))
 t0 = time.perf_counter()
 for cat, rds in real.items():
-    smp = wb.pick(rds, cat, 2 * n_images)
+    smp = workbook.pick(rds, cat, 2 * n_images)
     imgs = [s.load_image() for s in smp]
     sal[cat] = {"samples": smp, "images": imgs,
                 "masks": np.stack([eval_mask(s, R) for s in smp]),
@@ -117,27 +118,14 @@ for cat, rds in real.items():
 print(f"{sum(len(v['samples']) for v in sal.values())} images x 2 saliency maps in {time.perf_counter() - t0:.1f} s")
 
 # %%
-rows = [(cat, i) for cat, v in sal.items() for i in [j for j, s in enumerate(v["samples"]) if s.label == 1][:1]]
-fig, axes = plt.subplots(len(rows), 3, figsize=(8.4, 2.7 * len(rows)), squeeze=False)
-for r, (cat, i) in enumerate(rows):
-    v = sal[cat]
-    image, mask = v["images"][i], v["samples"][i].load_mask()
-    axes[r, 0].imshow(viz.with_outline(image, mask))
-    axes[r, 0].set_title(f"{cat}: {v['samples'][i].defect_type}", fontsize=9)
-    for c, key in enumerate(("paper", "code"), start=1):
-        m = resize_map(v[key][i], image.shape[:2])
-        im = axes[r, c].imshow((m - m.min()) / max(m.max() - m.min(), 1e-12), cmap="viridis", vmin=0, vmax=1)
-        axes[r, c].contour(mask, levels=[0.5], colors="#FF00FF", linewidths=0.8)
-        axes[r, c].set_title(f"{key}: {'nearest' if key == 'paper' else 'farthest'} N={paper_cfg.saliency.neighbours}",
-                             fontsize=9)
-for ax in axes.ravel():
-    ax.set_xticks([])
-    ax.set_yticks([])
-cbar = fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.02)
-cbar.set_label("saliency (min-max scaled per map)", fontsize=8)
-fig.suptitle(f"P^S on {'real' if wb.shared_samples() else 'synthetic (fallback)'} images: tf_efficientnet_lite0, real "
-             "ImageNet weights (outline: ground truth)", fontsize=10)
-figures.save(fig, "04_real_saliency_lite0", readme=wb.shared_samples() is not None)
+rows = [viz.GridRow(v["images"][i], v["samples"][i].load_mask(),
+                    {f"{key}: {'nearest' if key == 'paper' else 'farthest'} N={paper_cfg.saliency.neighbours}": v[key][i]
+                     for key in ("paper", "code")}, f"{cat}: {v['samples'][i].defect_type}")
+        for cat, v in sal.items() for i in [j for j, s in enumerate(v["samples"]) if s.label == 1][:1]]
+fig = viz.qualitative_grid(rows, normalize=True, label="saliency (min-max scaled per map)",
+                           title=f"P^S on {'real' if workbook.shared_samples() else 'synthetic (fallback)'} images: "
+                                 "tf_efficientnet_lite0, real ImageNet weights")
+wb.figures.save(fig, "04_real_saliency_lite0", readme=workbook.shared_samples() is not None)
 plt.show()
 
 # %% [markdown]
@@ -169,7 +157,7 @@ display(Markdown("Real ImageNet features (`tf_efficientnet_lite0`), saliency map
 
 # %%
 for pair_cat in sal:
-    pair = wb.side_by_side(real[pair_cat], pair_cat)
+    pair = workbook.side_by_side(real[pair_cat], pair_cat)
     if pair is None:  # no normal image of the same size in this category
         continue
     pair, pair_mask, pair_boxes, pair_key = pair
@@ -181,7 +169,7 @@ for pair_cat in sal:
                                 "each object vs the other": resize_map(multi, pair.shape[:2])},
                          pair_mask, normalize=True, label="saliency (min-max scaled per map)",
                          title=f"P^S with two objects: defect-free {pair_cat} | {pair_key} (real lite0 features)")
-    figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=wb.shared_samples() is not None)
+    wb.figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=workbook.shared_samples() is not None)
     plt.show()
     print(f"{pair_cat}: pixel AUROC whole image {100 * metrics.pixel_auroc(whole[None], gt2[None]):.1f}, "
           f"each object vs the other {100 * metrics.pixel_auroc(multi[None], gt2[None]):.1f}")
@@ -199,9 +187,9 @@ for pair_cat in sal:
 # higher saliency lifts it to the top.
 
 # %%
-case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^S off": score(case.stages, case.prompts, wb.switched_off(case_on, "saliency")),
+case_res = {"P^S off": score(case.stages, case.prompts, workbook.switched_off(case_on, "saliency")),
             "P^S on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
@@ -217,7 +205,7 @@ fig = viz.map_panels(case.image, {"saliency (real, lite0)": case.stages.saliency
 plt.show()
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: saliency lifts the hole above more confident intact patches")
-figures.save(fig, "04_known_case_saliency", readme=True)
+wb.figures.save(fig, "04_known_case_saliency", readme=True)
 plt.show()
 
 # %% [markdown]
@@ -227,22 +215,22 @@ plt.show()
 # (`tf_efficientnet_lite0` is real even with random detector weights).
 
 # %%
-on = wb.make_config(variant, behaviour, saliency_backbone)
-off = wb.switched_off(on, "saliency")
-first = next(it for it in items if it.sample.label == 1)
-sal_tag = "real ImageNet features" if loaded.saliency.meaningful else "random weights — not meaningful"
-fig = viz.map_panels(first.image, {f"saliency ({loaded.saliency.name})": first.stages.saliency}, first.mask,
+on = wb.config(variant)
+off = workbook.switched_off(on, "saliency")
+first = next(it for it in wb.items if it.sample.label == 1)
+sal_tag = "real ImageNet features" if wb.models.saliency.meaningful else "random weights — not meaningful"
+fig = viz.map_panels(first.image, {f"saliency ({wb.models.saliency.name})": first.stages.saliency}, first.mask,
                      normalize=True, label="saliency (min-max scaled)", title=f"{first.sample.key} — {sal_tag}")
-figures.save(fig, "04_dataset_saliency", readme=loaded.saliency.meaningful and dataset == "synthetic")
+wb.figures.save(fig, "04_dataset_saliency", readme=wb.models.saliency.meaningful and dataset == "synthetic")
 plt.show()
-res = {"P^S off": pipe.score(first.stages, first.prompts, off), "P^S on": pipe.score(first.stages, first.prompts, on)}
-fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
-figures.save(fig, "04_saliency_on_off")
+res = {"P^S off": wb.score(first, off), "P^S on": wb.score(first, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {wb.tag}")
+wb.figures.save(fig, "04_saliency_on_off")
 plt.show()
 
 # %%
-runs = wb.category_runs(pipe, items, [off, on])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs([off, on])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
                  + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
 

@@ -41,14 +41,15 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -65,10 +66,10 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 
 # %%
 rows = ["| category | K |", "|---|---:|"]
-rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in items}.values()]
+rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in wb.items}.values()]
 display(Markdown("\n".join(rows)))
-on = wb.make_config(variant, behaviour, saliency_backbone)
-off = wb.switched_off(on, "confidence")
+on = wb.config(variant)
+off = workbook.switched_off(on, "confidence")
 
 # %% [markdown]
 # ## 2. A known case
@@ -78,9 +79,9 @@ off = wb.switched_off(on, "confidence")
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_on = wb.make_config(variant, behaviour, "tf_efficientnet_lite0")
+case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
-case_res = {"P^C off": score(case.stages, case.prompts, wb.switched_off(case_on, "confidence")),
+case_res = {"P^C off": score(case.stages, case.prompts, workbook.switched_off(case_on, "confidence")),
             "P^C on": score(case.stages, case.prompts, case_on)}
 display(Markdown(kc.fate_table(case, case_res)))
 for lab, res in case_res.items():
@@ -98,7 +99,7 @@ assert n_kept["P^C on"] <= case.prompts.top_k < n_kept["P^C off"], n_kept
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
                           title="known case: top-K keeps the hole and the most salient few")
-figures.save(fig, "05_known_case_confidence", readme=True)
+wb.figures.save(fig, "05_known_case_confidence", readme=True)
 plt.show()
 
 # %% [markdown]
@@ -121,23 +122,23 @@ ax.set_ylim(-0.02, 1.05)
 ax.set_title("known case: K and the ranking it cuts (dotted: table K)", fontsize=9)
 ax.legend(fontsize=8)
 fig.tight_layout()
-figures.save(fig, "05_top_k_sweep", readme=True)
+wb.figures.save(fig, "05_top_k_sweep", readme=True)
 plt.show()
 
 # %% [markdown]
 # ## 3. On the data set: the same images, $\mathcal{P}^C$ off and on, and a few values of $K$
 
 # %%
-first = next(it for it in items if it.sample.label == 1)
-res = {"P^C off": pipe.score(first.stages, first.prompts, off), "P^C on": pipe.score(first.stages, first.prompts, on)}
-fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {TAG}")
-figures.save(fig, "05_confidence_on_off")
+first = next(it for it in wb.items if it.sample.label == 1)
+res = {"P^C off": wb.score(first, off), "P^C on": wb.score(first, on)}
+fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {wb.tag}")
+wb.figures.save(fig, "05_confidence_on_off")
 plt.show()
 
 # %%
 k_configs = [off] + [on.with_(top_k=k, variant=f"{on.variant} K={k}") for k in (1, 3, 10)] + [on]
-runs = wb.category_runs(pipe, items, k_configs)
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs(k_configs)
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
                  + report.metric_table(runs, "pixel_max_f1")
                  + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))

@@ -41,18 +41,17 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Image, Markdown, display
 
-from saa_lib import report, viz
-from saa_lib import workbook as wb
+from saa_lib.workbook import report, viz
+from saa_lib import workbook
 from saa_lib.config import BEHAVIOURS, behaviour_table
-from saa_lib.explorer import Explorer, explorer_sources
+from saa_lib.workbook.explorer import Explorer, explorer_sources
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -78,8 +77,8 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 # Where the official code and the paper differ (`behaviour`; the default `code` produced the published numbers):
 
 # %%
-code_cfg, paper_cfg = (wb.make_config(variant, b, saliency_backbone) for b in ("code", "paper"))
-cat0, table0 = items[0].sample.category, items[0].prompts.table
+code_cfg, paper_cfg = (wb.config(variant, b) for b in ("code", "paper"))
+cat0, table0 = wb.items[0].sample.category, wb.items[0].prompts.table
 agnostic = {b: ", ".join(f"`{e.caption}`" for e in category_prompts(cat0, table0, behaviour=b).entries
                          if e.kind == "agnostic") for b in BEHAVIOURS}
 rows = ["| setting | paper | official code |", "|---|---|---|",
@@ -102,36 +101,21 @@ display(Markdown(behaviour_table()))
 # ## 2. SAA and SAA+ on the data set images
 
 # %%
-saa = wb.make_config("saa", behaviour, saliency_backbone)
-full = wb.make_config(variant, behaviour, saliency_backbone)
-for it in [it for it in items if it.sample.label == 1][:2]:
-    res = {"SAA": pipe.score(it.stages, it.prompts, saa), "SAA+": pipe.score(it.stages, it.prompts, full)}
-    fig = viz.compare_results(it.image, res, it.mask, title=f"{it.sample.key} — {TAG}")
-    figures.save(fig, f"06_saa_vs_saa_plus_{it.sample.category}")
+saa = wb.config("saa")
+full = wb.config(variant)
+for it in [it for it in wb.items if it.sample.label == 1][:2]:
+    res = {"SAA": wb.score(it, saa), "SAA+": wb.score(it, full)}
+    fig = viz.compare_results(it.image, res, it.mask, title=f"{it.sample.key} — {wb.tag}")
+    wb.figures.save(fig, f"06_saa_vs_saa_plus_{it.sample.category}")
     plt.show()
 
 # %% [markdown]
 # What removed the candidates, image by image (`removed_by` of every region):
 
 # %%
-fates = ["threshold", "language", "property", "confidence", None]
-counts = np.zeros((len(items), len(fates)))
-for i, it in enumerate(items):
-    for r in pipe.score(it.stages, it.prompts, full).regions:
-        counts[i, fates.index(r.removed_by)] += 1
-fig, ax = plt.subplots(figsize=(6.5, 3.2))
-left = np.zeros(len(items))
-for j, f in enumerate(fates):
-    ax.barh(range(len(items)), counts[:, j], left=left, color=viz.FATE_COLOURS[f],
-            label="kept" if f is None else f"removed: {f}")
-    left += counts[:, j]
-ax.set_yticks(range(len(items)))
-ax.set_yticklabels([it.sample.key for it in items], fontsize=7)
-ax.set_xlabel("candidate regions")
-ax.set_title(f"fate of every candidate ({full.variant}) — {TAG}", fontsize=9)
-ax.legend(fontsize=7, loc="lower right")
-fig.tight_layout()
-figures.save(fig, "06_candidate_fates")
+fig = viz.fate_chart({it.sample.key: wb.score(it, full) for it in wb.items},
+                     title=f"fate of every candidate ({full.variant}) — {wb.tag}")
+wb.figures.save(fig, "06_candidate_fates")
 plt.show()
 
 # %% [markdown]
@@ -152,8 +136,8 @@ plt.show()
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")  # the known case's saliency: real ImageNet features
-sources = explorer_sources(pipe, ds, items, behaviour, saliency_backbone, lite0, seed, wb.real_datasets())
-explorer = Explorer(pipe, sources, saliency_backbone, behaviour, TAG)
+sources = explorer_sources(wb.pipe, wb.data, wb.items, behaviour, saliency_backbone, lite0, seed, workbook.real_datasets())
+explorer = Explorer(wb.pipe, sources, saliency_backbone, behaviour, wb.tag)
 display(explorer.ui)
 
 # %% [markdown]
@@ -172,8 +156,8 @@ explorer.w_use["saliency"].value = True
 explorer.table_values()
 
 # %%
-runs = wb.category_runs(pipe, items, [saa, full])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs([saa, full])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1", transpose=True)))
 
 # %% [markdown]

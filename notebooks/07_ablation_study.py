@@ -21,8 +21,8 @@
 #
 # ## Learning goals
 # 1. Name the five ablation variants and the prompt each one leaves out.
-# 2. Run the ablation from one cached pass (`SAAPipeline.run_variants` under `saa_lib.evaluate.run_category`) and
-#    read it in the layout of the paper's Table 2 (`saa_lib.report.ablation_table`).
+# 2. Run the ablation from one cached pass (`SAAPipeline.run_variants` under `saa_lib.engine.evaluate.run_category`) and
+#    read it in the layout of the paper's Table 2 (`saa_lib.workbook.report.ablation_table`).
 # 3. Explain why a prompt's contribution depends on the others (the order of the filters, top-$K$ after rescoring),
 #    on a known case and on the data set.
 
@@ -46,15 +46,16 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, display
 
-from saa_lib import metrics, report, viz
-from saa_lib import known_case as kc
-from saa_lib import workbook as wb
+from saa_lib import metrics
+from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
+from saa_lib import workbook
 from saa_lib.config import ABLATION_VARIANTS
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -65,10 +66,10 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 # $\mathcal{P}^L$ also removes the expert prompts, so that variant asks the detector the class-agnostic prompts only.
 
 # %%
-configs = [wb.make_config(v, behaviour, saliency_backbone) for v in ABLATION_VARIANTS]
+configs = [wb.config(v) for v in ABLATION_VARIANTS]
 rows = ["| variant | label | P^L | P^P | P^S | P^C |", "|---|---|:---:|:---:|:---:|:---:|"]
 rows += [f"| `{c.variant}` | {report.VARIANT_LABELS[c.variant]} | "
-         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in wb.PROMPTS) + " |" for c in configs]
+         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in workbook.PROMPTS) + " |" for c in configs]
 display(Markdown("\n".join(rows)))
 
 # %% [markdown]
@@ -84,7 +85,7 @@ display(Markdown("\n".join(rows)))
 
 # %%
 lite0 = load_saliency_backbone("tf_efficientnet_lite0")
-case_cfgs = [wb.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
+case_cfgs = [workbook.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
 case = kc.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
 case_res = {report.VARIANT_LABELS[c.variant]: score(case.stages, case.prompts, c) for c in case_cfgs}
 display(Markdown(kc.fate_table(case, case_res)))
@@ -110,28 +111,28 @@ assert keeps["SAA+"] and not keeps["SAA+ w/o P^L"] and not keeps["SAA+ w/o P^S"]
 fig = viz.bar_chart(case_f1, "max-F1-pixel (%) on this image",
                     title="known case (hand-built candidates): removing one prompt at a time")
 fig.axes[0].set_ylim(0, 105)
-figures.save(fig, "07_known_case_ablation", readme=True)
+wb.figures.save(fig, "07_known_case_ablation", readme=True)
 plt.show()
 
 # %%
 fig = viz.compare_results(case.image, {lab: case_res[lab] for lab in ("SAA+ w/o P^S", "SAA+")}, case.mask,
                           title="known case: without P^S the top-K cut keeps intact metal instead of the hole")
-figures.save(fig, "07_known_case_no_saliency", readme=True)
+wb.figures.save(fig, "07_known_case_no_saliency", readme=True)
 plt.show()
 
 # %% [markdown]
 # ## 3. The ablation on the data set (Table 2 layout)
 #
-# `wb.category_runs` calls `saa_lib.evaluate.run_category` per category with the five configurations: the expensive
+# `wb.runs` calls `saa_lib.engine.evaluate.run_category` per category with the five configurations: the expensive
 # stages come from the cache filled above, each variant is a re-score. The paper column is filled for MVTec AD and
 # VisA only.
 
 # %%
 t0 = time.perf_counter()
-runs = wb.category_runs(pipe, items, configs)
-print(f"{len(configs)} variants x {len(items)} images scored in {time.perf_counter() - t0:.1f} s")
-table = wb.paper_table(ds, ds.categories[0])
-display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs(configs)
+print(f"{len(configs)} variants x {len(wb.items)} images scored in {time.perf_counter() - t0:.1f} s")
+table = workbook.paper_table(wb.data, wb.data.categories[0])
+display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
                  + "**Ablation, mean max-F1-pixel over the categories (%)**\n\n"
                  + report.ablation_table(runs, "pixel_max_f1", dataset=table)
                  + "\n**Per category, max-F1-pixel (%)**\n\n"
@@ -139,12 +140,12 @@ display(Markdown(report.header(loaded.describe(), loaded.meaningful, ds.name)
 
 # %%
 mean_f1 = {report.VARIANT_LABELS[c.variant]: 100 * sum(r.metrics["pixel_max_f1"] for r in runs
-                                                       if r.variant == c.variant) / len(ds.categories)
+                                                       if r.variant == c.variant) / len(wb.data.categories)
            for c in configs}
 paper = {report.VARIANT_LABELS[c.variant]: report.paper_value(c.variant, table) for c in configs}
-fig = viz.bar_chart(mean_f1, "mean max-F1-pixel (%)", title=f"ablation on {ds.name} — {TAG}",
+fig = viz.bar_chart(mean_f1, "mean max-F1-pixel (%)", title=f"ablation on {wb.data.name} — {wb.tag}",
                     reference={k: v for k, v in paper.items() if v is not None})
-figures.save(fig, "07_ablation_bars")
+wb.figures.save(fig, "07_ablation_bars")
 plt.show()
 
 # %% [markdown]
@@ -154,7 +155,7 @@ plt.show()
 # 2. Add a sixth row to the ablation: the baseline `saa` (every prompt off). Where does it rank on the known case and
 #    what does that say about the prompts' contributions adding up?
 # 3. The paper's Table 2 removes one prompt at a time. Design the complementary study (one prompt **on** at a time,
-#    starting from `saa`) with `wb.make_config("saa", ...).with_(use_<prompt>=True)` and compare the two rankings on
+#    starting from `saa`) with `wb.config("saa").with_(use_<prompt>=True)` and compare the two rankings on
 #    the known case.
 #
 # Answers: `notebooks/answers/07_answers.md`.

@@ -23,11 +23,11 @@
 # ImageNet weights of `tf_efficientnet_lite0`, on real MVTec AD and MTD samples (section 4).
 #
 # ## Learning goals
-# 1. Produce Table 1 (methods × categories, mean, the paper's mean) with `saa_lib.report.metric_table` from one cached
+# 1. Produce Table 1 (methods × categories, mean, the paper's mean) with `saa_lib.workbook.report.metric_table` from one cached
 #    pass per image, and the same numbers one row per category.
 # 2. Read the threshold-free metrics side by side: max-F1-pixel, pixel AUROC, image AUROC — and know why the paper
 #    leads with max-F1-pixel.
-# 3. Draw the qualitative grid and pixel PR curves of the paper's figures (`saa_lib.viz`), and tell a real result
+# 3. Draw the qualitative grid and pixel PR curves of the paper's figures (`saa_lib.workbook.viz`), and tell a real result
 #    from a test of the machinery.
 
 # %% tags=["parameters"]
@@ -49,22 +49,17 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
-from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
-from PIL import Image as PILImage
 
-from saa_lib import report, viz
-from saa_lib import workbook as wb
+from saa_lib.workbook import report, viz
+from saa_lib import workbook
 from saa_lib.cache import StageCache
-from saa_lib.pipeline import SAAPipeline, resize_map
+from saa_lib.pipeline import SAAPipeline
 from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_saliency_only
+from saa_lib.weights.zoo import load_saliency_only
 
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-loaded, TAG, pipe, figures, ds, items = wb.setup(
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
     root=root, categories=categories, n_images=n_images, behaviour=behaviour)
 
@@ -76,12 +71,12 @@ loaded, TAG, pipe, figures, ds, items = wb.setup(
 # is the paper's headline metric because, unlike AUROC, it is not inflated by the huge number of easy normal pixels.
 
 # %%
-methods = [wb.make_config("saa", behaviour, saliency_backbone), wb.make_config(variant, behaviour, saliency_backbone)]
+methods = [wb.config("saa"), wb.config(variant)]
 t0 = time.perf_counter()
-runs = wb.category_runs(pipe, items, methods)
-print(f"{len(methods)} methods x {len(items)} images scored in {time.perf_counter() - t0:.1f} s")
-table = wb.paper_table(ds, ds.categories[0])
-head = report.header(loaded.describe(), loaded.meaningful, ds.name)
+runs = wb.runs(methods)
+print(f"{len(methods)} methods x {len(wb.items)} images scored in {time.perf_counter() - t0:.1f} s")
+table = workbook.paper_table(wb.data, wb.data.categories[0])
+head = report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
 sections = {f"{name} (%)": report.metric_table(runs, key, dataset=table if key == "pixel_max_f1" else "")
             for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"),
                               ("image AUROC", "image_auroc"))}
@@ -95,22 +90,16 @@ display(Markdown(head + "\n".join(f"**{k}**\n\n{v}" for k, v in sections.items()
 # method, all maps on one colour scale.
 
 # %%
-labels = [report.VARIANT_LABELS.get(c.variant, c.variant) for c in methods]
+labels = {c.variant: report.VARIANT_LABELS.get(c.variant, c.variant) for c in methods}
 grid_rows = []
-for cat in ds.categories:
+for cat in wb.data.categories:
     by_variant = {r.variant: r for r in runs if r.category == cat}
     i = next((j for j, lab in enumerate(by_variant[methods[0].variant].labels) if lab == 1), 0)
-    it = [x for x in items if x.sample.category == cat][i]
-    row = {"image": it.image, "ground truth": it.sample.load_mask(), "label": f"{cat}\n{it.sample.defect_type}", "vmax": 1.0}
-    row.update({lab: by_variant[c.variant].maps[i] for lab, c in zip(labels, methods)})
-    grid_rows.append(row)
-top = max(float(r[lab].max()) for r in grid_rows for lab in labels) or 1.0
-for r in grid_rows:
-    r["vmax"] = top
-fig = viz.qualitative_grid(grid_rows, ["image", "ground truth", *labels], title=f"SAA vs SAA+ — {TAG}")
-fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[viz.CMAP]), ax=fig.axes, fraction=0.03, pad=0.02,
-             label="anomaly score")
-figures.save(fig, "08_qualitative")
+    it = [x for x in wb.items if x.sample.category == cat][i]
+    grid_rows.append(viz.GridRow(it.image, it.sample.load_mask(), {labels[v]: r.maps[i] for v, r in by_variant.items()},
+                                 f"{cat}\n{it.sample.defect_type}"))
+fig = viz.qualitative_grid(grid_rows, title=f"SAA vs SAA+ — {wb.tag}")
+wb.figures.save(fig, "08_qualitative")
 plt.show()
 
 # %% [markdown]
@@ -122,8 +111,8 @@ plt.show()
 # %%
 curves = {f"{report.VARIANT_LABELS.get(r.variant, r.variant)} · {r.category}": viz.pixel_pr(r.maps, r.masks)
           for r in runs}
-fig = viz.pr_curves(curves, title=f"pixel PR on {ds.name} — {TAG}")
-figures.save(fig, "08_pr_curves")
+fig = viz.pr_curves(curves, title=f"pixel PR on {wb.data.name} — {wb.tag}")
+wb.figures.save(fig, "08_pr_curves")
 plt.show()
 
 # %% [markdown]
@@ -134,23 +123,23 @@ plt.show()
 # MVTec AD and MTD samples in `../shared/data/samples` — not the full SAA+, only one of its four prompts.
 
 # %%
-real = wb.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
+real = workbook.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
 if not real:
     print("falling back to the synthetic images: the numbers below are NOT on real images")
-    real = {cat: ds for cat in ds.categories}
+    real = {cat: wb.data for cat in wb.data.categories}
 real_runs, real_items = [], []
 if real:
     sal_models = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device), download=False)
     sal_pipe = SAAPipeline(sal_models, StageCache())
-    sal_cfg = wb.make_config("saliency_only", behaviour, "tf_efficientnet_lite0", eval_resolution=256)
+    sal_cfg = workbook.make_config("saliency_only", behaviour, "tf_efficientnet_lite0", eval_resolution=256)
     t0 = time.perf_counter()
     for rds in dict.fromkeys(real.values()):
-        its = wb.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
+        its = workbook.stage_items(sal_pipe, rds, 2 * n_images, sal_cfg)  # saliency alone is cheap: twice as many
         real_items += its
-        real_runs += wb.category_runs(sal_pipe, its, [sal_cfg])
+        real_runs += workbook.category_runs(sal_pipe, its, [sal_cfg])
     print(f"{sal_models.describe()}: {len(real_items)} images in {time.perf_counter() - t0:.1f} s")
     display(Markdown(report.header(sal_models.describe(), sal_models.meaningful,
-                                   "MVTec AD + MTD samples" if wb.shared_samples() else f"{ds.name} (fallback)",
+                                   "MVTec AD + MTD samples" if workbook.shared_samples() else f"{wb.data.name} (fallback)",
                                    f"{2 * n_images} images per category (anomalous and normal alternating): a handful, "
                                    "so read the numbers as an illustration, not a benchmark.")
                      + "**P^S map alone, per category (%)**\n\n"
@@ -163,23 +152,16 @@ if real_runs:
     for r in real_runs:
         i = next((j for j, lab in enumerate(r.labels) if lab == 1), 0)
         it = [x for x in real_items if x.sample.category == r.category][i]
-        amap, (h, w) = r.maps[i], it.image.shape[:2]
-        size = (256, round(256 * w / h))  # thumbnails: a one-pixel outline stays visible in print
-        small = np.asarray(PILImage.fromarray(it.image).resize(size[::-1], PILImage.BILINEAR))
-        mask = resize_map(it.sample.load_mask().astype(np.float32), size) > 0.5
-        grid_rows.append({"image": small, "ground truth": mask, "label": f"{r.category}\n{it.sample.defect_type}",
-                          "P^S map (min-max scaled)": (amap - amap.min()) / max(float(amap.max() - amap.min()), 1e-12),
-                          "vmax": 1.0})
-    fig = viz.qualitative_grid(grid_rows, ["image", "ground truth", "P^S map (min-max scaled)"],
-                               title=f"{'real' if wb.shared_samples() else 'synthetic (fallback)'} images, saliency prompt "
-                                     "alone (tf_efficientnet_lite0, ImageNet weights)")
-    fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[viz.CMAP]), ax=fig.axes, fraction=0.04, pad=0.02,
-                 label="saliency (min-max scaled)")
-    figures.save(fig, "08_real_saliency_grid", readme=wb.shared_samples() is not None)
+        grid_rows.append(viz.GridRow(it.image, it.sample.load_mask(), {"P^S map": r.maps[i]},
+                                     f"{r.category}\n{it.sample.defect_type}"))
+    fig = viz.qualitative_grid(grid_rows, normalize=True, label="saliency (min-max scaled per map)",
+                               title=f"{'real' if workbook.shared_samples() else 'synthetic (fallback)'} images, "
+                                     "saliency prompt alone (tf_efficientnet_lite0, ImageNet weights)")
+    wb.figures.save(fig, "08_real_saliency_grid", readme=workbook.shared_samples() is not None)
     plt.show()
     fig = viz.pr_curves({r.category: viz.pixel_pr(r.maps, r.masks) for r in real_runs},
-                        title=f"pixel PR, saliency prompt alone (lite0, {'real' if wb.shared_samples() else 'synthetic'})")
-    figures.save(fig, "08_real_saliency_pr", readme=wb.shared_samples() is not None)
+                        title=f"pixel PR, saliency prompt alone (lite0, {'real' if workbook.shared_samples() else 'synthetic'})")
+    wb.figures.save(fig, "08_real_saliency_pr", readme=workbook.shared_samples() is not None)
     plt.show()
 
 # %% [markdown]
@@ -187,7 +169,7 @@ if real_runs:
 # project itself, where only the README figures go):
 
 # %%
-if out_dir and not figures.readme_only:
+if out_dir and not wb.figures.readme_only:
     extra = {} if not real_runs else {"P^S map alone on real samples, max-F1-pixel (%)":
                                       report.metric_table(real_runs, "pixel_max_f1", transpose=True)}
     path = report.write_report(Path(out_dir) / "results.md", "SAA+ workbook results", head, {**sections, **extra})
@@ -196,7 +178,7 @@ if out_dir and not figures.readme_only:
 # %% [markdown]
 # ## Exercises
 # 1. Add the pixel AUROC and max-F1-pixel of the *saliency-only* variant on the synthetic data to Table 1
-#    (`wb.make_config("saliency_only", ...)` as a third method). Is saliency alone better or worse than SAA+ there, and
+#    (`wb.config("saliency_only")` as a third method). Is saliency alone better or worse than SAA+ there, and
 #    why is that no contradiction with the paper?
 # 2. On the real samples, which category has the highest saliency-only pixel AUROC but a low max-F1-pixel? Explain
 #    the gap using the size of its defects. (Without them, section 4 runs on the synthetic images: same question.)

@@ -54,27 +54,27 @@ saliency_backbone = "auto"  # section 4 (auto: wide_resnet50_2 if its weights ar
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython.display import Markdown, display
 
-from saa_lib import workbook as wb
-from saa_lib import viz
-from saa_lib.pipeline import resize_map
-from saa_lib.saliency_compare import compare_sources, defect_type_table, source_configs, sources_table
+from saa_lib import workbook
+from saa_lib.workbook import viz
+from saa_lib.fusion import resize_map
+from saa_lib.peers import PeerSaliency, with_peers
+from saa_lib.engine.saliency_sources import compare_sources, defect_type_table, source_configs, sources_table
 from saa_lib.utils import resolve_device
-from saa_lib.zoo import load_saliency_only
+from saa_lib.weights.zoo import load_saliency_only
 
 lite0 = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.saliency.name, "ImageNet weights:", lite0.saliency.meaningful)
-figures = wb.Figures(out_dir)
-real = wb.real_datasets()  # {category: dataset} of the real samples; {} (and a line saying so) without them
-samples_root = wb.shared_samples() if real else None
+figures = workbook.Figures(out_dir)
+real = workbook.real_datasets()  # {category: dataset} of the real samples; {} (and a line saying so) without them
+samples_root = workbook.shared_samples() if real else None
 if real:
     data = {d.name: d for d in dict.fromkeys(real.values())}
 else:
     print("NOTE: the real MVTec AD / MTD samples were not found (SAA_SAMPLES): the maps and the "
           f"table below use the {dataset!r} data set instead; their numbers say nothing about real defects.")
-    data = {dataset: wb.open_data(dataset, root, categories, seed)}
+    data = {dataset: workbook.open_data(dataset, root, categories, seed)}
 print({name: d.categories for name, d in data.items()})
 
 # %% [markdown]
@@ -139,7 +139,10 @@ print({name: d.categories for name, d in data.items()})
 # %%
 configs = source_configs(behaviours=(behaviour,))
 for name, c in configs.items():
-    s = c.saliency
+    s = c.saliency.peers
+    if s is None:
+        print(f"{name:16s} source=image    (each pixel against the rest of its own image)")
+        continue
     turns = f"turns: screw {s.turns_for('screw')}, leather {s.turns_for('leather')}, " if s.source == "batch" else ""
     scale = f"peer quantile {s.peer_quantile}, " if s.source == "batch" else ""
     scale += f"stride-32 weight {s.deep_for(lite0.saliency.has_deep)} at {s.deep_input} px, "
@@ -168,7 +171,7 @@ shown = ["image-" + behaviour, "batch-" + behaviour, "fewshot1-" + behaviour]
 for cat in dict.fromkeys(r.category for r in rows):
     by = {r.name: r for r in rows if r.category == cat}
     d = next(x for x in data.values() if cat in x.categories)
-    smp = wb.pick(d, cat, 2 * n_images)
+    smp = workbook.pick(d, cat, 2 * n_images)
     i = next((j for j, s in enumerate(smp) if s.label == 1), 0)
     image = smp[i].load_image()
     fig = viz.map_panels(image, {n: resize_map(by[n].maps[i], image.shape[:2]) for n in shown},
@@ -214,41 +217,6 @@ display(Markdown(defect_type_table(rows)))
 # stride-32 level helps (batch 94.0 → 96.1; without that level batch reached +2.70 AUROC points, with it on the
 # fine level's 384 px input +3.20).
 #
-# **How the defaults were chosen.** A sweep on these samples (paper form) over the input size (256, 384, 512), the
-# layers (strides 4-16 or 8-16, concatenated or scored one by one and averaged as MuSc does), pooling (1 x 1 to 7 x 7,
-# and the mean of the 1, 3 and 5 scores as MuSc does), $\rho \in \{0.05, 0.1, 0.2, 0.3, 0.5\}$, $\sigma \in \{0, 2, 4,
-# 6, 8, 12\}$, the weight of the single-image term (0 to 0.7), per-image normalisation of the map (none, the median,
-# lower quantiles), per-other-image scaling of the distances (none; by their minimum, 5 %, 10 %, 25 % quantile or
-# median; divided or subtracted), reflection padding against border effects, scaled copies of the peers, the reference
-# views (none, 8 quarter turns / mirrors, 24 views at 30°), the batch image's own views (none; 2 or 4 quarter turns;
-# with mirrors) and one pixel scale for a batch of tiles of different sizes (`common_scale`). What mattered: the
-# larger input (small screw defects cover more cells: max-F1 +3 to +7), the 24 reference views (few-shot k = 1 on
-# screw: AUROC 94.0 → 97.6, max-F1 11 → 42 against the 8 quarter-turn views), the single-image term, $\rho = 0.1$
-# (with 12 other images: the two closest), for screws the four turns of the batch image (max-F1 25 → 58; on MTD tiles,
-# turned and mirrored views cost 15 AUROC points, hence the per-category default), and for batch the per-image 10 %
-# quantile (MTD AUROC 92.6 → 94.0; on other real MTD tiles −1.1 → +0.2 against the single image), which costs max-F1
-# on screw (57.7 → 53.5). Then the stride-32 level, scored on its own grid and mixed in with weight 0.3 (0.2 to 0.5
-# tried: more weight, more AUROC on MTD and less max-F1 on leather and screw): MTD 94.0 → 95.4, on other real MTD
-# tiles +0.2 → +1.0 against the single image; for few-shot 94.1 → 94.7 and +0.6 → +1.4. That level's own input
-# (`deep_size`, `--deep-size` of the benchmark; batch, weight 0.3, mean over the samples): 384 px +3.20 / +16.6, 512
-# +3.37 / +15.0, 640 +3.41 / +15.8, 768 +3.63 / +18.2, 896 +3.67 / +15.4, 1024 +3.72 / +15.5 (AUROC points / max-F1
-# points; few-shot k = 1: 256 px +2.33, 512 +2.72, 640 +2.85, 768 +3.12). 768 px is best here, but its larger
-# temporaries lifted the peak memory of a batch of 100 images of 400 px to 1.94-2.06 GiB (goal: 2 GiB): the default
-# is 640 px for both sources (1.63 GiB). The stride-16 map scored on
-# its own grid the same way changed nothing. Averaging over $5 \times 5$ cells (`pool=5`) added a little on MTD
-# before the stride-32 level (94.0 → 94.3) and adds nothing with it (samples +3.19 against +3.20 AUROC points): an
-# option. One pixel scale for the tiles added +0.7 AUROC on the sample tiles and cost 5 points on other real tiles: an
-# option, off. Scoring the stride 4-16 layers one by one, padding and scaled peers changed nothing or lost. Larger
-# $\sigma$ trades max-F1 for AUROC ($\sigma = 12$: +0.1 to +0.5 AUROC points for 3 to 4 max-F1 points less).
-# Dividing each map by its median added about +0.4 AUROC points here but cost 3 AUROC points on other MTD tiles whose
-# uneven / fray defects cover up to half the image, so it stays an option (`normalize=True`). The defaults were then
-# checked on real images that are not in the samples (README, "other real images"): there too the tuned forms gain
-# +9.2 to +15.0 max-F1 points, more than the simple forms, but pixel AUROC gains are smaller where the uneven tiles,
-# which every source ranks near chance, hold half of the MTD defect pixels (further MTD tiles: +1.1 to +1.5 points).
-# A third MTD set in the dataset's own proportions (15 defective tiles, 36 good) does not change that: its 4 uneven
-# tiles hold 94 % of the defect pixels, and few-shot, which does not depend on the batch, ranks them no better.
-#
-#
 # ### Where each source helps, where it fails
 # - **Batch** helps most where the defect resembles other parts of its own image, or where the image has a lot of
 #   structure of its own (screw: the thread is "unlike the rest of the image" everywhere; the other screws explain
@@ -269,22 +237,22 @@ display(Markdown(defect_type_table(rows)))
 # %% [markdown]
 # ## 4. Inside SAA+
 #
-# The source is one field of the saliency config; the category-level runner hands the pipeline the other images
-# (`SAAPipeline.set_peers`) and every image's map is then computed against them, cached under the digests of exactly
-# those images. `saa evaluate ... --saliency-source batch` or `--saliency-source fewshot --shots 2` does the same from
+# The source is one field of the saliency config (`SaliencyConfig.peers`, set with `with_peers`); the other images
+# of the category are one object, `PeerSaliency`, built once per category and handed to the pipeline with each image
+# (`peers=`). Every image's map is computed against them, cached under the digests of exactly those images. `saa evaluate ... --saliency-source batch` or `--saliency-source fewshot --shots 2` does the same from
 # the command line (`saa predict` takes the images given as the batch, and `--reference` images for few-shot).
 
 # %%
-saliency_backbone = wb.choose_saliency_backbone(saliency_backbone)
-ws = wb.setup(models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir,
+saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
+wb = workbook.setup(models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir,
               dataset="synthetic", root=None, categories=None, n_images=1, behaviour=behaviour)
-plus = wb.make_config(variant, behaviour, saliency_backbone).with_(saliency={"source": "batch"})
-cat0 = ws.items[0].sample.category
-batch = [s.load_image for s in wb.pick(ws.data, cat0, 4)]
-print("batch used (image digests):", [d[:8] for d in ws.pipe.set_peers([plus], batch)["batch"]])
-res = ws.pipe.run(ws.items[0].image, ws.items[0].prompts, plus)
-print(f"{variant} with batch P^S on {ws.items[0].sample.key}: image score {res.image_score:.3f}, "
-      f"{sum(r.removed_by is None for r in res.regions)} regions fused — {ws.tag}")
+plus = with_peers(wb.config(variant), source="batch")
+cat0 = wb.items[0].sample.category
+peers = PeerSaliency(wb.models, wb.pipe.cache, category=cat0, batch=[s.load_image for s in workbook.pick(wb.data, cat0, 4)])
+print("batch used (image digests):", [d[:8] for d in peers.batch])
+res = wb.pipe.run(wb.items[0].image, wb.items[0].prompts, plus, peers=peers)
+print(f"{variant} with batch P^S on {wb.items[0].sample.key}: image score {res.image_score:.3f}, "
+      f"{sum(r.removed_by is None for r in res.regions)} regions fused — {wb.tag}")
 
 # %% [markdown]
 # ## Exercises

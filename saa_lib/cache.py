@@ -20,7 +20,6 @@ from typing import Callable
 
 import numpy as np
 
-from .config import SOURCE_SETTINGS
 from .paths import saa_home
 from .safeio import file_mode
 from .utils import settings_digest
@@ -146,6 +145,13 @@ class StageKeys:
     backbone: str
     amp: str | None = None
 
+    @classmethod
+    def of(cls, digest: str, models, amp: str | None = None) -> "StageKeys":
+        """The keys of the image ``digest`` under ``models`` (a :class:`saa_lib.models.Models`: its identity and its
+        saliency backbone's) and the autocast dtype ``amp`` (as text, None for float32)."""
+        backbone = models.saliency
+        return cls(digest, models.identity, getattr(backbone, "identity", backbone.name), amp)
+
     def _by_models(self) -> dict:
         return {"image": self.digest, "model": self.models}
 
@@ -186,10 +192,9 @@ class StageKeys:
         else:
             settings["instances"] = np.round(instances, 3).tolist()
         if peers is None:
-            for name in SOURCE_SETTINGS:
-                settings.pop(name, None)
+            settings.pop("peers", None)
         else:
-            settings["peers"] = list(peers)
+            settings["compared_with"] = list(peers)
         return {**self._by_backbone(), "settings": settings, "size": size, **self._amp()}
 
     def official_saliency(self, settings: dict, objects: np.ndarray | None = None) -> dict:
@@ -200,7 +205,7 @@ class StageKeys:
 
     def saliency_features(self, size: int, pool: int, transform: str) -> dict:
         """Batch / few-shot patch features of the image at ``size``, pooled ``pool`` x ``pool``, of the reference
-        view ``transform`` (``"t/rotations"``, see :func:`saa_lib.prompts.saliency_sources.reference_view`)."""
+        view ``transform`` (``"t/rotations"``, see :func:`saa_lib.peers.sources.reference_view`)."""
         return {**self._by_backbone(), "size": size, "pool": pool, "transform": transform, **self._amp()}
 
     @staticmethod

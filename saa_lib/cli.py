@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import (ABLATION_VARIANTS, BEHAVIOURS, DEEP_INPUT_SIZE, DEEP_WEIGHT, VARIANTS, SaliencyConfig,
-                     variant_config)
+from .config import ABLATION_VARIANTS, BEHAVIOURS, VARIANTS, variant_config
 from .data.datasets import DATASET_NAMES
+from .peers.config import DEEP_INPUT_SIZE, DEEP_WEIGHT, PeerConfig, with_peers
 from .tables import TABLE_NAMES
-from .weights import SALIENCY_BACKBONES, SAM_VARIANTS
+from .weights.registry import SALIENCY_BACKBONES, SAM_VARIANTS
 
 
 # ----- shared options -----------------------------------------------------------------------------------------------
@@ -64,19 +64,19 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--batch-rotations", type=int, default=None, choices=[1, 2, 4],
                    help="quarter turns --saliency-source batch compares each image under (default: 4 for categories "
                         "whose objects lie at any angle, screw / metal_nut / hazelnut, else 1)")
-    g.add_argument("--saliency-pool", type=int, default=SaliencyConfig.pool, metavar="N",
+    g.add_argument("--saliency-pool", type=int, default=PeerConfig.pool, metavar="N",
                    help="--saliency-source batch / fewshot: average the features over N x N cells (default "
-                        f"{SaliencyConfig.pool}: each cell as it is)")
+                        f"{PeerConfig.pool}: each cell as it is)")
     g.add_argument("--peer-quantile", type=_unit_number("a quantile", upper_closed=False, none_ok=True),
-                   default=SaliencyConfig.peer_quantile, metavar="Q",
+                   default=PeerConfig.peer_quantile, metavar="Q",
                    help="--saliency-source batch: divide the distances to each other image by their Q quantile over "
-                        f"the image's patches ('none': as they are; default {SaliencyConfig.peer_quantile})")
-    g.add_argument("--deep-weight", type=_unit_number("a weight", upper_closed=True), default=SaliencyConfig.deep_weight,
+                        f"the image's patches ('none': as they are; default {PeerConfig.peer_quantile})")
+    g.add_argument("--deep-weight", type=_unit_number("a weight", upper_closed=True), default=PeerConfig.deep_weight,
                    metavar="W",
                    help="--saliency-source batch / fewshot: share of the score taken on the backbone's stride-32 grid "
                         "(default "
                         f"{DEEP_WEIGHT} where the backbone holds that stage, tf_efficientnet_lite0; else 0)")
-    g.add_argument("--deep-size", type=int, default=SaliencyConfig.deep_size, metavar="PX",
+    g.add_argument("--deep-size", type=int, default=PeerConfig.deep_size, metavar="PX",
                    help="--saliency-source batch / fewshot: input size of that stride-32 level (default "
                         f"{DEEP_INPUT_SIZE})")
 
@@ -100,16 +100,19 @@ def _unit_number(what: str, upper_closed: bool, none_ok: bool = False):
     return parse
 
 
-def _configs(args, names) -> list:
+def configs_from_args(args, names) -> list:
+    """The :class:`~saa_lib.config.SAAConfig` of each variant in ``names`` under the command line's settings."""
     over = dict(box_threshold=args.box_threshold, text_threshold=args.text_threshold, top_k=args.top_k,
                 single_caption=args.single_caption, eval_resolution=args.eval_resolution,
                 extra_prompts=tuple(args.prompt))
     over = {k: v for k, v in over.items() if v is not None}
-    out = [variant_config(n, args.behaviour, **over) for n in names]
-    return [c.with_(saliency={"backbone": args.saliency_backbone, "source": args.saliency_source,
-                               "shots": args.shots, "batch_rotations": args.batch_rotations,
-                               "pool": args.saliency_pool, "peer_quantile": args.peer_quantile,
-                               "deep_weight": args.deep_weight, "deep_size": args.deep_size}) for c in out]
+    out = [variant_config(n, args.behaviour, **over).with_(saliency={"backbone": args.saliency_backbone})
+           for n in names]
+    if args.saliency_source == "image":
+        return out
+    return [with_peers(c, source=args.saliency_source, shots=args.shots, batch_rotations=args.batch_rotations,
+                       pool=args.saliency_pool, peer_quantile=args.peer_quantile, deep_weight=args.deep_weight,
+                       deep_size=args.deep_size) for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
@@ -117,14 +120,14 @@ _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][
 
 def parse_models(spec: str) -> tuple[str, dict | None]:
     """``(kind, checkpoints)`` of a ``--models`` value; ``ValueError`` naming the expected form if malformed."""
-    from .zoo import _PATH_KEYS, KINDS
+    from .weights.zoo import PATH_KEYS, KINDS
 
     spec = spec.strip()
     if "=" not in spec:
         if spec in KINDS and spec != "paths":
             return spec, None
         raise ValueError(f"--models {spec!r}: expected {_MODELS_FORM}")
-    paths, keys = {}, (*_PATH_KEYS, "manifest")
+    paths, keys = {}, (*PATH_KEYS, "manifest")
     for item in spec.split(","):
         key, eq, path = (x.strip() for x in item.partition("="))
         if not eq or not path or key not in keys:
@@ -192,8 +195,8 @@ def check_cache(args) -> None:
 
 
 def _spec(args, need_detector: bool = True):
-    """The :class:`saa_lib.distributed.PipelineSpec` of the model options (Ray actors rebuild the same pipeline)."""
-    from .distributed import PipelineSpec
+    """The :class:`saa_lib.engine.distributed.PipelineSpec` of the model options (Ray actors rebuild the same pipeline)."""
+    from .engine.distributed import PipelineSpec
 
     kind, paths = parse_models(args.models)
     return PipelineSpec(kind=kind, checkpoints=paths, sam_variant=args.sam_variant,
@@ -209,7 +212,7 @@ def _pipeline(args, need_detector: bool = True):
 # ----- commands -----------------------------------------------------------------------------------------------------
 def cmd_download(args) -> int:
     if args.what == "weights":
-        from .zoo import CHECKPOINTS, download_weights
+        from .weights.zoo import CHECKPOINTS, download_weights
 
         unknown = [n for n in args.names if n not in CHECKPOINTS or CHECKPOINTS[n].embedded]
         if unknown:
@@ -280,15 +283,16 @@ def cmd_predict(args) -> int:
     from PIL import Image
 
     from .data.sample import DatasetError, read_image
-    from .evaluate import check_prompt_lengths
-    from .pipeline import check_image, resize_map
+    from .engine.evaluate import check_prompt_lengths
+    from .fusion import resize_map
+    from .pipeline import check_image
     from .prompts.language import category_prompts
     from .safeio import RUN_RECORD, ResultFolder, save_image, save_npy, write_text
-    from .viz import overlay
+    from .workbook.viz import overlay
 
     check_settings(args)
     names = args.variant or ["saa_plus"]
-    configs = _configs(args, names)
+    configs = configs_from_args(args, names)
     prompts = category_prompts(args.category, args.table, extra=args.prompt, behaviour=args.behaviour)
     spec = _spec(args, need_detector=not all(c.saliency_only for c in configs))
     paths, failed = _predict_inputs(args.paths, args.keep_going)  # before any model is built
@@ -301,9 +305,13 @@ def cmd_predict(args) -> int:
         check_cache(args)
         pipe = spec.build()
         check_prompt_lengths(pipe, prompts, configs)
-        if any(c.saliency.source != "image" for c in configs):  # the given images are the batch
-            pipe.set_peers(configs, [lambda p=p: read_image(p) for p in paths],
-                           [lambda p=p: read_image(p) for p in args.reference[:args.shots]])
+        peers = None
+        if any(c.saliency.peers is not None for c in configs):  # the given images are the batch
+            from .peers import PeerSaliency
+
+            peers = PeerSaliency(pipe.models, pipe.cache, category=prompts.category, autocast=pipe.autocast,
+                                 batch=[lambda p=p: read_image(p) for p in paths],
+                                 references=[lambda p=p: read_image(p) for p in args.reference[:args.shots]])
         out, done = folder.path, []
         for path in paths:
             try:
@@ -315,7 +323,7 @@ def cmd_predict(args) -> int:
                 failed.append((path, str(err)))
                 print(f"saa predict: skipped {path}: {err}", file=sys.stderr)
                 continue
-            for cfg, res in zip(configs, pipe.run_variants(image, prompts, configs)):
+            for cfg, res in zip(configs, pipe.run_variants(image, prompts, configs, peers)):
                 stem = f"{stems[path]}_{cfg.variant}"
                 amap = resize_map(res.anomaly_map, image.shape[:2])
                 save_npy(out / f"{stem}_map.npy", amap)
@@ -356,24 +364,24 @@ def _scorer(args, need_detector: bool):
     if args.num_workers is not None and args.num_workers < 0:
         raise ValueError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.ray is None:
-        from .evaluate import LocalScorer
+        from .engine.evaluate import LocalScorer
 
         if args.ray_actors is not None:
             raise ValueError("--ray-actors needs --ray")
         return LocalScorer(_pipeline(args, need_detector), num_workers=args.num_workers)
-    from .distributed import RayScorer
+    from .engine.distributed import RayScorer
 
     return RayScorer(_spec(args, need_detector), address=args.ray, actors=args.ray_actors,
                      num_workers=args.num_workers)
 
 
 def cmd_evaluate(args, ablation: bool = False) -> int:
-    from .evaluate import evaluate, labelled, prompts_for
+    from .engine.evaluate import evaluate, labelled, prompts_for
     from .safeio import ResultFolder
 
     check_settings(args)
     names = list(ABLATION_VARIANTS) if ablation else (args.variant or ["saa", "saa_plus"])
-    configs = _configs(args, names)
+    configs = configs_from_args(args, names)
     need_detector = not all(c.saliency_only for c in configs)
     _spec(args, need_detector)  # a malformed --models fails here
     dataset = _open(args)
@@ -403,7 +411,7 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
 
 def _write_tables(args, ablation: bool, runs, scorer, dataset, out: Path, t0: float) -> str:
     """Write the markdown table of an evaluate / ablation run into ``out``; return its file name."""
-    from .report import ablation_table, header, metric_table, write_report
+    from .workbook.report import ablation_table, header, metric_table, write_report
 
     where = "" if args.ray is None else f" Ray: {scorer.execution()['actors']} actor(s)."
     head = header(scorer.describe(), scorer.meaningful, f"{args.dataset} ({dataset.root})",
@@ -438,20 +446,20 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from .engine.bench import main as bench_main
 
     return bench_main(args)
 
 
 def cmd_report(args) -> int:
-    from .report import run_report
+    from .workbook.report import run_report
 
     return run_report(dataset=args.dataset, root=args.root, categories=args.categories, models=args.models,
                       out=Path(args.out), device=args.device, max_images=args.max_images)
 
 
 def cmd_export_models(args) -> int:
-    from .export import export_models
+    from .weights.export import export_models
 
     pipe_args = argparse.Namespace(**{**vars(args), "device": "cpu", "autocast": "none", "cache_dir": None,
                                       "no_cache": True})
@@ -579,8 +587,8 @@ def error_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .distributed import RayNotInstalledError
-    from .download import MissingFileError
+    from .engine.distributed import RayNotInstalledError
+    from .weights.download import MissingFileError
 
     args = build_parser().parse_args(argv)
     for stream in (sys.stdout, sys.stderr):  # print file names that are not UTF-8 as their bytes, as ls does

@@ -14,36 +14,11 @@ One name per variant everywhere (code, CLI, notebooks, reports):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Literal
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
 
 Behaviour = Literal["paper", "code"]
 BEHAVIOURS = ("paper", "code")
-#: where P^S takes the pixels each pixel is compared with: the image itself (SAA+), the other test images of the
-#: category (batch, zero-shot), or k normal reference images (few-shot)
-SALIENCY_SOURCES = ("image", "batch", "fewshot")
-
-
-#: the input size of the batch / few-shot features when ``SaliencyConfig.source_size`` is None: batch compares with
-#: the other images as they are (a larger input resolves small defects); few-shot compares with 2 x 12 views of each
-#: reference, so its bank is 24 times larger per reference and a smaller input keeps it affordable on a CPU
-SOURCE_INPUT_SIZES = {"batch": 384, "fewshot": 256}
-
-#: categories whose objects lie at any angle in their images (MVTec AD: screws, metal nuts and hazelnuts are placed
-#: at random orientations): batch saliency compares them under every quarter turn when ``batch_rotations`` is None.
-#: Mirrors are never used (a mirrored metal nut is a defect). Elsewhere the orientation carries meaning (the light
-#: falls from one side of a magnetic tile) and turned views would match defects with the other images' normal parts.
-ANY_ANGLE_CATEGORIES = frozenset({"screw", "metal_nut", "hazelnut"})
-
-#: the share of the stride-32 level in a batch / few-shot score when ``SaliencyConfig.deep_weight`` is None and the
-#: backbone holds that stage (chosen on the sample images, checked on other real images: README)
-DEEP_WEIGHT = 0.3
-
-#: the input size of the stride-32 level of batch / few-shot saliency when ``SaliencyConfig.deep_size`` is None, for
-#: both sources: larger than the fine level's input, so that coarse grid has more cells (20 x 20 at 640 px) while each
-#: cell still sees a whole part of a tile or a screw (chosen on the sample images within the memory bound of a batch of
-#: 100 images, checked on other real images: README)
-DEEP_INPUT_SIZE = 640
 
 
 @dataclass(frozen=True)
@@ -55,29 +30,9 @@ class SaliencyConfig:
     instead of with the whole image, on a ``multi_instance_size`` input (see
     :func:`saa_lib.prompts.saliency.multi_instance_saliency`).
 
-    ``source``: what each pixel is compared with (:mod:`saa_lib.prompts.saliency_sources`): ``'image'`` the rest of
-    its own image (SAA+), ``'batch'`` the other test images of the category (mutual scoring, zero-shot),
-    ``'fewshot'`` the first ``shots`` normal reference images. These two take features on a ``source_size`` input
-    (None: :data:`SOURCE_INPUT_SIZES`, 384 for batch, 256 for few-shot, whose bank holds every rotation), averaged
-    over ``pool`` x ``pool`` neighbourhoods (1: each cell as it is); batch divides the distances to each other image
-    by their ``peer_quantile`` quantile over the image's patches (None: as they are; see
-    :func:`~saa_lib.prompts.saliency_sources.batch_scores`) and keeps the mean of the smallest ``batch_fraction`` of
-    these per-image distances; few-shot also compares with ``reference_rotations`` rotations of each reference (each
-    one mirrored too) when ``augment_references``. Both score the fine grid and the backbone's stride-32 grid and mix
-    the coarse level in with ``deep_weight`` (None: :data:`DEEP_WEIGHT` where the backbone holds a stride-32 stage,
-    tf_efficientnet_lite0, and 0 where it does not, the WideResNet50 extractor, which stops at layer3; see
-    :func:`~saa_lib.prompts.saliency_sources.source_map`), that level taken on a ``deep_size`` input (None:
-    :data:`DEEP_INPUT_SIZE`, 640 px). Batch compares the image under ``batch_rotations`` quarter
-    turns (1, 2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is
-    shown at one pixel scale: its input is ``source_size`` times its longest side over the median longest side of the
-    batch, so images of different sizes (magnetic tiles) show their texture at the same scale; images of one size all
-    take ``source_size``. Off by default: it helped on the sample tiles and lost on other real tiles (README).
-    Few-shot always takes ``source_size``. The map is smoothed with a Gaussian of ``smooth_sigma`` px, divided by its
-    own median when ``normalize`` (off: it helps where defects are small and hurts where one covers a large part of
-    the image, whose median it then lies in) and, with ``with_image``, combined with the single-image map as
-    ``other ** (1 - image_weight) * image ** image_weight``. The defaults were chosen on the real sample images
-    (``benchmarks/saliency_real_features.py``) and checked on other real images against the simple forms
-    (:data:`saa_lib.saliency_compare.SIMPLE_FORM`).
+    ``peers``: None (SAA+: each pixel is compared with the rest of its own image), or a
+    :class:`saa_lib.peers.PeerConfig`: each pixel is compared with other images of its category (batch zero-shot or
+    few-shot), an extension computed by :class:`saa_lib.peers.PeerSaliency`.
     """
 
     backbone: str = "wide_resnet50_2"
@@ -91,80 +46,19 @@ class SaliencyConfig:
     #: full similarity matrix; multi-instance on the objects' SAM masks); False: aspect kept + padding, bilinear,
     #: chunked exact kNN, multi-instance on object boxes
     official_input: bool = True
-    #: from here on the batch / few-shot settings (:data:`SOURCE_SETTINGS`): no part of the single-image map
-    source: Literal["image", "batch", "fewshot"] = "image"
-    shots: int = 1
-    source_size: int | None = None
-    pool: int = 1
-    batch_fraction: float = 0.1
-    peer_quantile: float | None = 0.1
-    deep_weight: float | None = None
-    deep_size: int | None = None
-    augment_references: bool = True
-    reference_rotations: int = 12
-    batch_rotations: int | None = None
-    common_scale: bool = False
-    smooth_sigma: float = 8.0
-    normalize: bool = False
-    with_image: bool = True
-    image_weight: float = 0.4
+    peers: Any = None
 
     def __post_init__(self):
-        if self.source not in SALIENCY_SOURCES:
-            raise ValueError(f"saliency source must be one of {SALIENCY_SOURCES}, got {self.source!r}")
-        if self.shots < 1:
-            raise ValueError(f"saliency shots must be >= 1, got {self.shots}")
-        if not 0.0 < self.batch_fraction <= 1.0:
-            raise ValueError(f"saliency batch_fraction must be in (0, 1], got {self.batch_fraction}")
-        if self.source_size is not None and self.source_size < 32:
-            raise ValueError(f"saliency source_size must be >= 32 px (or None), got {self.source_size}")
-        if self.pool < 1:
-            raise ValueError(f"saliency pool must be >= 1, got {self.pool}")
-        if self.peer_quantile is not None and not 0.0 <= self.peer_quantile < 1.0:
-            raise ValueError(f"saliency peer_quantile must be in [0, 1) (or None), got {self.peer_quantile}")
-        if self.deep_weight is not None and not 0.0 <= self.deep_weight <= 1.0:
-            raise ValueError(f"saliency deep_weight must be in [0, 1] (or None), got {self.deep_weight}")
-        if self.deep_size is not None and self.deep_size < 32:
-            raise ValueError(f"saliency deep_size must be >= 32 px (or None), got {self.deep_size}")
-        if self.reference_rotations < 1:
-            raise ValueError(f"saliency reference_rotations must be >= 1, got {self.reference_rotations}")
-        if self.batch_rotations not in (None, 1, 2, 4):
-            raise ValueError(f"saliency batch_rotations must be 1, 2, 4 or None, got {self.batch_rotations}")
-        if not 0.0 <= self.image_weight <= 1.0:
-            raise ValueError(f"saliency image_weight must be in [0, 1], got {self.image_weight}")
+        if self.aggregate not in ("nearest", "farthest"):
+            raise ValueError(f"saliency.aggregate must be 'nearest' or 'farthest', got {self.aggregate!r}")
+        if self.peers is not None and not hasattr(self.peers, "source"):
+            raise ValueError("saliency.peers must be None or a saa_lib.peers.PeerConfig "
+                             f"(e.g. saa_lib.peers.with_peers(config, source='batch')), got {self.peers!r}")
 
     @property
-    def source_input(self) -> int:
-        """The input size of the batch / few-shot features: ``source_size``, or the source's default."""
-        return self.source_size if self.source_size is not None else SOURCE_INPUT_SIZES.get(self.source, 256)
-
-    @property
-    def deep_input(self) -> int:
-        """The input size of the stride-32 level: ``deep_size``, else :data:`DEEP_INPUT_SIZE`."""
-        return self.deep_size if self.deep_size is not None else DEEP_INPUT_SIZE
-
-    def turns_for(self, category: str) -> int:
-        """How many quarter turns batch saliency compares an image of ``category`` under: ``batch_rotations``, else
-        4 for :data:`ANY_ANGLE_CATEGORIES` and 1 elsewhere."""
-        if self.batch_rotations is not None:
-            return self.batch_rotations
-        return 4 if category in ANY_ANGLE_CATEGORIES else 1
-
-    def deep_for(self, has_deep: bool) -> float:
-        """The share of the stride-32 level in a batch / few-shot score with a backbone that does (not) hold that
-        stage: ``deep_weight``, else :data:`DEEP_WEIGHT` where it does and 0 where it does not; 0 for the
-        single-image source."""
-        if self.source == "image":
-            return 0.0
-        if self.deep_weight is not None:
-            return self.deep_weight
-        return DEEP_WEIGHT if has_deep else 0.0
-
-
-_SALIENCY_FIELDS = [f.name for f in fields(SaliencyConfig)]
-#: the batch / few-shot settings: every :class:`SaliencyConfig` field from ``source`` on (the single-image map's cache
-#: key leaves them out, so a batch run and an image run share their single-image maps)
-SOURCE_SETTINGS = tuple(_SALIENCY_FIELDS[_SALIENCY_FIELDS.index("source"):])
+    def source(self) -> str:
+        """What each pixel is compared with: ``'image'`` (its own image), ``'batch'`` or ``'fewshot'``."""
+        return "image" if self.peers is None else self.peers.source
 
 
 @dataclass(frozen=True)
@@ -203,8 +97,6 @@ class SAAConfig:
     def __post_init__(self):
         if self.behaviour not in BEHAVIOURS:
             raise ValueError(f"behaviour must be one of {BEHAVIOURS}, got {self.behaviour!r}")
-        if self.saliency.aggregate not in ("nearest", "farthest"):
-            raise ValueError(f"saliency.aggregate must be 'nearest' or 'farthest', got {self.saliency.aggregate!r}")
 
     @property
     def gain(self) -> float:

@@ -10,12 +10,12 @@ import textwrap
 from pathlib import Path
 
 from .config import variant_config
-from .download import MissingFileError
+from .weights.download import MissingFileError
 
 
 def _grid(runs_by_variant: dict, dataset, out: Path, title: str, n: int = 4) -> Path:
     """Qualitative grid: image, ground truth, then one column per variant, for the first anomalous images."""
-    from .viz import qualitative_grid
+    from .workbook.viz import GridRow, qualitative_grid
 
     first = next(iter(runs_by_variant.values()))
     rows = []
@@ -24,13 +24,11 @@ def _grid(runs_by_variant: dict, dataset, out: Path, title: str, n: int = 4) -> 
         picked = [i for i, lab in enumerate(cat_run.labels) if lab == 1][: max(1, n // len(first))]
         for i in picked:
             s = samples[cat_run.names[i]]
-            row = {"image": s.load_image(), "ground truth": s.load_mask(), "label": f"{cat_run.category}"}
-            for v, runs in runs_by_variant.items():
-                run = next(r for r in runs if r.category == cat_run.category)
-                row[v] = run.maps[i]
-            rows.append(row)
+            maps = {v: next(r for r in runs if r.category == cat_run.category).maps[i]
+                    for v, runs in runs_by_variant.items()}
+            rows.append(GridRow(s.load_image(), s.load_mask(), maps, cat_run.category))
     path = out / "overlays.png"
-    qualitative_grid(rows, ["image", "ground truth", *runs_by_variant], title=title, path=path)
+    qualitative_grid(rows, title=title, path=path)
     return path
 
 
@@ -39,11 +37,11 @@ def run_demo(models: str = "official", out: Path = Path("results/demo"), device:
     from .cache import StageCache
     from .data import open_dataset
     from .data.synthetic import generate_synthetic
-    from .evaluate import evaluate
+    from .engine.evaluate import evaluate
     from .pipeline import SAAPipeline
-    from .report import header, metric_table, write_report
+    from .workbook.report import header, metric_table, write_report
     from .utils import resolve_device
-    from .zoo import load_models, load_saliency_only
+    from .weights.zoo import load_models, load_saliency_only
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

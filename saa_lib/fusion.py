@@ -51,3 +51,12 @@ def official_fuse(masks, scores, offset: float = 1.0, out_size: int | None = Non
 def image_score(anomaly_map: np.ndarray) -> float:
     """Image-level anomaly score: the maximum of the map."""
     return float(np.max(anomaly_map)) if np.size(anomaly_map) else 0.0
+
+
+def resize_map(amap: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(h, w) float anomaly map -> (H, W) float32, bilinear (e.g. back to the image's own size for display)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(amap, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()

@@ -107,9 +107,9 @@ class Generator:
     max_size: int = 1333
     floor: float = 0.05
     autocast: torch.dtype | None = None
-    #: captions per forward; None: every caption of one token length at once on CUDA, one at a time on the CPU (there a
-    #: batch was measured slower: official-size model, 3 captions in one forward 65 s vs 3 x 8.8 s one by one). Either
-    #: way the image backbone runs once per image.
+    #: captions per forward; None: every caption of one token length at once on CUDA, one at a time on the CPU (where a
+    #: padded batch does not run faster than single forwards; docs/benchmarks.md). Either way the image backbone runs
+    #: once per image.
     max_batch: int | None = None
     _tokens: dict = field(default_factory=dict, repr=False)
 
@@ -144,8 +144,8 @@ class Generator:
              else resize_for_gdino(image, self.min_size, self.max_size, self.device))
         if single_caption and len(captions) > 1:
             return self._detect_joined(x, captions, tokens, hw)
-        # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding
-        # (measured up to 0.4 in box confidence), so a padded batch would not reproduce one forward per entry.
+        # Only captions of equal token length share a forward: GroundingDINO's outputs change with text padding (box
+        # confidences move), so a padded batch would not reproduce one forward per entry.
         logits, boxes = [None] * len(captions), [None] * len(captions)
         limit = self.max_batch or (len(captions) if self.device.type == "cuda" else 1)
         groups = [[i for i, t in enumerate(tokens) if len(t) == n] for n in sorted({len(t) for t in tokens})]

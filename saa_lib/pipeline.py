@@ -10,6 +10,9 @@ gets the official transform of the RGB image, SAM and the saliency backbone the 
 images with OpenCV), boxes stay unclipped, masks, region saliency and fusion work at the image's own resolution and
 the fused map is ``cv2.resize``'d to ``eval_resolution``. Masks are bit-packed as SAM decodes them (chunk by chunk)
 and stored compressed. ``behaviour="paper"`` works at ``eval_resolution`` throughout.
+
+The pipeline holds no state of a category: P^S against other images of the category (batch, few-shot) takes the
+category's :class:`saa_lib.peers.PeerSaliency` as the ``peers`` argument of each call.
 """
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from dataclasses import asdict, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .cache import StageCache, StageKeys
 from .config import SAAConfig
@@ -27,21 +29,12 @@ from .prompts.language import CategoryPrompts, prompts_identity
 from .prompts.property import area_limit
 from .prompts.saliency import (cv2_resize, instance_objects, multi_instance_saliency, official_features, official_grid,
                                official_multi_instance_grid, saliency_key, saliency_map)
-from .prompts.saliency_sources import (FeatureStore, combine_with_image, deep_features, order_key, quarter_turn,
-                                       reference_view, reference_views, scaled_input, source_features, source_map,
-                                       unturn_features)
-from .records import ImageResult, Region, StageOutputs  # noqa: F401  (re-exported: the pipeline's records)
+from .records import ImageResult, StageOutputs
 from .refiner import Refiner
 from .scoring import score
 from .utils import image_digest
 
 MIN_IMAGE_SIDE = 32
-
-
-def resize_map(amap: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """(h, w) float -> (H, W) float32, bilinear."""
-    t = torch.from_numpy(np.ascontiguousarray(amap, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 def bgr(image: np.ndarray) -> np.ndarray:
@@ -60,7 +53,7 @@ def check_image(image: np.ndarray, name: str = "image") -> None:
 class SAAPipeline:
     """Composes the stages for one set of models.
 
-    ``models``: a :class:`saa_lib.zoo.Models` (``gdino``, ``sam``, ``saliency``, ``identity``, GDINO input sizes).
+    ``models``: a :class:`saa_lib.weights.zoo.Models` (``gdino``, ``sam``, ``saliency``, ``identity``, GDINO input sizes).
     ``cache``: a :class:`StageCache` (None: an in-memory-free, always-compute cache).
     """
 
@@ -76,17 +69,11 @@ class SAAPipeline:
         # mixed precision changes the numbers: its stage results get their own cache entries
         self._amp = None if autocast is None else str(autocast)
         self.max_per_caption = max_per_caption
-        self.peers: dict = {"batch": [], "references": []}  # images of the category (see set_peers)
-        self._peer_features: dict = {}
-        self._feature_store = FeatureStore()  # the memory of the kept peer features (see set_peers)
-        self._longest: dict = {}  # digest -> longest side (px) of each image given to set_peers
-        self._batch_longest: float | None = None  # the median of the batch's longest sides (common_scale)
 
     # ----- expensive stages -------------------------------------------------------------------------------------------
     def keys(self, digest: str) -> StageKeys:
         """The cache keys of the image with this ``digest`` (:func:`saa_lib.utils.image_digest`) under these models."""
-        backbone = self.models.saliency
-        return StageKeys(digest, self.models.identity, getattr(backbone, "identity", backbone.name), self._amp)
+        return StageKeys.of(digest, self.models, self._amp)
 
     def _detect(self, image, keys: StageKeys, captions: list[str], single_caption: bool,
                 official: bool = False) -> list[Detections]:
@@ -158,180 +145,63 @@ class SAAPipeline:
         grid = self.cache.get("saliency", key, compute)["grid"]
         return cv2_resize(grid, st.image_hw)
 
-    def _saliency(self, image, keys: StageKeys, config: SAAConfig, boxes: np.ndarray | None = None) -> np.ndarray:
-        r = config.eval_resolution
-
-        def compute():
-            if config.saliency.source != "image":
-                return {"saliency": self._other_images_saliency(image, keys, config)}
-            if boxes is None:
-                return {"saliency": saliency_map(image, self.models.saliency, config.saliency, (r, r), self.autocast)}
-            return {"saliency": multi_instance_saliency(image, self.models.saliency, boxes, config.saliency, (r, r),
-                                                        self.autocast)}
-
-        return self.cache.get("saliency", self._saliency_key(keys, config, boxes), compute)["saliency"]
-
-    def _saliency_key(self, keys: StageKeys, config: SAAConfig, boxes: np.ndarray | None) -> dict:
-        """The cache key of a P^S map at the evaluation resolution (batch / few-shot maps: keyed by the images
-        compared with)."""
-        peers = None if config.saliency.source == "image" else self._peer_digests(keys.digest, config)
-        return keys.saliency(asdict(config.saliency), config.eval_resolution, boxes, peers)
-
-    # ----- saliency from other images (batch / few-shot) ---------------------------------------------------------------
-    def set_peers(self, configs: list[SAAConfig], batch=(), references=()) -> dict:
-        """Give the images a ``batch`` / ``fewshot`` saliency map is computed against, for ``configs``.
-
-        ``batch``: the category's test images (each image is scored against the others of this set, whatever their
-        order); ``references``: normal images in order (the first ``shots`` are used). Each item is an (H, W, 3)
-        uint8 array or a callable returning one. The images are read once for their digests and sizes (the set's
-        pixel scale, ``SaliencyConfig.common_scale``) and once more for their features, one at a time; the features
-        (through the stage cache) are kept in memory for the category, the pixels dropped. Returns ``peers``: the
-        digests of each set (the batch as a sorted set)."""
-        wanted = [c for c in configs if c.saliency.source != "image"]
-        batch, references = list(batch), list(references)  # read twice (sizes, then features)
-        self._peer_features, self._longest, self._feature_store = {}, {}, FeatureStore()
-        used = {"batch": [], "references": []}
-        for name, items in (("batch", batch), ("references", references)):
-            for i, item in enumerate(items):
-                image = item() if callable(item) else item
-                check_image(image, f"saliency {name} image {i}")
-                digest = image_digest(image)
-                used[name].append(digest)
-                self._longest[digest] = max(image.shape[:2])
-        self.peers = {"batch": order_key(used["batch"]), "references": used["references"]}
-        batch_sides = [self._longest[d] for d in self.peers["batch"]]
-        self._batch_longest = float(np.median(batch_sides)) if batch_sides else None
-        for name, items in (("batch", batch), ("references", references)):
-            for image, digest in zip(items, used[name]):
-                for c in wanted:
-                    s = c.saliency
-                    if (name == "references") != (s.source == "fewshot"):
-                        continue  # batch compares with the batch only, few-shot with the references only
-                    for t in reference_views(s.source, s.augment_references, s.reference_rotations):
-                        for deep in (False, True) if self._deep_weight(c) > 0 else (False,):
-                            self._source_features(image, digest, c, t, deep=deep)
-        return self.peers
-
-    def _input_size(self, config: SAAConfig, longest: int, deep: bool = False) -> int:
-        """The batch / few-shot input size of an image whose longest side is ``longest`` px under ``config``
-        (``deep``: of its stride-32 level): ``source_input`` (``deep_input``), which batch with ``common_scale``
-        scales to the batch's pixel scale (:func:`scaled_input`)."""
-        s = config.saliency
-        size = s.deep_input if deep else s.source_input
-        if s.source == "batch" and s.common_scale and self._batch_longest is not None:
-            return scaled_input(size, longest, self._batch_longest, limit=max(1024, 2 * size) if deep else 1024)
-        return size  # without a batch, _peer_digests says what is missing
-
-    def _deep_weight(self, config: SAAConfig) -> float:
-        """The share of the stride-32 level in ``config``'s batch score with this pipeline's backbone."""
-        return config.saliency.deep_for(getattr(self.models.saliency, "has_deep", False))
-
-    def _source_features(self, image, digest: str, config: SAAConfig, transform: int = 0,
-                         turns: int = 0, grid_hw: tuple[int, int] | None = None, keep: bool = True,
-                         deep: bool = False) -> torch.Tensor:
-        """(h, w, D) batch / few-shot patch features of one image (``transform``: :func:`reference_view` index;
-        ``turns``: the image turned by that many quarter turns, its features turned back onto the image's own
-        ``grid_hw``; ``deep``: the stride-32 features, :func:`deep_features`, on their own grid), through the stage
-        cache; kept in memory until the next :meth:`set_peers` when ``keep`` (the peers'; a query's own views are
-        not)."""
-        s = config.saliency
-        size = self._input_size(config, self._longest.get(digest) or max(image.shape[:2]), deep)
-        view = f"{transform}/{s.reference_rotations}" if transform else (f"turn{turns}" if turns else "0")
-        view = f"{view}:deep" if deep else view
-        pool = 1 if deep else s.pool  # the stride-32 features are never pooled: one entry for every pool setting
-        tag = (digest, size, pool, view)
-        if tag not in self._peer_features:
-            if image is None:
-                raise ValueError("saliency peer features missing: pass the image to SAAPipeline.set_peers first")
-            image = image() if callable(image) else image
-            backbone = self.models.saliency
-            key = self.keys(digest).saliency_features(size, pool, view)
-
-            def features_of(view_image):
-                if deep:
-                    return deep_features(backbone, view_image, size, self.autocast)
-                return source_features(backbone, view_image, size, pool, self.autocast)
+    def _saliency(self, image, keys: StageKeys, config: SAAConfig, boxes: np.ndarray | None = None,
+                  peers=None) -> tuple[np.ndarray, dict]:
+        """(the P^S map at the evaluation resolution, its cache key): of the image with itself (with ``boxes``: of
+        each object with the others), or against other images (``config.saliency.peers``, computed by ``peers``)."""
+        r, sc = config.eval_resolution, config.saliency
+        if sc.peers is None:
+            key = keys.saliency(asdict(sc), r, boxes)
 
             def compute():
-                if turns:
-                    f = features_of(quarter_turn(image, turns))
-                    return {"features": unturn_features(f, turns, grid_hw).cpu().numpy()}
-                return {"features": features_of(reference_view(image, transform, s.reference_rotations)).cpu().numpy()}
+                if boxes is None:
+                    return {"saliency": saliency_map(image, self.models.saliency, sc, (r, r), self.autocast)}
+                return {"saliency": multi_instance_saliency(image, self.models.saliency, boxes, sc, (r, r),
+                                                            self.autocast)}
+        else:
+            key = keys.saliency(asdict(sc), r, None, peers.compared_with(keys.digest, sc.peers))
+            own = config.with_(saliency={"peers": None})  # the image's own map, for the peers' combination
 
-            feats = self.cache.get("saliency_features", key, compute)
-            feats = torch.from_numpy(feats["features"]).to(next(backbone.parameters()).device)
-            if not keep:
-                return feats
-            self._peer_features[tag] = self._feature_store.keep(feats)
-        return self._peer_features[tag]
+            def compute():
+                return {"saliency": peers.saliency_map(image, keys.digest, sc.peers, (r, r),
+                                                       lambda: self._saliency(image, keys, own)[0])}
+        return self.cache.get("saliency", key, compute)["saliency"], key
 
-    def _peer_digests(self, digest: str, config: SAAConfig) -> list[str]:
-        """The images ``digest`` is compared with: the other batch images (sorted), or the first ``shots``
-        references; a clear error when they are missing."""
-        s = config.saliency
-        if s.source == "batch":
-            others = [d for d in self.peers["batch"] if d != digest]
-            if not others:
-                raise ValueError("batch saliency needs the other test images of the category: call "
-                                 "SAAPipeline.set_peers(batch=...) with at least two images")
-            return others
-        refs = self.peers["references"]
-        if len(refs) < s.shots:
-            raise ValueError(f"few-shot saliency with {s.shots} shot(s) needs that many normal reference images "
-                             f"(train/good); {len(refs)} given to SAAPipeline.set_peers(references=...)")
-        return refs[:s.shots]
-
-    def _other_images_saliency(self, image, keys: StageKeys, config: SAAConfig) -> np.ndarray:
-        """(R, R) batch or few-shot map of ``image``, combined with its single-image map when ``with_image``.
-        ``config``'s ``batch_rotations`` is resolved (:meth:`with_saliency`)."""
-        s, r = config.saliency, config.eval_resolution
-        others = self._peer_digests(keys.digest, config)
-        views = reference_views(s.source, s.augment_references, s.reference_rotations)
-        peers = [self._source_features(None, d, config, t).flatten(0, 1) for d in others for t in views]
-        in_batch = keys.digest in self.peers["batch"]
-        turns = (s.batch_rotations or 1) if s.source == "batch" else 1
-
-        def query_views(deep: bool):  # the query's features and its turned views (batch), on one level's grid
-            q = self._source_features(image, keys.digest, config, keep=in_batch, deep=deep)
-            return q, [self._source_features(image, keys.digest, config, turns=4 // turns * k, grid_hw=q.shape[:2],
-                                             keep=False, deep=deep) for k in range(1, turns)]
-
-        query, turned = query_views(False)
-        deep, deep_weight = None, self._deep_weight(config)
-        if deep_weight > 0:
-            deep_query, deep_turned = query_views(True)
-            deep = (deep_query, [self._source_features(None, d, config, t, deep=True).flatten(0, 1)
-                                 for d in others for t in views], deep_turned)
-        amap = source_map(query, peers, s.source, (r, r), s.batch_fraction, s.smooth_sigma, s.chunk_size, s.normalize,
-                          turned, s.peer_quantile, deep, deep_weight)
-        if s.with_image:
-            amap = combine_with_image(amap, self._saliency(image, keys, config.with_(saliency={"source": "image"})),
-                                      s.image_weight)
-        return amap
+    def _check_peers(self, peers, prompts: CategoryPrompts, config: SAAConfig) -> None:
+        """A clear error unless ``peers`` can serve ``config``'s P^S against other images for this category."""
+        if peers is None:
+            raise ValueError(f"{config.saliency.source} saliency compares each image with other images of its "
+                             "category: build them once, peers = saa_lib.peers.PeerSaliency(models, cache, "
+                             f"category={prompts.category!r}, batch=images or references=images), and pass "
+                             "peers=peers")
+        if peers.category != prompts.category:
+            raise ValueError(f"these peers are images of category {peers.category!r}, not of {prompts.category!r}: "
+                             "build one PeerSaliency per category")
+        mine, theirs = self.keys("").backbone, StageKeys.of("", peers.models).backbone
+        if mine != theirs:
+            raise ValueError(f"the peers' features come from another saliency backbone ({theirs}) than this "
+                             f"pipeline's ({mine})")
 
     def with_saliency(self, st: StageOutputs, image, prompts: CategoryPrompts, config: SAAConfig,
-                      keys: StageKeys | None = None) -> StageOutputs:
+                      keys: StageKeys | None = None, peers=None) -> StageOutputs:
         """``st`` with the P^S map ``config`` scores with, and the mean saliency inside each candidate mask, both
         through the cache (one entry per caption's masks, as the refiner stores them), so re-scoring never unpacks
-        all masks again; ``st`` itself when it holds that map already. ``keys``: the image's (hashed here if None)."""
+        all masks again; ``st`` itself when it holds that map already. ``keys``: the image's (hashed here if None);
+        ``peers``: the category's :class:`saa_lib.peers.PeerSaliency` when ``config`` compares with other images."""
         tag = saliency_key(st, prompts, config)
         if tag in st.saliency_maps:
             return st
         keys = self.keys(image_digest(image)) if keys is None else keys
-        if config.saliency.source == "batch" and config.saliency.batch_rotations is None:
-            config = config.with_(saliency={"batch_rotations": config.saliency.turns_for(prompts.category)})
-        if config.saliency.source != "image":  # resolved: None and the value it stands for share one cache entry
-            config = config.with_(saliency={"deep_weight": self._deep_weight(config),
-                                            "deep_size": config.saliency.deep_input})
+        if config.saliency.peers is not None:  # resolved: None and the value it stands for share one cache entry
+            self._check_peers(peers, prompts, config)
+            config = config.with_(saliency={"peers": peers.resolve(config.saliency.peers)})
         objects = instance_objects(st, prompts, config)
-        if st.official and config.saliency.source == "image":  # code behaviour's own P^S map
+        if st.official and config.saliency.peers is None:  # code behaviour's own P^S map
             sal_key = keys.official_saliency(asdict(config.saliency),
                                              None if objects is None else objects.official_pixel_boxes())
             saliency = self._official_saliency(st, bgr(image), keys, objects, config, sal_key)
         else:
-            boxes = None if objects is None else objects.boxes
-            sal_key = self._saliency_key(keys, config, boxes)
-            saliency = self._saliency(image, keys, config, boxes)
+            saliency, sal_key = self._saliency(image, keys, config, None if objects is None else objects.boxes, peers)
             if st.official:  # a batch / few-shot map (beyond the official code) is resized to the image's masks
                 saliency = cv2_resize(saliency, st.image_hw)
         det, masks = st.detections, st.packed_masks()
@@ -349,9 +219,11 @@ class SAAPipeline:
 
     def stages(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig,
                entry_ids: tuple[int, ...] | None = None, need_saliency: bool | None = None,
-               prune: bool = False, also_for: list[SAAConfig] = (), digest: str | None = None) -> StageOutputs:
+               prune: bool = False, also_for: list[SAAConfig] = (), digest: str | None = None,
+               peers=None) -> StageOutputs:
         """Run (or load) generator, refiner and saliency for ``image`` (H, W, 3) uint8; the stages serve any variant.
-        ``digest``: the image's :func:`saa_lib.utils.image_digest` when the caller has it (computed here otherwise).
+        ``digest``: the image's :func:`saa_lib.utils.image_digest` when the caller has it (computed here otherwise);
+        ``peers``: the category's :class:`saa_lib.peers.PeerSaliency` when ``config`` compares with other images.
 
         ``prune`` (code behaviour; what :meth:`run` and :meth:`run_variants` do): segment only the candidates the
         variants can keep: when ``config`` and every config in ``also_for`` use P^P, boxes at least as large as P^P's
@@ -397,7 +269,7 @@ class SAAPipeline:
                               object_detections=obj, object_masks=self._segment(image, keys, obj, r)[:] if len(obj)
                               else None)
         if (config.use_saliency or config.saliency_only) if need_saliency is None else need_saliency:
-            st = self.with_saliency(st, image, prompts, config, keys)
+            st = self.with_saliency(st, image, prompts, config, keys, peers)
         return st
 
     # ----- cheap scoring ----------------------------------------------------------------------------------------------
@@ -410,13 +282,14 @@ class SAAPipeline:
         """:func:`saa_lib.scoring.score` with these models' tokenizer (no model is run)."""
         return score(st, prompts, config, tokenizer=self.tokenizer)
 
-    def run(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig) -> ImageResult:
-        """One image, one variant."""
-        return self.score(self.stages(image, prompts, config, prune=True), prompts, config)
+    def run(self, image: np.ndarray, prompts: CategoryPrompts, config: SAAConfig, peers=None) -> ImageResult:
+        """One image, one variant (``peers``: see :meth:`stages`)."""
+        return self.score(self.stages(image, prompts, config, prune=True, peers=peers), prompts, config)
 
-    def run_variants(self, image: np.ndarray, prompts: CategoryPrompts,
-                     configs: list[SAAConfig]) -> list[ImageResult]:
-        """Several variants from one pass of the expensive stages (the union of what they need).
+    def run_variants(self, image: np.ndarray, prompts: CategoryPrompts, configs: list[SAAConfig],
+                     peers=None) -> list[ImageResult]:
+        """Several variants from one pass of the expensive stages (the union of what they need; ``peers``: see
+        :meth:`stages`).
 
         The variants must share ``eval_resolution`` and ``single_caption``; saliency maps are computed once per
         distinct saliency setting, object masks whenever one variant follows the paper.
@@ -433,7 +306,7 @@ class SAAPipeline:
             st = self.stages(image, prompts, base, entries, need_saliency=False, prune=True, also_for=detecting,
                              digest=keys.digest)
             for c in (c for _, c in group if c.use_saliency or c.saliency_only):
-                st = self.with_saliency(st, image, prompts, c, keys)  # each distinct saliency map once
+                st = self.with_saliency(st, image, prompts, c, keys, peers)  # each distinct saliency map once
             for i, c in group:
                 out[i] = self.score(st, prompts, c)
         return [out[i] for i in range(len(configs))]

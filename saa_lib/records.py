@@ -8,11 +8,21 @@ per candidate.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
 from .masks import PackedMasks
-from .models.text import SPECIAL_TOKENS
+
+#: BERT's special tokens, never part of a phrase
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@lru_cache(maxsize=4096)
+def decode_official(tokenizer, tokens: tuple[str, ...]) -> str:
+    """``tokenizer.decode`` of these WordPiece tokens' ids (the official phrase; memoised: the explorer re-scores the
+    same boxes many times)."""
+    return tokenizer.decode(tokenizer.convert_tokens_to_ids(list(tokens)))
 
 
 def decode_tokens(tokens: list[str]) -> str:
@@ -47,7 +57,6 @@ class Detections:
     tokens: list[list[str]]
     image_hw: tuple[int, int]
     cxcywh: np.ndarray | None = None
-    _phrases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -63,16 +72,11 @@ class Detections:
     def official_phrases(self, text_threshold: float, tokenizer) -> list[str]:
         """The phrase of each box as the official code builds it: ``tokenizer.decode`` of the caption's token ids whose
         confidence > ``text_threshold`` (special tokens and dots included, as decoded)."""
-        if text_threshold in self._phrases:
-            return self._phrases[text_threshold]
-        out, memo = [], {}
+        out = []
         for conf, e in zip(self.token_conf, self.entry):
             toks = self.tokens[int(e)]
-            picked = (int(e), tuple(np.flatnonzero(conf[: len(toks)] > text_threshold).tolist()))
-            if picked not in memo:
-                memo[picked] = tokenizer.decode(tokenizer.convert_tokens_to_ids([toks[i] for i in picked[1]]))
-            out.append(memo[picked])
-        self._phrases[text_threshold] = out
+            out.append(decode_official(tokenizer, tuple(toks[i] for i in np.flatnonzero(conf[: len(toks)] >
+                                                                                          text_threshold))))
         return out
 
     def raw_boxes(self) -> np.ndarray:
@@ -153,6 +157,25 @@ class Detections:
                           image_hw=tuple(int(x) for x in a["image_hw"]), cxcywh=a.get("cxcywh"))
 
 
+class ReadOnlyDict(dict):
+    """A dict that refuses changes (the P^S maps of a frozen :class:`StageOutputs`); copies and pickles as a dict."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("the P^S maps of StageOutputs are read-only: make a new record with with_saliency")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (the caller's array is left writable)."""
+    view = np.asarray(a).view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(frozen=True, kw_only=True)
 class StageOutputs:
     """What the expensive stages computed for one image (built by :meth:`saa_lib.pipeline.SAAPipeline.stages`, or by
@@ -166,8 +189,9 @@ class StageOutputs:
     object prompt's boxes and masks (paper: (K, R, R) bool; code: the found objects' full-resolution masks, packed,
     where multi-instance saliency needs them); ``saliency_maps``: ``{saliency key: (map, region means or None)}``,
     every P^S map computed for these stages, under :func:`saa_lib.prompts.saliency.saliency_key` (the map at the
-    masks' resolution; the (M,) mean inside each mask, computed on first use when None); ``area_limit``: the raw box
-    area above which candidates were not segmented (code behaviour, pruned stages).
+    masks' resolution; the (M,) mean inside each mask, computed here when None); ``area_limit``: the raw box area
+    above which candidates were not segmented (code behaviour, pruned stages). Immutable: the maps are held read-only
+    and :meth:`with_saliency` makes a new record.
     """
 
     image_hw: tuple[int, int]
@@ -181,9 +205,17 @@ class StageOutputs:
     official: bool = False
     area_limit: float | None = None
 
-    def __post_init__(self):
+    def __post_init__(self):  # normalised once, when the record is made; never changed afterwards
         if not isinstance(self.masks, PackedMasks):
             object.__setattr__(self, "masks", PackedMasks.from_dense(self.masks))
+        maps = {key: (read_only(m), read_only(self.official_or_paper_means(m) if means is None else means))
+                for key, (m, means) in self.saliency_maps.items()}
+        object.__setattr__(self, "saliency_maps", ReadOnlyDict(maps))
+
+    def official_or_paper_means(self, saliency_map: np.ndarray) -> np.ndarray:
+        """(M,) mean of ``saliency_map`` inside each mask (official stages: NaN for an empty mask, in the map's
+        dtype)."""
+        return self.masks.official_means(saliency_map) if self.official else self.masks.means(saliency_map)
 
     def packed_masks(self) -> PackedMasks:
         return self.masks
@@ -209,16 +241,13 @@ class StageOutputs:
 
     def region_saliency(self, key: str | None = None) -> np.ndarray:
         """(M,) mean of the P^S map ``key`` (None: the one map held) inside each mask (official stages: NaN for an
-        empty mask, in the map's dtype), computed once per map."""
+        empty mask, in the map's dtype)."""
         if key is None:
             if len(self.saliency_maps) != 1:
                 raise ValueError(f"these stages hold {len(self.saliency_maps)} P^S maps: name one")
             key = next(iter(self.saliency_maps))
-        sal, means = self.saliency_for(key), self.saliency_maps[key][1]
-        if means is None:  # a pure function of map and masks, kept with the map
-            means = self.masks.official_means(sal) if self.official else self.masks.means(sal)
-            self.saliency_maps[key] = (sal, means)
-        return means
+        self.saliency_for(key)  # a clear error when the map is missing
+        return self.saliency_maps[key][1]
 
 
 @dataclass(frozen=True, kw_only=True)

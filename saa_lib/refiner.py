@@ -25,6 +25,10 @@ class Refiner:
     def device(self) -> torch.device:
         return self.predictor.device
 
+    def forget_image(self) -> None:
+        """Drop the held embedding: the next :meth:`set_image` computes it again (e.g. to time the image encoder)."""
+        self._image_key = None
+
     @torch.no_grad()
     def set_image(self, image: np.ndarray, image_key: str | None = None) -> None:
         """Compute (or keep) the embedding of ``image`` (H, W, 3) uint8 RGB. ``image_key``: a digest naming these

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from saa_lib import bench
+from saa_lib.engine import bench
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_autocast_check_reports_speed_and_max_f1(tmp_path):
     from saa_lib.config import variant_config
     from saa_lib.data import generate_synthetic, open_dataset
     from saa_lib.prompts.language import category_prompts
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     ds = open_dataset("synthetic", generate_synthetic(tmp_path / "syn", seed=1, n_good=0, n_defect=1))
     cat = ds.categories[0]

@@ -77,9 +77,9 @@ def test_unknown_category_without_prompt_is_a_clear_error(samples_root, tmp_path
 
 
 def test_download_weights_offline_names_url_and_path(tmp_path, capsys, monkeypatch):
-    import saa_lib.download as dl
+    import saa_lib.weights.download as dl
 
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
     t0 = time.perf_counter()
     rc = main(["download", "weights", "sam_vit_b"])
     assert time.perf_counter() - t0 < 10
@@ -89,9 +89,9 @@ def test_download_weights_offline_names_url_and_path(tmp_path, capsys, monkeypat
 
 
 def test_demo_offline_falls_back_to_real_saliency(tmp_path, capsys, monkeypatch):
-    import saa_lib.download as dl
+    import saa_lib.weights.download as dl
 
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
     rc = main(["demo", "--models", "official", "--device", "cpu", "--out", str(tmp_path / "demo"),
                "--data", str(tmp_path / "synthetic")])
     captured = capsys.readouterr()

@@ -28,7 +28,7 @@ def pipelines(tmp_path_factory):
     """A factory: the pipeline of a golden model set, built once, checked against the goldens' weight digests."""
     from project_side import build_model_set
 
-    from saa_lib.export import combined_digest, state_digests
+    from saa_lib.weights.export import combined_digest, state_digests
     from saa_lib.pipeline import SAAPipeline
 
     built = {}

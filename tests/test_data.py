@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import saa_lib.download as dl
+import saa_lib.weights.download as dl
 from saa_lib.data import (DATASETS, DatasetError, Sample, download_dataset, extract_archive, open_dataset,
                           prepare_visa, read_image, read_mask)
 from saa_lib.data import archive as archive_mod
@@ -440,7 +440,7 @@ def test_registry_entries_are_well_formed():
 
 
 def test_download_offline_fails_fast(tmp_path, monkeypatch):
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
     t = time.perf_counter()
     with pytest.raises(dl.MissingFileError) as err:
         download_dataset("mvtec", root=tmp_path / "mvtec", progress=False)

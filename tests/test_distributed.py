@@ -14,8 +14,8 @@ import torch
 from saa_lib.cli import main
 from saa_lib.config import variant_config
 from saa_lib.data import generate_synthetic, open_dataset
-from saa_lib.distributed import PipelineSpec, RayScorer
-from saa_lib.evaluate import evaluate, write_metrics_csv
+from saa_lib.engine.distributed import PipelineSpec, RayScorer
+from saa_lib.engine.evaluate import evaluate, write_metrics_csv
 
 ray = pytest.importorskip("ray")
 
@@ -66,7 +66,7 @@ def _same_metrics(a: dict, b: dict) -> bool:
 def test_ray_scorer_reproduces_the_single_process_run(cluster, dataset, reference):
     with RayScorer(SPEC, actors=ACTORS) as scorer:
         runs = evaluate(dataset, None, CONFIGS, progress=False, scorer=scorer)
-        per_actor = ray.get([a.cache_stats.remote() for a in scorer._actors])
+        per_actor = ray.get([a.cache_stats.remote() for a in scorer.handles])
         stats, execution = scorer.cache_stats(), scorer.execution()
         assert "tiny" in scorer.describe() and scorer.meaningful is False
     assert execution["actors"] == ACTORS and execution["torch_threads"] == 1
@@ -108,5 +108,5 @@ def test_without_ray_installed_the_error_says_how_to_install(dataset, tmp_path, 
 
 
 def test_importing_the_library_does_not_import_ray():
-    code = "import sys, saa_lib.cli, saa_lib.distributed, saa_lib.evaluate; assert 'ray' not in sys.modules"
+    code = "import sys, saa_lib.cli, saa_lib.engine.distributed, saa_lib.engine.evaluate; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -14,9 +14,9 @@ pytest.importorskip("ipywidgets")
 from saa_lib import known_case as kc  # noqa: E402
 from saa_lib import workbook as wb  # noqa: E402
 from saa_lib.cache import StageCache  # noqa: E402
-from saa_lib.explorer import PROMPTS, Explorer, on_grid  # noqa: E402
+from saa_lib.workbook.explorer import PROMPTS, Explorer, on_grid  # noqa: E402
 from saa_lib.pipeline import SAAPipeline  # noqa: E402
-from saa_lib.zoo import load_saliency_only  # noqa: E402
+from saa_lib.weights.zoo import load_saliency_only  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,8 @@ def explorer():
     def loud(b):
         c = kc.known_case(models.saliency, wb.make_config("saa_plus", b, "tf_efficientnet_lite0"), seed=1)
         det = c.stages.detections
-        c.stages = replace(c.stages, detections=replace(
-            det, scores=(0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32)))
-        return c
+        return replace(c, stages=replace(c.stages, detections=replace(
+            det, scores=(0.9 + 0.1 * np.linspace(0, 1, len(det.scores))).astype(np.float32))))
 
     return Explorer(pipe, {"case": case.__getitem__, "loud": loud}, "tf_efficientnet_lite0", "code", "test")
 

@@ -9,10 +9,10 @@ from PIL import Image
 
 from saa_lib import cli
 from saa_lib.config import variant_config
-from saa_lib.export import ManifestError, load_manifest, read_manifest, state_digests
+from saa_lib.weights.export import ManifestError, load_manifest, read_manifest, state_digests
 from saa_lib.pipeline import SAAPipeline
 from saa_lib.prompts.language import category_prompts
-from saa_lib.zoo import load_models
+from saa_lib.weights.zoo import load_models
 
 
 @pytest.fixture(scope="module")

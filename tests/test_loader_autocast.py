@@ -8,14 +8,14 @@ import torch
 from saa_lib.cache import StageCache
 from saa_lib.config import variant_config
 from saa_lib.data import generate_synthetic, open_dataset
-from saa_lib.evaluate import evaluate, iter_images, labelled, prompts_for
+from saa_lib.engine.evaluate import evaluate, iter_images, labelled, prompts_for
 from saa_lib.generator import Generator
 from saa_lib.pipeline import SAAPipeline
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -450,9 +450,9 @@ def test_pooled_none_switches_at_the_pixel_threshold(monkeypatch):
     exact = M.pixel_max_f1(maps, masks, pooled=False)
     coarse = M.pixel_max_f1(maps, masks, pooled=True, bins=3)
     assert coarse != exact
-    monkeypatch.setattr(M, "POOLED_MIN_PIXELS", maps.size)
+    monkeypatch.setattr(M.pixel, "POOLED_MIN_PIXELS", maps.size)
     assert M.pixel_max_f1(maps, masks, bins=3) == coarse
-    monkeypatch.setattr(M, "POOLED_MIN_PIXELS", maps.size + 1)
+    monkeypatch.setattr(M.pixel, "POOLED_MIN_PIXELS", maps.size + 1)
     assert M.pixel_max_f1(maps, masks, bins=3) == exact
 
 

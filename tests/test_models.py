@@ -1,4 +1,4 @@
-"""Model builders and checkpoint loaders of saa_lib.zoo / saa_lib.models, on files written in the official formats."""
+"""Model builders and checkpoint loaders of saa_lib.weights.zoo / saa_lib.models, on files written in the official formats."""
 from __future__ import annotations
 
 import time
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from saa_lib import download as dl
-from saa_lib import zoo
-from saa_lib.download import MissingFileError
+from saa_lib.weights import download as dl
+from saa_lib.weights import zoo
+from saa_lib.weights.download import MissingFileError
 from saa_lib.models import gdino as G
 from saa_lib.models import sam as S
 from saa_lib.models import backbone as SAL
@@ -382,7 +382,7 @@ def test_load_models_tiny(rgb):
 
 
 def test_load_models_official_offline_names_every_file(monkeypatch):
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=None: False)
     t0 = time.monotonic()
     with pytest.raises(MissingFileError) as info:
         zoo.load_models("official", sam_variant="vit_b")
@@ -394,7 +394,7 @@ def test_load_models_official_offline_names_every_file(monkeypatch):
 
 
 def test_load_models_explicit_paths(monkeypatch, tmp_path):
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=None: False)
     mine = tmp_path / "my_sam.pth"
     mine.write_bytes(b"x")
     with pytest.raises(MissingFileError) as info:  # the given SAM file wins; only the rest is reported
@@ -434,7 +434,7 @@ def _shrink_architectures(monkeypatch, text_dir):
 def test_load_models_paths_wiring(monkeypatch, text_dir, sam_file, gdino_file, wrn_file, gdino0_out, image, rgb,
                                   tmp_path):
     """kind='paths' end to end on files in the official formats (architectures shrunk), without network."""
-    monkeypatch.setattr(dl, "_reachable", lambda *a, **k: pytest.fail("network was used"))
+    monkeypatch.setattr(dl, "reachable", lambda *a, **k: pytest.fail("network was used"))
     _shrink_architectures(monkeypatch, text_dir)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(T.tiny_vocab()) + "\n")
@@ -455,7 +455,7 @@ def test_load_models_paths_wiring(monkeypatch, text_dir, sam_file, gdino_file, w
 
 
 def test_load_models_random_falls_back_to_tiny_vocab_offline(monkeypatch, text_dir):
-    monkeypatch.setattr(dl, "_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(dl, "reachable", lambda *a, **k: False)
     _shrink_architectures(monkeypatch, text_dir)
     with pytest.warns(UserWarning) as record:
         models = zoo.load_models("random", sam_variant="vit_b", saliency_backbone="tf_efficientnet_lite0")

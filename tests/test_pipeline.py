@@ -17,7 +17,7 @@ from saa_lib.scoring import score
 
 @pytest.fixture(scope="module")
 def tiny():
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     with pytest.warns(UserWarning, match="not meaningful"):
         return load_models("tiny", seed=0)
@@ -56,7 +56,7 @@ def test_saa_and_saa_plus_end_to_end(tiny, washer, tmp_path):
 
 
 def test_tiny_models_are_seeded(tiny, washer):
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     with pytest.warns(UserWarning):
         again = load_models("tiny", seed=0)
@@ -331,8 +331,8 @@ def test_official_scoring_fuses_at_full_resolution_then_resizes_with_cv2():
 
 def test_official_top_k_ties_keep_the_argsort_tail():
     prompts, st = _official_stages(1)
-    st.detections.scores[:] = 0.5
-    st.saliency[:] = 0
+    st = replace(st, detections=replace(st.detections, scores=np.full_like(st.detections.scores, 0.5)))
+    st = st.with_saliency(next(iter(st.saliency_maps)), np.zeros_like(st.saliency))
     pipe = SAAPipeline.__new__(SAAPipeline)
     pipe.generator = None
     res = pipe.score(st, prompts, variant_config("saa_plus-no_property", "code", top_k=2))
@@ -371,7 +371,7 @@ def test_code_behaviour_gives_sam_and_the_saliency_backbone_the_bgr_image(tiny, 
     assert seen["saliency"] and all(np.array_equal(im, bgr) for im in seen["saliency"])
     assert st.official and st.masks.shape[1:] == washer.shape[:2] and st.saliency.shape == washer.shape[:2]
     seen["sam"].clear()
-    pipe.refiner._image_key = None
+    pipe.refiner.forget_image()
     pipe.stages(washer, PROMPTS, variant_config("saa_plus", "paper"))
     assert seen["sam"] and all(np.array_equal(im, washer) for im in seen["sam"])
 

@@ -63,7 +63,7 @@ def mvtec_tree(root: Path, category: str = "screw", empty_mask: bool = False, go
 @pytest.fixture
 def no_models(monkeypatch):
     """Building models fails the test: the case must be refused before."""
-    from saa_lib.distributed import PipelineSpec
+    from saa_lib.engine.distributed import PipelineSpec
 
     def build(self, device=None):
         raise AssertionError("models were built before the bad input was found")
@@ -105,7 +105,7 @@ def test_predict_same_file_names_in_two_folders_keeps_both(tmp_path, capsys):
 
 # --------------------------------------------------------------------------------------------- 2. undefined metrics
 def _runs(labels_by_cat: dict):
-    from saa_lib.evaluate import CategoryRun
+    from saa_lib.engine.evaluate import CategoryRun
 
     runs = []
     rng = np.random.default_rng(0)
@@ -123,8 +123,8 @@ def _runs(labels_by_cat: dict):
 
 
 def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean():
-    from saa_lib.evaluate import warn_undefined
-    from saa_lib.report import metric_table
+    from saa_lib.engine.evaluate import warn_undefined
+    from saa_lib.workbook.report import metric_table
 
     runs = _runs({"good_only": [0, 0, 0], "bad_only": [1, 1], "mixed": [0, 1, 0, 1]})
     mixed = next(r for r in runs if r.category == "mixed")
@@ -189,7 +189,7 @@ def test_failed_rerun_keeps_the_earlier_results_whole(tmp_path, capsys, monkeypa
     out = tmp_path / "ev"
     assert run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", out, "--save-maps", *FAST)[0] == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    import saa_lib.report as report
+    import saa_lib.workbook.report as report
 
     def broken(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(out / "table1.md"))
@@ -213,7 +213,7 @@ def test_rerun_replaces_the_folder_as_a_unit(tmp_path, capsys):
 
 
 def test_rerun_refuses_a_results_folder_holding_files_of_yours(tmp_path, capsys, no_models, monkeypatch):
-    from saa_lib.distributed import PipelineSpec
+    from saa_lib.engine.distributed import PipelineSpec
 
     root = mvtec_tree(tmp_path / "ds")
     out = tmp_path / "ev"
@@ -272,7 +272,7 @@ def test_prompt_over_the_token_limit_is_an_error_naming_it():
     from types import SimpleNamespace
 
     from saa_lib.config import variant_config
-    from saa_lib.evaluate import check_prompt_lengths
+    from saa_lib.engine.evaluate import check_prompt_lengths
     from saa_lib.models.text import load_tokenizer, tiny_text_encoder_dir
     from saa_lib.prompts.language import PromptTooLongError, category_prompts
 
@@ -368,15 +368,15 @@ def fake_zoo_file(monkeypatch, tmp_path):
     """A zoo entry whose published content is ``good``; downloads of it are served locally."""
     import pooch
 
-    from saa_lib import download as dl
-    from saa_lib import weights, zoo
+    from saa_lib.weights import download as dl
+    from saa_lib.weights import registry, zoo
 
     good = b"the published checkpoint" * 100
     ck = zoo.Checkpoint("sam_vit_b", "https://example.invalid/sam.pth", "sam_vit_b_test.pth",
                         "sha256:" + hashlib.sha256(good).hexdigest(), len(good), "test file", "test")
     monkeypatch.setitem(zoo.CHECKPOINTS, "sam_vit_b", ck)
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: True)
-    monkeypatch.setattr(weights, "_hosts_reachable", lambda urls, timeout=None: {"example.invalid": True})
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: True)
+    monkeypatch.setattr(registry, "hosts_reachable", lambda urls, timeout=None: {"example.invalid": True})
 
     def retrieve(url, known_hash, fname, path, downloader=None):
         import tempfile
@@ -404,7 +404,7 @@ def test_wrong_hash_checkpoint_is_one_line_and_force_replaces_it(fake_zoo_file, 
 
 
 def test_wrong_hash_official_checkpoint_when_loading_models(capsys, tmp_path):
-    from saa_lib import zoo
+    from saa_lib.weights import zoo
 
     path = zoo.CHECKPOINTS["sam_vit_h"].path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -555,10 +555,10 @@ def test_empty_image_file_names_it(tmp_path, capsys, no_models):
 
 
 def test_offline_download_names_url_and_leaves_nothing(tmp_path, capsys, monkeypatch):
-    import saa_lib.download as dl
-    from saa_lib import zoo
+    import saa_lib.weights.download as dl
+    from saa_lib.weights import zoo
 
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
     rc, _, err = run(capsys, "download", "weights", "sam_vit_b", "--force")
     assert rc == 2 and "sam_vit_b_01ec64.pth" in err and "https://" in err
     assert not zoo.CHECKPOINTS["sam_vit_b"].path.exists()

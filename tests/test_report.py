@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from saa_lib.report import metric_table
+from saa_lib.workbook.report import metric_table
 
 
 def _runs():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from saa_lib.saliency_compare import SourceRow, defect_type_auroc, defect_type_table
+from saa_lib.engine.saliency_sources import SourceRow, defect_type_auroc, defect_type_table
 
 
 def _row(name="batch-paper"):

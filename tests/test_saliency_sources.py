@@ -8,14 +8,17 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from saa_lib.cache import StageCache
-from saa_lib.cli import _configs, build_parser, main
-from saa_lib.config import DEEP_INPUT_SIZE, DEEP_WEIGHT, SaliencyConfig, variant_config
+from saa_lib.cli import build_parser, configs_from_args, main
+from saa_lib.config import SaliencyConfig, variant_config
+from saa_lib.peers import PeerConfig, PeerSaliency, with_peers
+from saa_lib.peers.config import DEEP_INPUT_SIZE, DEEP_WEIGHT
+from saa_lib.peers.store import FeatureStore
 from saa_lib.pipeline import SAAPipeline
-from saa_lib.prompts import saliency_sources as S
+from saa_lib.peers import sources as S
 from saa_lib.prompts.language import category_prompts
 from saa_lib.prompts.saliency import knn_saliency
 from saa_lib.utils import image_digest
-from saa_lib.zoo import load_saliency_only
+from saa_lib.weights.zoo import load_saliency_only
 
 
 def _texture(gen, n_pixels: int, basis: torch.Tensor) -> torch.Tensor:
@@ -191,7 +194,12 @@ def _images(n=4, size=64, seed=0):
 
 
 def _cfg(source, **kw):
-    return variant_config("saliency_only", "paper").with_(eval_resolution=48, saliency={"source": source, **kw})
+    base = variant_config("saliency_only", "paper").with_(eval_resolution=48)
+    return base if source == "image" else with_peers(base, source=source, **kw)
+
+
+def _peers(models, category="screw", batch=(), references=(), cache=None):
+    return PeerSaliency(models, cache, category=category, batch=batch, references=references)
 
 
 def test_pipeline_batch_is_order_independent_and_keyed_by_the_set(tiny_pipe, tmp_path):
@@ -199,16 +207,17 @@ def test_pipeline_batch_is_order_independent_and_keyed_by_the_set(tiny_pipe, tmp
     imgs = _images()
     cfg = _cfg("batch")
     pipe = SAAPipeline(tiny_pipe, StageCache(tmp_path))
-    used = pipe.set_peers([cfg], imgs)
-    first = [pipe.run(im, prompts, cfg).anomaly_map for im in imgs]
-    assert len(used["batch"]) == 4 and used["batch"] == sorted(used["batch"])
+    peers = _peers(tiny_pipe, batch=imgs, cache=pipe.cache)
+    first = [pipe.run(im, prompts, cfg, peers=peers).anomaly_map for im in imgs]
+    assert len(peers.batch) == 4 and peers.batch == sorted(peers.batch)
     pipe2 = SAAPipeline(tiny_pipe, StageCache(enabled=False))
-    assert pipe2.set_peers([cfg], (imgs[i] for i in (2, 0, 3, 1))) == used  # any iterable, here a generator
+    shuffled = _peers(tiny_pipe, batch=(imgs[i] for i in (2, 0, 3, 1)))  # any iterable, here a generator
+    assert shuffled.batch == peers.batch
     for im, m in zip(imgs, first):
-        assert np.array_equal(pipe2.run(im, prompts, cfg).anomaly_map, m)
+        assert np.array_equal(pipe2.run(im, prompts, cfg, peers=shuffled).anomaly_map, m)
     # a different batch is a different cache entry (and a different map)
-    pipe.set_peers([cfg], imgs[:3])
-    assert not np.array_equal(pipe.run(imgs[0], prompts, cfg).anomaly_map, first[0])
+    fewer = _peers(tiny_pipe, batch=imgs[:3], cache=pipe.cache)
+    assert not np.array_equal(pipe.run(imgs[0], prompts, cfg, peers=fewer).anomaly_map, first[0])
     assert pipe.cache.misses["saliency"] >= 5
 
 
@@ -217,51 +226,65 @@ def test_pipeline_fewshot_reference_equal_to_the_image_gives_zero_map(tiny_pipe)
     imgs = _images(2)
     pipe = SAAPipeline(tiny_pipe)
     cfg = _cfg("fewshot", with_image=False, augment_references=False, normalize=False)
-    pipe.set_peers([cfg], references=[imgs[0]])
-    assert np.abs(pipe.run(imgs[0], prompts, cfg).anomaly_map).max() < 1e-5
-    normalised = cfg.with_(saliency={"normalize": True})  # the floor of the median keeps rounding noise tiny
-    assert np.abs(pipe.run(imgs[0], prompts, normalised).anomaly_map).max() < 1e-3
-    assert pipe.run(imgs[1], prompts, cfg).anomaly_map.max() > 1e-3
+    peers = _peers(tiny_pipe, references=[imgs[0]])
+    assert np.abs(pipe.run(imgs[0], prompts, cfg, peers=peers).anomaly_map).max() < 1e-5
+    normalised = with_peers(cfg, normalize=True)  # the floor of the median keeps rounding noise tiny
+    assert np.abs(pipe.run(imgs[0], prompts, normalised, peers=peers).anomaly_map).max() < 1e-3
+    assert pipe.run(imgs[1], prompts, cfg, peers=peers).anomaly_map.max() > 1e-3
     with pytest.raises(ValueError, match="2 shot"):
-        pipe.run(imgs[1], prompts, cfg.with_(saliency={"shots": 2}))
+        pipe.run(imgs[1], prompts, with_peers(cfg, shots=2), peers=peers)
 
 
-def test_pipeline_batch_without_peers_is_a_clear_error(tiny_pipe):
-    with pytest.raises(ValueError, match="set_peers"):
-        SAAPipeline(tiny_pipe).run(_images(1)[0], category_prompts("screw", "mvtec"), _cfg("batch"))
+def test_pipeline_refuses_missing_or_foreign_peers(tiny_pipe, lite0_pipe):
+    """Batch saliency without peers, with the peers of another category, or with features of another backbone:
+    each a clear error naming what to do."""
+    image, screw = _images(1)[0], category_prompts("screw", "mvtec")
+    pipe = SAAPipeline(tiny_pipe)
+    with pytest.raises(ValueError, match="PeerSaliency"):
+        pipe.run(image, screw, _cfg("batch"))
+    with pytest.raises(ValueError, match="category 'leather'"):
+        pipe.run(image, screw, _cfg("batch"), peers=_peers(tiny_pipe, "leather", batch=_images(2)))
+    with pytest.raises(ValueError, match="another saliency backbone"):
+        pipe.run(image, screw, _cfg("batch"), peers=_peers(lite0_pipe, batch=_images(2)))
+    with pytest.raises(ValueError, match="at least two images"):
+        pipe.run(image, screw, _cfg("batch"), peers=_peers(tiny_pipe, batch=[image]))
 
 
 def test_cli_flags_reach_the_config():
     args = build_parser().parse_args(["predict", "a.png", "--category", "screw", "--out", "o",
                                       "--saliency-source", "fewshot", "--shots", "2", "--reference", "r.png"])
-    (cfg,) = _configs(args, ["saliency_only"])
-    assert (cfg.saliency.source, cfg.saliency.shots) == ("fewshot", 2) and args.reference == ["r.png"]
+    (cfg,) = configs_from_args(args, ["saliency_only"])
+    assert (cfg.saliency.source, cfg.saliency.peers.shots) == ("fewshot", 2) and args.reference == ["r.png"]
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch"])
-    assert {c.saliency.source for c in _configs(args, ["saa_plus", "saliency_only"])} == {"batch"}
-    assert {c.saliency.batch_rotations for c in _configs(args, ["saa_plus"])} == {None}
+    assert {c.saliency.source for c in configs_from_args(args, ["saa_plus", "saliency_only"])} == {"batch"}
+    assert {c.saliency.peers.batch_rotations for c in configs_from_args(args, ["saa_plus"])} == {None}
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
                                       "--batch-rotations", "2"])
-    assert _configs(args, ["saliency_only"])[0].saliency.batch_rotations == 2
-    (cfg,) = _configs(args, ["saliency_only"])
-    assert (cfg.saliency.pool, cfg.saliency.peer_quantile) == (1, 0.1)  # batch defaults
+    assert configs_from_args(args, ["saliency_only"])[0].saliency.peers.batch_rotations == 2
+    (cfg,) = configs_from_args(args, ["saliency_only"])
+    assert (cfg.saliency.peers.pool, cfg.saliency.peers.peer_quantile) == (1, 0.1)  # batch defaults
     args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
                                       "--saliency-pool", "3", "--peer-quantile", "none"])
-    (cfg,) = _configs(args, ["saliency_only"])
-    assert (cfg.saliency.pool, cfg.saliency.peer_quantile, cfg.saliency.deep_weight, cfg.saliency.deep_size) == (
-        3, None, None, None)
-    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--deep-weight", "0.5",
-                                      "--deep-size", "512"])
-    assert _configs(args, ["saliency_only"])[0].saliency.deep_weight == 0.5
-    assert _configs(args, ["saliency_only"])[0].saliency.deep_size == 512
+    (cfg,) = configs_from_args(args, ["saliency_only"])
+    p = cfg.saliency.peers
+    assert (p.pool, p.peer_quantile, p.deep_weight, p.deep_size) == (3, None, None, None)
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", "--saliency-source", "batch",
+                                      "--deep-weight", "0.5", "--deep-size", "512"])
+    assert configs_from_args(args, ["saliency_only"])[0].saliency.peers.deep_weight == 0.5
+    assert configs_from_args(args, ["saliency_only"])[0].saliency.peers.deep_size == 512
+    args = build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o"])
+    assert configs_from_args(args, ["saliency_only"])[0].saliency.peers is None  # the image itself
     for bad in (["--peer-quantile", "1.5"], ["--peer-quantile", "x"], ["--deep-weight", "2"], ["--deep-weight", "x"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["evaluate", "--dataset", "folder", "--out", "o", *bad])
     with pytest.raises(ValueError, match="pool"):
-        SaliencyConfig(pool=0)
+        PeerConfig(pool=0)
     with pytest.raises(ValueError, match="shots"):
-        SaliencyConfig(shots=0)
+        PeerConfig(shots=0)
     with pytest.raises(ValueError, match="source"):
-        SaliencyConfig(source="other")
+        PeerConfig(source="other")
+    with pytest.raises(ValueError, match="PeerConfig"):
+        SaliencyConfig(peers={"source": "batch"})
 
 
 @pytest.mark.parametrize("flag, value", [("--shots", "0"), ("--deep-size", "16")])
@@ -278,8 +301,8 @@ def test_saa_plus_rescores_with_the_batch_map(tmp_path):
     import json
 
     from saa_lib.data import generate_synthetic, open_dataset
-    from saa_lib.evaluate import evaluate
-    from saa_lib.zoo import load_models
+    from saa_lib.engine.evaluate import evaluate
+    from saa_lib.weights.zoo import load_models
 
     with pytest.warns(UserWarning, match="not meaningful"):
         models = load_models("tiny", seed=0)
@@ -289,21 +312,21 @@ def test_saa_plus_rescores_with_the_batch_map(tmp_path):
     prompts = category_prompts("washer", "synthetic")
     pipe = SAAPipeline(models, StageCache(tmp_path / "cache"))
     image_cfg = variant_config("saa_plus", "paper", eval_resolution=64)
-    batch_cfg = image_cfg.with_(variant="saa_plus-batch", saliency={"source": "batch"})
-    pipe.set_peers([batch_cfg], [s.load_image for s in samples])
-    st = pipe.stages(samples[0].load_image(), prompts, batch_cfg)
+    batch_cfg = with_peers(image_cfg.with_(variant="saa_plus-batch"), source="batch")
+    peers = _peers(models, "washer", batch=[s.load_image for s in samples], cache=pipe.cache)
+    st = pipe.stages(samples[0].load_image(), prompts, batch_cfg, peers=peers)
     single = pipe.stages(samples[0].load_image(), prompts, image_cfg).saliency
     assert not np.allclose(st.saliency, single)
     assert np.allclose(st.region_saliency(), st.packed_masks().means(st.saliency))
-    plus_img, plus_batch = pipe.run_variants(samples[0].load_image(), prompts, [image_cfg, batch_cfg])
+    plus_img, plus_batch = pipe.run_variants(samples[0].load_image(), prompts, [image_cfg, batch_cfg], peers)
     assert [r.saliency for r in plus_batch.regions] != [r.saliency for r in plus_img.regions]
     alone = variant_config("saliency_only", "paper", eval_resolution=64)
-    cfgs = [alone.with_(variant="b", saliency={"source": "batch"}), alone.with_(variant="f", saliency={
-        "source": "fewshot", "augment_references": False})]
+    cfgs = [with_peers(alone.with_(variant="b"), source="batch"),
+            with_peers(alone.with_(variant="f"), source="fewshot", augment_references=False)]
     evaluate(ds, SAAPipeline(models), cfgs, out_dir=tmp_path / "out", progress=False)
-    peers = json.loads((tmp_path / "out" / "run.json").read_text())["saliency_peers"]["washer"]
-    assert sorted(peers["batch"]) == sorted(str(s.image_path) for s in samples)
-    assert peers["references"] == [str(ds.samples("washer", "train")[0].image_path)]
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["saliency_peers"]["washer"]
+    assert sorted(recorded["batch"]) == sorted(str(s.image_path) for s in samples)
+    assert recorded["references"] == [str(ds.samples("washer", "train")[0].image_path)]
 
 
 def test_unturn_features_inverts_a_quarter_turn_of_the_grid():
@@ -329,13 +352,14 @@ def test_pipeline_batch_rotations_find_a_turned_copy(tiny_pipe):
     img = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     cfg = _cfg("batch", with_image=False, normalize=False, smooth_sigma=0.0, peer_quantile=None)  # distances as is
     pipe = SAAPipeline(tiny_pipe)
-    pipe.set_peers([cfg], [img, np.rot90(img)])
     screw, leather = category_prompts("screw", "mvtec"), category_prompts("leather", "mvtec")
-    assert np.abs(pipe.run(img, screw, cfg).anomaly_map).max() < 1e-5
-    assert pipe.run(img, leather, cfg).anomaly_map.max() > 1e-3
-    assert pipe.run(img, screw, cfg.with_(saliency={"batch_rotations": 1})).anomaly_map.max() > 1e-3
+    pair = [img, np.rot90(img)]
+    assert np.abs(pipe.run(img, screw, cfg, peers=_peers(tiny_pipe, batch=pair)).anomaly_map).max() < 1e-5
+    assert pipe.run(img, leather, cfg, peers=_peers(tiny_pipe, "leather", batch=pair)).anomaly_map.max() > 1e-3
+    one_turn = with_peers(cfg, batch_rotations=1)
+    assert pipe.run(img, screw, one_turn, peers=_peers(tiny_pipe, batch=pair)).anomaly_map.max() > 1e-3
     with pytest.raises(ValueError, match="batch_rotations"):
-        SaliencyConfig(batch_rotations=3)
+        PeerConfig(batch_rotations=3)
 
 
 def test_pipeline_common_scale_shows_each_image_at_the_sets_pixel_scale(tiny_pipe):
@@ -344,11 +368,9 @@ def test_pipeline_common_scale_shows_each_image_at_the_sets_pixel_scale(tiny_pip
     rng = np.random.default_rng(6)
     imgs = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (128, 128, 64)]
     for common, grids in ((True, [(24, 24), (24, 24), (12, 12)]), (False, [(24, 24)] * 3)):
-        cfg = _cfg("batch", source_size=96, common_scale=common)
-        pipe = SAAPipeline(tiny_pipe)
-        digests = [image_digest(im) for im in imgs]
-        pipe.set_peers([cfg], imgs)
-        assert [tuple(pipe._source_features(None, d, cfg).shape[:2]) for d in digests] == grids
+        cfg = PeerConfig("batch", source_size=96, common_scale=common)
+        peers = _peers(tiny_pipe, batch=imgs)
+        assert [tuple(peers.features(image_digest(im), cfg).shape[:2]) for im in imgs] == grids
 
 
 def test_single_image_key_ignores_every_source_setting(tiny_pipe, tmp_path):
@@ -361,12 +383,13 @@ def test_single_image_key_ignores_every_source_setting(tiny_pipe, tmp_path):
     keys = SAAPipeline(tiny_pipe).keys("d")
     plain = keys.saliency(asdict(image_cfg.saliency), 48)
     for change in ({"batch_rotations": 4}, {"common_scale": True}, {"image_weight": 0.7}, {"reference_rotations": 3}):
-        assert keys.saliency(asdict(image_cfg.with_(saliency=change).saliency), 48) == plain
+        with_source = with_peers(image_cfg, source="batch", **change)  # keyed without the images compared with
+        assert keys.saliency(asdict(with_source.saliency), 48) == plain
     pipe = SAAPipeline(tiny_pipe, StageCache(tmp_path))
-    pipe.set_peers([batch_cfg], [img, _images(2, seed=1)[1]])
+    peers = _peers(tiny_pipe, batch=[img, _images(2, seed=1)[1]], cache=pipe.cache)
     pipe.run(img, screw, image_cfg)
     hits = pipe.cache.hits.get("saliency", 0)
-    pipe.run(img, screw, batch_cfg)
+    pipe.run(img, screw, batch_cfg, peers=peers)
     assert pipe.cache.hits.get("saliency", 0) == hits + 1  # the single-image term, computed once
 
 
@@ -411,40 +434,40 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     imgs = _images(3, size=96)
     pipe = SAAPipeline(lite0_pipe, StageCache(tmp_path))
     cfg = _cfg("batch", source_size=128, deep_size=128)
-    pipe.set_peers([cfg, cfg.with_(saliency={"deep_weight": 0.0})], imgs)
-    assert pipe._deep_weight(cfg) == DEEP_WEIGHT
-    auto = pipe.run(imgs[0], prompts, cfg).anomaly_map
-    explicit = pipe.run(imgs[0], prompts, cfg.with_(saliency={"deep_weight": DEEP_WEIGHT})).anomaly_map
-    fine_only = pipe.run(imgs[0], prompts, cfg.with_(saliency={"deep_weight": 0.0})).anomaly_map
+    peers = _peers(lite0_pipe, "leather", batch=imgs, cache=pipe.cache)
+    assert peers.resolve(cfg.saliency.peers).deep_weight == DEEP_WEIGHT
+    auto = pipe.run(imgs[0], prompts, cfg, peers=peers).anomaly_map
+    explicit = pipe.run(imgs[0], prompts, with_peers(cfg, deep_weight=DEEP_WEIGHT), peers=peers).anomaly_map
+    fine_only = pipe.run(imgs[0], prompts, with_peers(cfg, deep_weight=0.0), peers=peers).anomaly_map
     assert np.array_equal(auto, explicit) and not np.allclose(auto, fine_only)
-    reordered = SAAPipeline(lite0_pipe)
-    reordered.set_peers([cfg], imgs[::-1])
-    assert np.array_equal(reordered.run(imgs[0], prompts, cfg).anomaly_map, auto)  # order-free with the level too
+    reordered = _peers(lite0_pipe, "leather", batch=imgs[::-1])
+    assert np.array_equal(SAAPipeline(lite0_pipe).run(imgs[0], prompts, cfg, peers=reordered).anomaly_map, auto)
     assert pipe.cache.hits["saliency"] >= 1  # the resolved weight is the key: auto and explicit share an entry
     square = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)  # a square and its quarter turn:
     exact = _cfg("batch", source_size=128, with_image=False, smooth_sigma=0.0, peer_quantile=None, deep_weight=0.5,
                  deep_size=256)
-    turned = SAAPipeline(lite0_pipe)  # under four turns each finds the other exactly, on both levels
-    turned.set_peers([exact], [square, np.rot90(square)])
-    assert np.abs(turned.run(square, category_prompts("screw", "mvtec"), exact).anomaly_map).max() < 1e-5
-    assert turned.run(square, prompts, exact).anomaly_map.max() > 1e-3  # leather: no turns
-    deep = pipe._source_features(None, image_digest(imgs[1]), cfg, deep=True)
+    pair = [square, np.rot90(square)]  # under four turns each finds the other exactly, on both levels
+    screw = category_prompts("screw", "mvtec")
+    assert np.abs(pipe.run(square, screw, exact, peers=_peers(lite0_pipe, batch=pair)).anomaly_map).max() < 1e-5
+    leather_pair = _peers(lite0_pipe, "leather", batch=pair)
+    assert pipe.run(square, prompts, exact, peers=leather_pair).anomaly_map.max() > 1e-3  # leather: no turns
+    deep = peers.features(image_digest(imgs[1]), cfg.saliency.peers, deep=True)
     assert deep.shape == (4, 4, 320)  # 96 x 104 shown at 128 px (118 x 128 of content): 4 x 4 cells of 32 px
-    pooled = cfg.with_(saliency={"pool": 3})  # the stride-32 features are not pooled: one entry for every pool
-    assert pipe._source_features(None, image_digest(imgs[1]), pooled, deep=True) is deep
-    small = SAAPipeline(tiny_pipe)
-    assert small._deep_weight(cfg) == 0.0 and _cfg("image").saliency.deep_for(True) == 0.0
+    pooled = with_peers(cfg, pool=3).saliency.peers  # the stride-32 features are not pooled: one entry for every pool
+    assert peers.features(image_digest(imgs[1]), pooled, deep=True) is deep
+    small = _peers(tiny_pipe, "leather", batch=imgs)
+    assert small.resolve(cfg.saliency.peers).deep_weight == 0.0
     few = _cfg("fewshot", source_size=128, deep_size=160, with_image=False, augment_references=False)
-    assert pipe._deep_weight(few) == DEEP_WEIGHT
-    pipe.set_peers([few], references=[imgs[0]])  # the image as its own reference: zero on both levels
-    assert np.abs(pipe.run(imgs[0], prompts, few).anomaly_map).max() < 1e-5
-    assert pipe.run(imgs[1], prompts, few).anomaly_map.max() > 1e-3
+    own = _peers(lite0_pipe, "leather", references=[imgs[0]])  # the image as its own reference: zero on both levels
+    assert own.resolve(few.saliency.peers).deep_weight == DEEP_WEIGHT
+    assert np.abs(pipe.run(imgs[0], prompts, few, peers=own).anomaly_map).max() < 1e-5
+    assert pipe.run(imgs[1], prompts, few, peers=own).anomaly_map.max() > 1e-3
     with pytest.raises(ValueError, match="deep_weight=0"):
-        small.set_peers([cfg.with_(saliency={"deep_weight": 0.5})], imgs)
+        small.prepare(with_peers(cfg, deep_weight=0.5).saliency.peers)
     with pytest.raises(ValueError, match="deep_weight"):
-        SaliencyConfig(deep_weight=1.5)
+        PeerConfig(deep_weight=1.5)
     with pytest.raises(ValueError, match="deep_size"):
-        SaliencyConfig(deep_size=16)
+        PeerConfig(deep_size=16)
 
 
 def test_pipeline_stride32_level_takes_its_own_input_size(lite0_pipe, tmp_path):
@@ -455,30 +478,29 @@ def test_pipeline_stride32_level_takes_its_own_input_size(lite0_pipe, tmp_path):
     imgs = _images(3, size=96)  # 96 x 104 px
     pipe = SAAPipeline(lite0_pipe, StageCache(tmp_path))
     auto = _cfg("batch", source_size=64)
-    assert auto.saliency.deep_input == _cfg("fewshot").saliency.deep_input == DEEP_INPUT_SIZE == 640
-    explicit, small = auto.with_(saliency={"deep_size": 640}), auto.with_(saliency={"deep_size": 128})
-    pipe.set_peers([auto, small], imgs)
+    assert auto.saliency.peers.deep_input == PeerConfig("fewshot").deep_input == DEEP_INPUT_SIZE == 640
+    explicit, small = with_peers(auto, deep_size=640), with_peers(auto, deep_size=128)
+    peers = _peers(lite0_pipe, "leather", batch=imgs, cache=pipe.cache)
     d = image_digest(imgs[1])
-    assert pipe._source_features(None, d, explicit, deep=True) is pipe._source_features(None, d, auto, deep=True)
-    assert pipe._source_features(None, d, auto, deep=True).shape == (18, 20, 320)  # 591 x 640 px of content
-    assert pipe._source_features(None, d, auto).shape[:2] == (15, 16)  # the fine level: 64 px, stride 4
-    first = pipe.run(imgs[0], prompts, auto).anomaly_map
-    assert np.array_equal(pipe.run(imgs[0], prompts, explicit).anomaly_map, first)
+    deep = peers.features(d, auto.saliency.peers, deep=True)
+    assert peers.features(d, explicit.saliency.peers, deep=True) is deep
+    assert deep.shape == (18, 20, 320)  # 591 x 640 px of content
+    assert peers.features(d, auto.saliency.peers).shape[:2] == (15, 16)  # the fine level: 64 px, stride 4
+    first = pipe.run(imgs[0], prompts, auto, peers=peers).anomaly_map
+    assert np.array_equal(pipe.run(imgs[0], prompts, explicit, peers=peers).anomaly_map, first)
     assert pipe.cache.hits["saliency"] >= 1  # the resolved size is the key: one entry for None and 640
-    assert pipe._source_features(None, d, small, deep=True).shape == (4, 4, 320)
-    assert not np.allclose(pipe.run(imgs[0], prompts, small).anomaly_map, first)
+    assert peers.features(d, small.saliency.peers, deep=True).shape == (4, 4, 320)
+    assert not np.allclose(pipe.run(imgs[0], prompts, small, peers=peers).anomaly_map, first)
     rng = np.random.default_rng(6)
     sized = [rng.integers(0, 255, (s, s, 3), dtype=np.uint8) for s in (128, 128, 64)]
     for common, grids in ((True, [(8, 8), (8, 8), (4, 4)]), (False, [(8, 8)] * 3)):
-        cfg = _cfg("batch", source_size=64, deep_size=256, common_scale=common)
-        scaled = SAAPipeline(lite0_pipe)
-        scaled.set_peers([cfg], sized)
-        assert [tuple(scaled._source_features(None, image_digest(im), cfg, deep=True).shape[:2])
-                for im in sized] == grids
+        cfg = PeerConfig("batch", source_size=64, deep_size=256, common_scale=common)
+        scaled = _peers(lite0_pipe, "leather", batch=sized)
+        assert [tuple(scaled.features(image_digest(im), cfg, deep=True).shape[:2]) for im in sized] == grids
 
 
 def test_feature_store_keeps_copies_side_by_side_in_few_blocks():
-    store = S.FeatureStore(block_mib=1)  # 262144 float32 per block
+    store = FeatureStore(block_mib=1)  # 262144 float32 per block
     parts = [torch.randn(100, 50, 20, generator=torch.Generator().manual_seed(i)) for i in range(3)]  # 100000 each
     kept = [store.keep(p) for p in parts]
     assert all(torch.equal(k, p) and k.data_ptr() != p.data_ptr() for k, p in zip(kept, parts))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from saa_lib import workbook as wb
-from saa_lib.zoo import CHECKPOINTS
+from saa_lib.weights.zoo import CHECKPOINTS
 
 
 def test_saa_samples_overrides_shared(tmp_path, monkeypatch, capsys):

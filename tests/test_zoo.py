@@ -1,4 +1,4 @@
-"""Checkpoint registry, cache resolution, hash-checked downloads and offline failure of saa_lib.zoo."""
+"""Checkpoint registry, cache resolution, hash-checked downloads and offline failure of saa_lib.weights.zoo."""
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from saa_lib import download as dl
-from saa_lib import zoo
-from saa_lib.download import HashMismatchError, MissingFileError
+from saa_lib.weights import download as dl
+from saa_lib.weights import zoo
+from saa_lib.weights.download import HashMismatchError, MissingFileError
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "saa_settings.yaml"
 HASH_RE = {"md5": r"[0-9a-f]{32}", "sha256": r"[0-9a-f]{64}", "sha256-prefix": r"[0-9a-f]{6,63}"}
@@ -33,7 +33,7 @@ def _no_network(monkeypatch):
     """Any attempt to reach the network fails the test."""
     def boom(*args, **kwargs):
         raise AssertionError("network was used")
-    monkeypatch.setattr(dl, "_reachable", boom)
+    monkeypatch.setattr(dl, "reachable", boom)
     import pooch
     monkeypatch.setattr(pooch, "retrieve", boom)
 
@@ -89,7 +89,7 @@ def test_unknown_name_lists_the_zoo():
 
 # ---------------------------------------------------------------- offline behaviour
 def test_offline_failure_is_one_error_naming_every_file(monkeypatch):
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=None: False)
     names = [n for n, ck in zoo.CHECKPOINTS.items() if not ck.embedded]
     t0 = time.monotonic()
     with pytest.raises(MissingFileError) as info:
@@ -109,7 +109,7 @@ def test_offline_probes_run_in_parallel(monkeypatch):
     def slow(url, timeout=None):
         time.sleep(1.0)
         return False
-    monkeypatch.setattr(dl, "_reachable", slow)
+    monkeypatch.setattr(dl, "reachable", slow)
     hosts = {ck.url.split("/")[2] for ck in zoo.CHECKPOINTS.values() if not ck.embedded}
     assert len(hosts) >= 4  # a sequential probe would take >= 4 s
     t0 = time.monotonic()
@@ -120,7 +120,7 @@ def test_offline_probes_run_in_parallel(monkeypatch):
 
 def test_hanging_probe_counts_as_offline(monkeypatch):
     monkeypatch.setattr(dl, "CONNECT_TIMEOUT", 0.2)
-    monkeypatch.setattr(dl, "_reachable", lambda url, timeout=None: time.sleep(5) or True)
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=None: time.sleep(5) or True)
     t0 = time.monotonic()
     with pytest.raises(MissingFileError, match="cannot reach"):
         zoo.require_weights(["sam_vit_b", "wide_resnet50_2"])

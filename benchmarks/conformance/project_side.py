@@ -29,12 +29,12 @@ MODEL_SETS = {"tiny": {}, "tiny-q6": {"num_queries": 6}}
 
 
 def build_model_set(name: str):
-    """The :class:`saa_lib.zoo.Models` of ``MODEL_SETS[name]`` (built offline, seeded)."""
+    """The :class:`saa_lib.weights.zoo.Models` of ``MODEL_SETS[name]`` (built offline, seeded)."""
     from dataclasses import replace
 
     from saa_lib.models.gdino import build_gdino
     from saa_lib.models.text import tiny_text_encoder_dir
-    from saa_lib.zoo import load_models
+    from saa_lib.weights.zoo import load_models
 
     if name not in MODEL_SETS:
         raise ValueError(f"unknown model set {name!r}; choose one of {sorted(MODEL_SETS)}")
@@ -108,12 +108,12 @@ def main(argv=None) -> int:
     ap.add_argument("--export", default=None, metavar="SET", help="only write model set SET into --models")
     args = ap.parse_args(argv)
     if args.export:
-        from saa_lib.export import export_models
+        from saa_lib.weights.export import export_models
 
         print(export_models(build_model_set(args.export), args.models))
         return 0
     from saa_lib.config import ABLATION_VARIANTS, variant_config
-    from saa_lib.export import load_manifest
+    from saa_lib.weights.export import load_manifest
     from saa_lib.pipeline import SAAPipeline
     from saa_lib.prompts.language import category_prompts
 

@@ -1,7 +1,7 @@
 """Official data set archives: where they are, their published hashes, and safe, all-or-nothing extraction.
 
-``download_dataset`` fetches an archive with :func:`saa_lib.download.fetch_file` (hash-checked, atomic; offline it
-raises :class:`~saa_lib.download.MissingFileError` within seconds, naming the URL and where to put the file) and
+``download_dataset`` fetches an archive with :func:`saa_lib.weights.download.fetch_file` (hash-checked, atomic; offline it
+raises :class:`~saa_lib.weights.download.MissingFileError` within seconds, naming the URL and where to put the file) and
 extracts it with :func:`extract_archive`: into a temporary folder beside the target that is renamed into place only
 when extraction completed, so a data set folder is never half-extracted. Archive members with absolute paths, ``..``,
 links or device files are refused. Nothing here touches the network at import time.
@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .datasets import _HOW_TO_GET, default_root, prepare_visa
+from .datasets import HOW_TO_GET, default_root, prepare_visa
 from .sample import DatasetError
 
 
@@ -75,10 +75,10 @@ def download_dataset(name: str, root: str | os.PathLike | None = None, progress:
     extraction unless ``keep_archive``. VisA is extracted to ``<root>_raw`` and converted to the MVTec AD layout in
     ``root`` with the official 1-class split (:func:`~saa_lib.data.prepare_visa`).
     """
-    from saa_lib.download import fetch_file
+    from saa_lib.weights.download import fetch_file
 
     if name not in DATASETS:
-        how = _HOW_TO_GET.get(name, "")
+        how = HOW_TO_GET.get(name, "")
         raise DatasetError(f"{name!r} cannot be downloaded automatically; downloadable: {', '.join(DATASETS)}. {how}")
     src = DATASETS[name]
     root = Path(root).expanduser() if root is not None else default_root(name)

@@ -47,7 +47,7 @@ TABLES: dict[str, str | None] = {"mvtec": "mvtec", "visa": "visa", "ksdd2": "ksd
 VISA_CATEGORIES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
                    "pcb3", "pcb4", "pipe_fryum")
 
-_HOW_TO_GET = {
+HOW_TO_GET = {
     "mvtec": "Download it with saa_lib.data.download_dataset('mvtec', root=...), or pass the folder that holds "
              "bottle/, cable/, ... of an extracted mvtec_anomaly_detection.tar.xz.",
     "visa": "Download and convert it with saa_lib.data.download_dataset('visa', root=...), or convert an extracted "
@@ -323,7 +323,7 @@ class KSDD2(AnomalyDataset):
     def _discover(self) -> list[str]:
         if not any((self.root / s).is_dir() for s in self.splits):
             raise DatasetError(f"{self.root}: not a KolektorSDD2 folder; expected <root>/train/ and <root>/test/ "
-                               "holding <id>.png images and <id>_GT.png masks. " + _HOW_TO_GET["ksdd2"])
+                               "holding <id>.png images and <id>_GT.png masks. " + HOW_TO_GET["ksdd2"])
         return ["ksdd2"]
 
     def _present_splits(self, category: str) -> tuple[str, ...]:
@@ -361,7 +361,7 @@ class MTD(AnomalyDataset):
         self._dirs = [d for d in _entries(self.root) if d.is_dir() and d.name.startswith("MT_")]
         if not self._dirs:
             raise DatasetError(f"{self.root}: not an MTD folder; expected MT_<Defect>/Imgs/ folders (MT_Free for "
-                               "normal images). " + _HOW_TO_GET["mtd"])
+                               "normal images). " + HOW_TO_GET["mtd"])
         return ["mtd"]
 
     def _list(self, category: str, split: str) -> list[Sample]:
@@ -406,9 +406,9 @@ def open_dataset(name: str, root: str | os.PathLike | None = None,
         from .synthetic import generate_synthetic
         generate_synthetic(root)
     if not root.exists():
-        raise DatasetError(f"{root}: the {name} data set root does not exist. {_HOW_TO_GET[name]}")
+        raise DatasetError(f"{root}: the {name} data set root does not exist. {HOW_TO_GET[name]}")
     if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder; a data set root is a folder. {_HOW_TO_GET[name]}")
+        raise DatasetError(f"{root}: not a folder; a data set root is a folder. {HOW_TO_GET[name]}")
     table = TABLES[name]
     if name == "ksdd2":
         cls = KSDD2

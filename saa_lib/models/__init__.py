@@ -1,5 +1,5 @@
 """The torch models: SAM, GroundingDINO, the saliency backbone and the BERT text encoder, and :class:`Models`, the set
-the pipeline runs (assembled by :func:`saa_lib.zoo.load_models`).
+the pipeline runs (assembled by :func:`saa_lib.weights.zoo.load_models`).
 
 Each module builds one family in its official, ``tiny`` (small, random, seeded) or ``random`` (official size, random)
 form and loads checkpoints in the official file formats. Heavy libraries (segment_anything, groundingdino, timm,
@@ -21,7 +21,7 @@ class Models:
     """The three networks of the pipeline and what they are.
 
     ``gdino``: groundingdino ``GroundingDINO`` (eval, has ``.tokenizer``); ``sam``: ``segment_anything.modeling.Sam``
-    (eval); both ``None`` in a saliency-only set (:func:`saa_lib.zoo.load_saliency_only`); ``saliency``:
+    (eval); both ``None`` in a saliency-only set (:func:`saa_lib.weights.zoo.load_saliency_only`); ``saliency``:
     :class:`SaliencyBackbone`. ``gdino_min_size`` / ``gdino_max_size``: shorter-side target and longer-side cap of
     GroundingDINO's input. ``identity``: stable string for cache keys. Built with keyword arguments only.
     """

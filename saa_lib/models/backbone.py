@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from saa_lib.models.common import IMAGENET_MEAN, IMAGENET_STD, file_fingerprint, seeded, strip_prefix, torch_load
-from saa_lib.weights import SALIENCY_BACKBONES
+from saa_lib.weights.registry import SALIENCY_BACKBONES
 OUT_INDICES = (1, 2, 3)
 #: the tiny ResNet: timm's ``wide_resnet50_2`` class with one bottleneck per stage and 1/4 of the channels
 TINY_RESNET = dict(layers=[1, 1, 1, 1], channels=(16, 32, 64, 128), stem_width=16)
@@ -74,7 +74,7 @@ class SaliencyBackbone(nn.Module):
         if deep:
             if not self.has_deep:
                 raise ValueError(f"{self.name}: this extractor holds no stage after stride {self.strides[-1]}; "
-                                 "set SaliencyConfig.deep_weight=0 (--deep-weight 0)")
+                                 "set PeerConfig.deep_weight=0 (--deep-weight 0)")
             y = maps[-1]
             for block in self.deep_blocks:
                 y = block(y)
@@ -170,7 +170,7 @@ def efficientnet_lite0_to_timm(state_dict: dict, target_state: dict, source: str
 def _efficientnet_lite0(path: str | os.PathLike | None):
     import timm
 
-    from saa_lib.download import check_hash
+    from saa_lib.weights.download import check_hash
 
     trusted = path is None
     path = efficientnet_lite0_package_file() if path is None else Path(path)

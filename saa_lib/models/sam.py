@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from saa_lib.models.common import seeded, strip_prefix, torch_load
-from saa_lib.weights import SAM_VARIANTS
+from saa_lib.weights.registry import SAM_VARIANTS
 #: ViT width of each official variant, read from ``image_encoder.patch_embed.proj.weight`` to name a file's variant
 _WIDTH_TO_VARIANT = {1280: "vit_h", 1024: "vit_l", 768: "vit_b"}
 

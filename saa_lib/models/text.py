@@ -16,12 +16,12 @@ import os
 import string
 from pathlib import Path
 
-from saa_lib.weights import BERT_BASE_UNCASED_CONFIG, resolve_checkpoint, weights_dir
+from saa_lib.records import SPECIAL_TOKENS
+from saa_lib.weights.registry import BERT_BASE_UNCASED_CONFIG, resolve_checkpoint, weights_dir
 
 #: tokenizer settings of bert-base-uncased (lower-casing WordPiece, 512 positions)
 TOKENIZER_CONFIG: dict = {"do_lower_case": True, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 #: whole words of the tiny vocabulary (anything else is spelled out character by character)
 TINY_WORDS = (

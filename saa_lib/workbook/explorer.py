@@ -9,7 +9,7 @@ only the θ_box range follows the box confidences of the image shown.
 
 Images are *sources*: ``{name: callable(behaviour) -> item}``, an item being anything with ``image`` (H, W, 3) uint8,
 ``mask`` (R, R) bool, ``prompts`` and ``stages`` (a :class:`saa_lib.workbook.Item` or a
-:class:`saa_lib.known_case.KnownCase`; :func:`explorer_sources` builds them). A source is called on first view of an
+:class:`saa_lib.workbook.known_case.KnownCase`; :func:`explorer_sources` builds them). A source is called on first view of an
 image under a behaviour (that may run the models once) and its item kept.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ import math
 import time
 from typing import Callable
 
-from .config import BEHAVIOURS
-from .prompts.saliency import saliency_key
-from .scoring import score
+from ..config import BEHAVIOURS
+from ..prompts.saliency import saliency_key
+from ..scoring import score
 from .viz import MapCanvas, fate_legend_html
-from .workbook import PROMPTS, make_config
+from .series import PROMPTS, make_config
 
 #: the settings read from the sliders: SAAConfig field -> (label, step)
 SLIDERS = {"box_threshold": ("θ_box", 0.01), "text_threshold": ("θ_text", 0.01), "min_iou": ("θ_IoU", 0.001),
@@ -48,6 +48,7 @@ class Explorer:
 
         self.pipe, self.sources, self.backbone, self.tag, self.side = pipe, dict(sources), saliency_backbone, tag, side
         self._items: dict = {}
+        self._stages: dict = {}  # (image, behaviour) -> its stage outputs with every P^S map computed so far
         self._canvas: dict = {}
         self._busy = False
         self.result = None
@@ -144,11 +145,13 @@ class Explorer:
         self._set_enabled()
         it = self.item()
         cfg = self.config()
-        if cfg.use_saliency and saliency_key(it.stages, it.prompts, cfg) not in it.stages.saliency_maps:
+        shown = (self.w_image.value, self.w_behaviour.value)
+        st = self._stages.get(shown, it.stages)
+        if cfg.use_saliency and saliency_key(st, it.prompts, cfg) not in st.saliency_maps:
             # multi-instance saliency compares the objects found, which θ_box decides: a new set, a new map
-            it.stages = self.pipe.with_saliency(it.stages, it.image, it.prompts, cfg)
+            st = self._stages[shown] = self.pipe.with_saliency(st, it.image, it.prompts, cfg)
         t0 = time.perf_counter()
-        res = score(it.stages, it.prompts, cfg, tokenizer=self.pipe.tokenizer)
+        res = score(st, it.prompts, cfg, tokenizer=self.pipe.tokenizer)
         t1 = time.perf_counter()
         self.picture.value = self._canvas_for(it).render(res, title=f"anomaly map, image score {res.image_score:.3f}",
                                                          note=self.settings_line(cfg))
@@ -156,12 +159,12 @@ class Explorer:
         self.timings = {"score_ms": 1000 * (t1 - t0), "draw_ms": 1000 * (t2 - t1)}
         self.result, self.used = res, cfg
         kept = sum(r.removed_by is None for r in res.regions)
-        shown = " ".join(f"{k}={getattr(cfg, k)!r}" for k in SLIDERS)
+        sliders = " ".join(f"{k}={getattr(cfg, k)!r}" for k in SLIDERS)
         prompts = " ".join(f"use_{p}={getattr(cfg, f'use_{p}')}" for p in PROMPTS)
         self.status.value = (f"<b>{self.w_image.value}</b> ({cfg.behaviour}): {kept} of {len(res.regions)} regions "
                              f"kept, image score {res.image_score:.3f}; re-scored in {self.timings['score_ms']:.0f} ms, "
                              f"drawn in {self.timings['draw_ms']:.0f} ms<br>config used: "
-                             f"<code class='saa-config'>{shown} {prompts}</code>")
+                             f"<code class='saa-config'>{sliders} {prompts}</code>")
         return res
 
     def on_image(self, change=None):
@@ -196,7 +199,7 @@ class Explorer:
 
 def explorer_sources(pipe, dataset, items: list, behaviour: str, saliency_backbone: str, case_backbone,
                      seed: int = 0, real: dict | None = None) -> dict:
-    """The images of the explorer (:class:`saa_lib.explorer.Explorer`), ``{name: callable(behaviour) -> item}``:
+    """The images of the explorer (:class:`saa_lib.workbook.explorer.Explorer`), ``{name: callable(behaviour) -> item}``:
 
     the hand-made known case first (``case_backbone`` computes its saliency), then the first image of each category
     of ``dataset`` (taken from ``items``, computed under ``behaviour``, when that is the behaviour asked), then the
@@ -204,7 +207,7 @@ def explorer_sources(pipe, dataset, items: list, behaviour: str, saliency_backbo
     :func:`saa_lib.workbook.real_datasets`). Stage outputs are computed on first view only.
     """
     from .known_case import known_case
-    from .workbook import sample_item
+    from .series import sample_item
 
     def case(b):
         return known_case(case_backbone, make_config("saa_plus", b, saliency_backbone), seed=seed)

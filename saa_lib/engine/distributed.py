@@ -1,11 +1,11 @@
 """Scale-out: score a category's images on a Ray cluster, one actor per device, metrics computed in the driver.
 
-:class:`RayScorer` is a scorer for :func:`saa_lib.evaluate.evaluate` (``scorer=``): it starts a local Ray instance
+:class:`RayScorer` is a scorer for :func:`saa_lib.engine.evaluate.evaluate` (``scorer=``): it starts a local Ray instance
 (the machine's CPUs, no dashboard, no usage reporting) or joins the cluster at ``address``, then starts one actor per
 GPU of the cluster (or, without GPUs, a few CPU actors). Every actor builds its own pipeline from one
 :class:`PipelineSpec`, the same recipe the single-process command line uses, so seeded tiny/random models are the same
 tensors everywhere. The images of a category go out in small chunks (two in flight per actor); the per-image results
-come back, are put back in the images' order, and :func:`saa_lib.evaluate.collect_runs` computes the metrics in the
+come back, are put back in the images' order, and :func:`saa_lib.engine.evaluate.collect_runs` computes the metrics in the
 driver exactly as in a single-process run.
 
 Identical numbers: on CPU, torch's kernels may round differently with another number of threads (GroundingDINO's box
@@ -53,8 +53,8 @@ def import_ray():
 
 @dataclass
 class PipelineSpec:
-    """How to build an :class:`saa_lib.pipeline.SAAPipeline`: the arguments of :func:`saa_lib.zoo.load_models` (or
-    :func:`saa_lib.zoo.load_saliency_only` when ``need_detector`` is false), the stage cache and mixed precision.
+    """How to build an :class:`saa_lib.pipeline.SAAPipeline`: the arguments of :func:`saa_lib.weights.zoo.load_models` (or
+    :func:`saa_lib.weights.zoo.load_saliency_only` when ``need_detector`` is false), the stage cache and mixed precision.
 
     Picklable: a Ray actor rebuilds the very pipeline the driver would. ``kind``: official | paths | tiny | random;
     ``device``: auto | cpu | cuda | cuda:N; ``autocast``: none | bf16 | fp16 (CUDA only; ignored on CPU, as on the
@@ -75,10 +75,10 @@ class PipelineSpec:
 
     def build(self, device: str | None = None):
         """The pipeline, on ``device`` (default: this spec's)."""
-        from .cache import StageCache
-        from .pipeline import SAAPipeline
-        from .utils import AUTOCAST_DTYPES, resolve_device
-        from .zoo import load_models, load_saliency_only
+        from ..cache import StageCache
+        from ..pipeline import SAAPipeline
+        from ..utils import AUTOCAST_DTYPES, resolve_device
+        from ..weights.zoo import load_models, load_saliency_only
 
         dev = resolve_device(device or self.device)
         if self.need_detector:
@@ -144,7 +144,7 @@ def _merge_counts(parts: list[dict]) -> dict:
 
 @dataclass
 class RayScorer:
-    """Scores images on a Ray cluster; a scorer for :func:`saa_lib.evaluate.evaluate` (see the module docstring).
+    """Scores images on a Ray cluster; a scorer for :func:`saa_lib.engine.evaluate.evaluate` (see the module docstring).
 
     ``address``: None or ``"local"`` starts a local Ray instance unless Ray is already initialised in this process
     (then that one is used); anything else (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) joins that cluster.
@@ -180,6 +180,11 @@ class RayScorer:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def handles(self) -> list:
+        """The Ray actors scoring the images."""
+        return list(self._actors)
 
     def _start_actors(self, ray, local: bool) -> None:
         res = ray.cluster_resources()
@@ -223,7 +228,7 @@ class RayScorer:
         """Download missing official weights once, here, rather than in every actor at the same time."""
         if self.spec.kind != "official":
             return
-        from .zoo import missing_weights, require_weights, weights_for
+        from ..weights.zoo import missing_weights, require_weights, weights_for
 
         names = weights_for(self.spec.sam_variant, self.spec.saliency_backbone)
         if not self.spec.need_detector:

@@ -2,7 +2,7 @@
 
 Torch computation lives in the stage modules; this module only loops, with progress bars, and writes files. A category
 is evaluated in two steps: :func:`score_images` (the models, image by image: the part a scorer may run elsewhere, see
-:mod:`saa_lib.distributed`) and :func:`collect_runs` (maps stacked in the images' order, metrics), which every scorer
+:mod:`saa_lib.engine.distributed`) and :func:`collect_runs` (maps stacked in the images' order, metrics), which every scorer
 shares.
 """
 from __future__ import annotations
@@ -19,13 +19,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import metrics as M
-from .config import SAAConfig
-from .masks import resize_masks
-from .generator import normalize_caption
-from .pipeline import ImageResult, SAAPipeline, check_image
-from .prompts.language import CategoryPrompts, category_prompts, check_caption_lengths
-from .safeio import save_npy, write_text
+from .. import metrics as M
+from ..config import SAAConfig
+from ..masks import resize_masks
+from ..generator import normalize_caption
+from ..peers.saliency import PeerSaliency
+from ..pipeline import SAAPipeline, check_image
+from ..prompts.language import CategoryPrompts, category_prompts, check_caption_lengths
+from ..records import ImageResult
+from ..safeio import save_npy, write_text
 
 
 @dataclass
@@ -137,12 +139,24 @@ def check_prompt_lengths(pipeline: SAAPipeline, prompts: CategoryPrompts, config
         check_caption_lengths([" ".join(captions)], count, limit, joined=True)
 
 
-def saliency_peers(samples: list, references: list, configs: list[SAAConfig]) -> tuple[list, list]:
+def peer_samples(samples: list, references: list, configs: list[SAAConfig]) -> tuple[list, list]:
     """(batch, references) samples the batch / few-shot saliency of ``configs`` compares with: every sample of the
     category for ``batch``, the first max-``shots`` normal references for ``fewshot`` (empty lists when unused)."""
-    sources = {c.saliency.source for c in configs}
-    shots = max([c.saliency.shots for c in configs if c.saliency.source == "fewshot"], default=0)
-    return (list(samples) if "batch" in sources else []), list(references or [])[:shots]
+    peer_configs = [c.saliency.peers for c in configs if c.saliency.peers is not None]
+    shots = max([p.shots for p in peer_configs if p.source == "fewshot"], default=0)
+    batch = list(samples) if any(p.source == "batch" for p in peer_configs) else []
+    return batch, list(references or [])[:shots]
+
+
+def saliency_peers(pipeline: SAAPipeline, samples: list, references: list, configs: list[SAAConfig],
+                   category: str) -> PeerSaliency | None:
+    """The :class:`~saa_lib.peers.PeerSaliency` of one category for ``configs`` (its images: :func:`peer_samples`),
+    sharing the pipeline's models, cache and precision; None when no config compares with other images."""
+    if all(c.saliency.peers is None for c in configs):
+        return None
+    batch, refs = peer_samples(samples, references, configs)
+    return PeerSaliency(pipeline.models, pipeline.cache, category=category, batch=[s.load_image for s in batch],
+                        references=[s.load_image for s in refs], autocast=pipeline.autocast)
 
 
 def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts, configs: list[SAAConfig],
@@ -157,9 +171,7 @@ def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts,
     / the file.
     """
     check_prompt_lengths(pipeline, prompts, configs)
-    batch, refs = saliency_peers(samples, references, configs)
-    if batch or refs or any(c.saliency.source != "image" for c in configs):
-        pipeline.set_peers(configs, [s.load_image for s in batch], [s.load_image for s in refs])
+    peers = saliency_peers(pipeline, samples, references, configs, prompts.category)
     num_workers, pin = loader_settings(pipeline, num_workers, pin_memory)
     images = iter_images(samples, configs[0].eval_resolution, num_workers, pin)
     out = []
@@ -167,7 +179,7 @@ def score_images(pipeline: SAAPipeline, samples: list, prompts: CategoryPrompts,
                                            disable=not progress, leave=False, unit="img")):
         check_image(image, f"{samples[i].image_path} (image {i + 1} of {len(samples)} of category "
                            f"{prompts.category!r})")
-        out.append(ScoredImage(pipeline.run_variants(image, prompts, configs), mask))
+        out.append(ScoredImage(pipeline.run_variants(image, prompts, configs, peers), mask))
     return out
 
 
@@ -196,7 +208,7 @@ class LocalScorer:
     """Scores images in this process with ``pipeline`` (the default scorer of :func:`evaluate`).
 
     A scorer has ``score_images(samples, prompts, configs, progress, desc) -> list[ScoredImage]``, ``describe()``,
-    ``meaningful``, ``cache_stats()``, ``execution()`` and ``close()``; :class:`saa_lib.distributed.RayScorer` is the
+    ``meaningful``, ``cache_stats()``, ``execution()`` and ``close()``; :class:`saa_lib.engine.distributed.RayScorer` is the
     other one.
     """
 
@@ -239,7 +251,7 @@ def run_category(pipeline: SAAPipeline | None, samples, prompts: CategoryPrompts
     samples = labelled(samples, prompts.category)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     extra = {}
-    if any(c.saliency.source != "image" for c in configs):
+    if any(c.saliency.peers is not None for c in configs):
         if not isinstance(scorer, LocalScorer):
             raise ValueError("batch / few-shot saliency compares the images of a category with each other: "
                              "run it without --ray")
@@ -301,7 +313,7 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
     """Run ``configs`` over ``categories`` of ``dataset`` (an :class:`saa_lib.data.AnomalyDataset`).
 
     ``scorer``: where the models run (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` image-loading
-    processes; a :class:`saa_lib.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
+    processes; a :class:`saa_lib.engine.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
     None). With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
     """
     categories = list(categories or dataset.categories)
@@ -315,7 +327,7 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
         if max_images:
             samples = balanced_subset(samples, max_images)
         refs = reference_samples(dataset, cat, configs)
-        batch, used_refs = saliency_peers(labelled(samples, cat), refs, configs)
+        batch, used_refs = peer_samples(labelled(samples, cat), refs, configs)
         if batch or used_refs:
             peers[cat] = {"batch": sorted(str(s.image_path) for s in batch),
                           "references": [str(s.image_path) for s in used_refs]}
@@ -342,7 +354,7 @@ def reference_samples(dataset, category: str, configs: list[SAAConfig]) -> list:
     order; an empty list when no config needs them. A clear error when the data set has none."""
     if not any(c.saliency.source == "fewshot" for c in configs):
         return []
-    from .data.datasets import DatasetError
+    from ..data.datasets import DatasetError
 
     try:
         return [s for s in dataset.samples(category, "train") if s.label == 0]

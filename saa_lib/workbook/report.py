@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .tables import load_tables
-from .safeio import write_text
+from ..tables import load_tables
+from ..safeio import write_text
 
 VARIANT_LABELS = {
     "saa": "SAA",
@@ -162,7 +162,7 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     from nbconvert import HTMLExporter
     from tqdm.auto import tqdm
 
-    from .workbook import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
+    from .series import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
 
     nb_dir = notebooks_dir()
     names = list(notebooks or NOTEBOOKS)

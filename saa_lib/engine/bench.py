@@ -93,7 +93,7 @@ def machine() -> dict:
 
 def knn_scaling(device: torch.device, sides=(200, 400, 600, 800), dim: int = 64, neighbours: int = 400) -> list:
     """Exact chunked kNN saliency on P = side² pixels: time and peak memory as the input grows."""
-    from .prompts.saliency import knn_saliency
+    from ..prompts.saliency import knn_saliency
 
     out = []
     for side in sides:
@@ -109,17 +109,17 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
               seed: int = 0, knn_sides=(200, 400, 600, 800), repeats: int = 3) -> dict:
     """Measure everything; returns and writes the results (``out``/bench.json and bench.md). Stages are timed once
     after a warm-up; the ablation / single-run ratio takes the best of ``repeats`` runs of each side."""
-    from . import metrics as M
-    from .cache import StageCache
-    from .config import ABLATION_VARIANTS, variant_config
-    from .data.synthetic import generate_synthetic
-    from .data import open_dataset
-    from .fusion import fuse_regions
-    from .pipeline import SAAPipeline
-    from .prompts.language import category_prompts
-    from .prompts.saliency import knn_saliency, pixel_features
-    from .utils import resolve_device
-    from .zoo import load_models
+    from .. import metrics as M
+    from ..cache import StageCache
+    from ..config import ABLATION_VARIANTS, variant_config
+    from ..data.synthetic import generate_synthetic
+    from ..data import open_dataset
+    from ..fusion import fuse_regions
+    from ..pipeline import SAAPipeline
+    from ..prompts.language import category_prompts
+    from ..prompts.saliency import knn_saliency, pixel_features
+    from ..utils import resolve_device
+    from ..weights.zoo import load_models
 
     dev = resolve_device(device)
     out = Path(out)
@@ -146,7 +146,7 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     with timed(dev, stages, "generator (single joined caption)"):
         pipe.generator.detect(img, captions, single_caption=True)
     boxes = det.boxes[: max(1, min(len(det), 32))] if len(det) else np.array([[8, 8, 64, 64]], np.float32)
-    pipe.refiner._image_key = None
+    pipe.refiner.forget_image()
     with timed(dev, stages, "SAM image encoder"):
         pipe.refiner.set_image(img)
     pipe.refiner.segment(img, boxes[:1])  # warm-up of the decoder path
@@ -237,11 +237,11 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
 def autocast_check(models, samples, prompts, cfg, dtypes=("bf16", "fp16")) -> dict:
     """SAA+ images/s and max-F1-pixel in fp32 and under each autocast dtype, on the same images (run on CUDA by
     :func:`run_bench`; on CPU autocast is slow and only checks the code path)."""
-    from . import metrics as M
-    from .cache import StageCache
+    from .. import metrics as M
+    from ..cache import StageCache
     from .evaluate import eval_mask
-    from .pipeline import SAAPipeline
-    from .utils import AUTOCAST_DTYPES
+    from ..pipeline import SAAPipeline
+    from ..utils import AUTOCAST_DTYPES
 
     images = [s.load_image() for s in samples]
     gt = np.stack([eval_mask(s, cfg.eval_resolution) for s in samples])

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics as M
-from .cache import StageCache
-from .config import SAAConfig, variant_config
+from .. import metrics as M
+from ..cache import StageCache
+from ..config import SAAConfig, variant_config
+from ..peers.config import with_peers
+from ..pipeline import SAAPipeline
+from ..prompts.language import category_prompts
 from .evaluate import balanced_subset, labelled, reference_samples, run_category
-from .pipeline import SAAPipeline
-from .prompts.language import category_prompts
 
 
 #: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
@@ -29,15 +30,15 @@ def source_configs(backbone: str = "tf_efficientnet_lite0", shots=(1, 2), behavi
                    **saliency) -> dict[str, SAAConfig]:
     """Named ``saliency_only`` configs: ``image-<behaviour>``, ``batch-<behaviour>``, ``fewshot<k>-<behaviour>``.
 
-    ``saliency``: extra :class:`SaliencyConfig` fields for the batch / few-shot rows (e.g. ``with_image=False``)."""
+    ``saliency``: extra :class:`~saa_lib.peers.PeerConfig` fields for the batch / few-shot rows (e.g. ``with_image=False``)."""
     out = {}
     for b in behaviours:
         base = variant_config("saliency_only", b).with_(saliency={"backbone": backbone})
         out[f"image-{b}"] = base.with_(variant=f"image-{b}")
-        out[f"batch-{b}"] = base.with_(variant=f"batch-{b}", saliency={"source": "batch", **saliency})
+        out[f"batch-{b}"] = with_peers(base.with_(variant=f"batch-{b}"), source="batch", **saliency)
         for k in shots:
-            out[f"fewshot{k}-{b}"] = base.with_(variant=f"fewshot{k}-{b}",
-                                                saliency={"source": "fewshot", "shots": k, **saliency})
+            out[f"fewshot{k}-{b}"] = with_peers(base.with_(variant=f"fewshot{k}-{b}"), source="fewshot", shots=k,
+                                                **saliency)
     return out
 
 

@@ -2,7 +2,7 @@
 run (:class:`Item`), configurations, and where figures go.
 
 :func:`setup` is the first cell of a notebook, called with its parameters as keyword arguments. The hand-built known
-case lives in :mod:`saa_lib.known_case`; the papermill runner of the whole series in :mod:`saa_lib.report`.
+case lives in :mod:`saa_lib.workbook.known_case`; the papermill runner of the whole series in :mod:`saa_lib.workbook.report`.
 
 Nothing here loads a model or touches the network at import time.
 """
@@ -13,7 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -72,7 +71,7 @@ def shared_samples() -> Path | None:
 def real_datasets() -> dict:
     """``{category: dataset}`` of the real samples (:func:`shared_samples`: ``folder`` reader for ``mvtec_ad/``,
     ``mtd`` for ``mtd/``); ``{}`` with :data:`SAMPLES_MISSING` printed when they are not here."""
-    from .data import open_dataset
+    from ..data import open_dataset
 
     root = shared_samples()
     if root is None:
@@ -97,7 +96,7 @@ def synthetic_root(seed: int = 0) -> Path:
 def open_data(dataset: str = "synthetic", root=None, categories=None, seed: int = 0):
     """:func:`saa_lib.data.open_dataset`, with the synthetic set generated (``seed``) under :func:`synthetic_root`
     when no ``root`` is given. ``categories``: list, comma-separated string or None (all)."""
-    from .data import generate_synthetic, open_dataset
+    from ..data import generate_synthetic, open_dataset
 
     if isinstance(categories, str):
         categories = [c.strip() for c in categories.split(",") if c.strip()]
@@ -108,7 +107,7 @@ def open_data(dataset: str = "synthetic", root=None, categories=None, seed: int 
 
 def pick(dataset, category: str, n: int) -> list:
     """At most ``n`` labelled test samples of ``category``, anomalous and normal alternating (anomalous first)."""
-    from .evaluate import balanced_subset
+    from ..engine.evaluate import balanced_subset
 
     return balanced_subset([s for s in dataset.samples(category) if s.label in (0, 1)], n)
 
@@ -137,14 +136,14 @@ def side_by_side(dataset, category: str) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def paper_table(dataset, category: str) -> str:
     """The prompt table a category's numbers are compared with (``mvtec``, ``visa``, ...; ``""`` when none)."""
-    from .tables import find_table
+    from ..tables import find_table
 
     return getattr(dataset, "table", None) or find_table(category) or ""
 
 
 # ------------------------------------------------------------------------------------------------- models, banner
 def is_meaningful(models) -> bool:
-    """``models``: a kind string (``"tiny"``, ``"official"``, ...) or a :class:`saa_lib.zoo.Models`."""
+    """``models``: a kind string (``"tiny"``, ``"official"``, ...) or a :class:`saa_lib.weights.zoo.Models`."""
     if isinstance(models, str):
         return models not in ("tiny", "random")
     return bool(models.meaningful)
@@ -167,7 +166,7 @@ def choose_saliency_backbone(name: str = "auto") -> str:
     """The P^S backbone a notebook uses: ``name`` as given, except ``"auto"``: ``wide_resnet50_2`` (the paper's)
     when its weights file is in the cache, else ``tf_efficientnet_lite0`` (real ImageNet weights, installed with the
     package, no download)."""
-    from .zoo import CHECKPOINTS
+    from ..weights.zoo import CHECKPOINTS
 
     if name != "auto":
         return name
@@ -176,7 +175,7 @@ def choose_saliency_backbone(name: str = "auto") -> str:
 
 def saliency_line(saliency_backbone: str) -> str:
     """One line for the banner: which P^S backbone runs, and why when it is not the paper's."""
-    from .zoo import CHECKPOINTS
+    from ..weights.zoo import CHECKPOINTS
 
     if saliency_backbone == "wide_resnet50_2":
         return "P^S backbone: wide_resnet50_2 (the paper's)"
@@ -208,13 +207,13 @@ def few_images_note(items) -> str | None:
 def make_config(variant: str = "saa_plus", behaviour: str = "code", saliency_backbone: str = "wide_resnet50_2",
                 **overrides):
     """:func:`saa_lib.config.variant_config` with the saliency backbone recorded in the config."""
-    from .config import variant_config
+    from ..config import variant_config
 
     return variant_config(variant, behaviour, **overrides).with_(saliency={"backbone": saliency_backbone})
 
 
 # ------------------------------------------------------------------------------------------------ stage outputs
-@dataclass
+@dataclass(frozen=True)
 class Item:
     """One image of the series: its sample, pixels (H, W, 3) uint8, ground truth (R, R) bool at the evaluation
     resolution R, its category's prompts and the stage outputs (computed once, scored many times)."""
@@ -241,7 +240,7 @@ def stage_items(pipe, dataset, n_images: int, config) -> list[Item]:
 def sample_item(pipe, dataset, sample, config) -> Item:
     """The :class:`Item` of one ``sample`` of ``dataset``: its category's prompts and ``pipe.stages`` under
     ``config`` (from the stage cache when computed before)."""
-    from .evaluate import eval_mask, prompts_for
+    from ..engine.evaluate import eval_mask, prompts_for
 
     prompts = prompts_for(dataset, sample.category, config.extra_prompts, config.behaviour)
     image = sample.load_image()
@@ -249,21 +248,37 @@ def sample_item(pipe, dataset, sample, config) -> Item:
                 pipe.stages(image, prompts, config))
 
 
-class Workbench(NamedTuple):
-    """What :func:`setup` gives a notebook: the loaded models, their tag for figure titles, a cached pipeline, the
-    figure writer, the data set and the stage outputs of its first images."""
+@dataclass(frozen=True)
+class Workbook:
+    """What :func:`setup` gives a notebook: the loaded ``models``, their ``tag`` for figure titles, a cached ``pipe``,
+    the ``figures`` writer, the ``data`` set and the stage outputs of its first images (``items``), with the
+    ``behaviour`` and ``saliency_backbone`` every configuration of the notebook uses."""
 
     models: object
     tag: str
     pipe: object
     figures: "Figures"
     data: object
-    items: list
+    items: tuple
+    behaviour: str = "code"
+    saliency_backbone: str = "wide_resnet50_2"
+
+    def config(self, variant: str = "saa_plus", behaviour: str | None = None, **overrides):
+        """The configuration of ``variant`` under this notebook's behaviour (or ``behaviour``) and P^S backbone."""
+        return make_config(variant, behaviour or self.behaviour, self.saliency_backbone, **overrides)
+
+    def score(self, item: Item, config):
+        """``item``'s stage outputs scored under ``config`` (no model runs): an :class:`saa_lib.records.ImageResult`."""
+        return self.pipe.score(item.stages, item.prompts, config)
+
+    def runs(self, configs, items=None) -> list:
+        """:func:`category_runs` of ``configs`` on ``items`` (default: all of this notebook's)."""
+        return category_runs(self.pipe, list(self.items if items is None else items), configs)
 
 
 def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str = "wide_resnet50_2", seed: int = 0,
           out_dir=None, dataset: str = "synthetic", root=None, categories=None, n_images: int = 2,
-          behaviour: str = "code") -> Workbench:
+          behaviour: str = "code") -> Workbook:
     """The set-up every notebook of the series starts with, called with its parameters cell's values by keyword.
 
     Loads the models (never downloading: a missing checkpoint is an error that names the file and the command that
@@ -273,10 +288,10 @@ def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str =
     """
     import warnings
 
-    from .cache import StageCache
-    from .pipeline import SAAPipeline
-    from .utils import resolve_device
-    from .zoo import load_models
+    from ..cache import StageCache
+    from ..pipeline import SAAPipeline
+    from ..utils import resolve_device
+    from ..weights.zoo import load_models
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner
@@ -294,13 +309,14 @@ def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str =
     note = few_images_note(items)
     if note:
         print(note)
-    return Workbench(models=loaded, tag=tag, pipe=pipe, figures=Figures(out_dir), data=data, items=items)
+    return Workbook(models=loaded, tag=tag, pipe=pipe, figures=Figures(out_dir), data=data, items=tuple(items),
+                    behaviour=behaviour, saliency_backbone=saliency_backbone)
 
 
 def category_runs(pipe, items: list[Item], configs) -> list:
-    """:func:`saa_lib.evaluate.run_category` on the images of ``items``, category by category (stages come from the
-    cache). Returns the :class:`saa_lib.evaluate.CategoryRun` list, metrics included."""
-    from .evaluate import run_category
+    """:func:`saa_lib.engine.evaluate.run_category` on the images of ``items``, category by category (stages come from the
+    cache). Returns the :class:`saa_lib.engine.evaluate.CategoryRun` list, metrics included."""
+    from ..engine.evaluate import run_category
 
     runs = []
     for cat in dict.fromkeys(it.sample.category for it in items):

@@ -16,11 +16,11 @@ two training-free sources fit the same slot (a map in [0, 1]-ish units that the 
 - ``fewshot`` (PatchCore-style memory, no training): ``s(p) = min_q (1 - cos(f_p, f_q))`` over the patches q of k
   normal reference images.
 
-Both take the patch features on their own input size (``SaliencyConfig.source_input``: 384 for batch, where small
+Both take the patch features on their own input size (``PeerConfig.source_input``: 384 for batch, where small
 defects then cover more cells; 256 for few-shot, whose bank holds every view of each reference), averaged over
-``pool`` x ``pool`` neighbourhoods (``SaliencyConfig.pool``, 1 by default). Where the backbone holds a stride-32 stage
+``pool`` x ``pool`` neighbourhoods (``PeerConfig.pool``, 1 by default). Where the backbone holds a stride-32 stage
 (tf_efficientnet_lite0) the same score is also computed on that stage's own coarse grid (:func:`deep_features`, on a
-larger input: ``SaliencyConfig.deep_input``, 640 px) and mixed in (``SaliencyConfig.deep_weight``,
+larger input: ``PeerConfig.deep_input``, 640 px) and mixed in (``PeerConfig.deep_weight``,
 :func:`source_map`). Then:
 
 - smooth the map with a Gaussian (``sigma`` pixels of the output map);
@@ -43,8 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import SALIENCY_SOURCES as SOURCES
-from .saliency import backbone_maps, content_cells, nearest_distance, pixel_features
+from ..prompts.saliency import backbone_maps, content_cells, nearest_distance, pixel_features
 
 
 def neighbourhood_features(features: torch.Tensor, pool: int = 3) -> torch.Tensor:
@@ -137,34 +136,6 @@ def grid_to_smoothed_map(values: torch.Tensor, grid_hw: tuple[int, int], out_hw:
     up = F.interpolate(values.reshape(1, 1, *grid_hw).float(), size=tuple(out_hw), mode="bilinear",
                        align_corners=False)[0, 0]
     return gaussian_smooth(up, sigma).cpu().numpy().astype(np.float32)
-
-
-class FeatureStore:
-    """Feature tensors kept side by side in a few large blocks (``block_mib`` each, or one tensor's size if larger).
-
-    A batch holds the features of every image for as long as the category is scored. Kept as separate tensors, each
-    one (a few MiB) sits among the freed temporaries of its extraction, and the allocator keeps those holes: 636 MiB
-    of features for 100 images of 400 px made the process grow by 0.9 to 1.1 GiB. Copied into blocks allocated once,
-    the temporaries of the next extraction reuse the same memory."""
-
-    def __init__(self, block_mib: int = 256):
-        self.block_bytes = block_mib * 2 ** 20
-        self.blocks: list[torch.Tensor] = []
-        self.used = 0  # elements used in the last block
-
-    def keep(self, features: torch.Tensor) -> torch.Tensor:
-        """A copy of ``features`` inside the store (same shape, dtype and device)."""
-        n = features.numel()
-        last = self.blocks[-1] if self.blocks else None
-        if (last is None or last.dtype != features.dtype or last.device != features.device
-                or self.used + n > last.numel()):
-            size = max(n, self.block_bytes // features.element_size())
-            self.blocks.append(torch.empty(size, dtype=features.dtype, device=features.device))
-            self.used = 0
-        out = self.blocks[-1][self.used:self.used + n].view(features.shape)
-        out.copy_(features)
-        self.used += n
-        return out
 
 
 def order_key(digests) -> list[str]:

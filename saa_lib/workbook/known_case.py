@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass
+@dataclass(frozen=True)
 class KnownCase:
     """A synthetic image with hand-built candidate regions whose fate under each prompt is known in advance.
 
@@ -55,14 +55,14 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
       the defect and P^C keeps them instead of it;
     - a background patch, phrase of the defect (0.29): off the object.
 
-    ``backbone``: a :class:`saa_lib.zoo.SaliencyBackbone` (the saliency map is really computed); ``config``: the
+    ``backbone``: a :class:`saa_lib.weights.zoo.SaliencyBackbone` (the saliency map is really computed); ``config``: the
     :class:`saa_lib.config.SAAConfig` whose behaviour, saliency settings and evaluation resolution are used.
     """
-    from .data.synthetic import synthesize
-    from .masks import resize_masks
-    from .prompts.language import category_prompts, prompts_identity
-    from .prompts.saliency import saliency_key, saliency_map
-    from .records import Detections, StageOutputs
+    from ..data.synthetic import synthesize
+    from ..masks import resize_masks
+    from ..prompts.language import category_prompts, prompts_identity
+    from ..prompts.saliency import saliency_key, saliency_map
+    from ..records import Detections, StageOutputs
 
     s = synthesize(category, defect, seed=seed, index=0, size=size)
     prompts = category_prompts(category, "synthetic", behaviour=config.behaviour)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .safeio import write_bytes
+from ..safeio import write_bytes
 
 MANIFEST_FORMAT = "saa-workbook-models/1"
 FILES = {"sam": "sam.pth", "gdino": "groundingdino.pth", "gdino_config": "groundingdino_config.py",
@@ -122,7 +122,7 @@ def export_models(models, out_dir: str | os.PathLike) -> Path:
     vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     bert_cfg = models.gdino.bert.config if hasattr(models.gdino.bert, "config") else None
     if bert_cfg is None:
-        from saa_lib.weights import BERT_BASE_UNCASED_CONFIG
+        from saa_lib.weights.registry import BERT_BASE_UNCASED_CONFIG
         cfg = dict(BERT_BASE_UNCASED_CONFIG)
         cfg["hidden_size"] = int(bert_state["embeddings.word_embeddings.weight"].shape[1])
     else:

@@ -1,6 +1,7 @@
 """Figures: overlays, qualitative grids, PR curves, ablation bars (colour-blind-safe maps, titled axes)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,29 @@ def _plt():
     return plt
 
 
+def colour_bar(fig, axes, top: float, label: str, fraction: float = 0.025):
+    """One colour bar for ``axes`` that share the scale [0, ``top``] of :data:`CMAP`, labelled ``label``."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cbar = fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[CMAP]), ax=list(axes), fraction=fraction,
+                        pad=0.02)
+    cbar.set_label(label, fontsize=8)
+    return cbar
+
+
+def finish(fig, title: str = "", path: str | Path | None = None, dpi: int = 110, tight: bool = True):
+    """Give ``fig`` its ``title`` and, with ``path``, save it there (``bbox_inches="tight"`` when ``tight``) and close
+    it. Returns the figure."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+        _plt().close(fig)
+    return fig
+
+
 def to_uint8_map(amap: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """(H, W) float -> (H, W) uint8 scaled by ``vmax`` (default: the map's max; an all-zero map stays zero)."""
     vmax = float(amap.max()) if vmax is None else vmax
@@ -24,7 +48,7 @@ def overlay(image: np.ndarray, amap: np.ndarray, alpha: float = 0.5, vmax: float
     """(H, W, 3) uint8: ``image`` blended with the colour-mapped anomaly map (resized to the image)."""
     from matplotlib import colormaps
 
-    from .pipeline import resize_map
+    from ..fusion import resize_map
 
     m = resize_map(amap, image.shape[:2]) if amap.shape != image.shape[:2] else amap
     colour = colormaps[CMAP](to_uint8_map(m, vmax))[..., :3]
@@ -40,44 +64,83 @@ def mask_outline(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask)
 
 
-def qualitative_grid(rows: list[dict], columns: list[str], title: str = "", path: str | Path | None = None):
-    """A grid like the paper's figures: one row per image; ``rows[i]`` maps column name -> (H, W[, 3]) array.
+@dataclass(frozen=True)
+class GridRow:
+    """One row of :func:`qualitative_grid`: ``image`` (H, W, 3) uint8, its ground truth ``mask`` (any size, None: no
+    outline), ``maps`` ``{column title: (h, w) float map of any size}`` and a ``label`` for the row."""
 
-    Column ``"image"`` is shown as is, ``"ground truth"`` as a mask outline on the image, every other column as an
-    anomaly map overlaid on the image with a shared colour bar.
-    """
+    image: np.ndarray
+    mask: np.ndarray | None
+    maps: dict
+    label: str = ""
+
+
+def thumbnail(image: np.ndarray, height: int) -> np.ndarray:
+    """(height, W', 3) uint8: ``image`` resized to ``height`` rows, its aspect kept (bilinear)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    size = (max(1, round(w * height / h)), height)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).convert("RGB").resize(size, Image.BILINEAR))
+
+
+def min_max(amap: np.ndarray) -> np.ndarray:
+    """``amap`` scaled to [0, 1] (a constant map: all zeros)."""
+    lo, hi = float(amap.min()), float(amap.max())
+    return (amap - lo) / (hi - lo) if hi > lo else np.zeros_like(amap, dtype=np.float32)
+
+
+def qualitative_grid(rows: list[GridRow], title: str = "", vmax: float | None = None, normalize: bool = False,
+                     label: str = "anomaly score", height: int = 256, path: str | Path | None = None):
+    """A grid like the paper's figures: one row per :class:`GridRow` — the image, the image with its ground truth
+    outlined (magenta), then each map overlaid on the image — every image shown at ``height`` pixels with its own
+    aspect. All maps share one colour scale (``vmax``, default their joint max; ``normalize``: each map min-max
+    scaled first), drawn as one colour bar labelled ``label``."""
     plt = _plt()
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.4 * len(rows)), squeeze=False)
-    for i, row in enumerate(rows):
-        img = row["image"]
-        for j, col in enumerate(columns):
-            ax = axes[i, j]
-            val = row.get(col)
-            if col == "image":
-                ax.imshow(img)
-            elif col == "ground truth":
-                shown = img.copy()
-                if val is not None and val.any():
-                    from .masks import resize_masks
-
-                    m = resize_masks(val[None], img.shape[0])[0] if val.shape != img.shape[:2] else val
-                    shown[mask_outline(m)] = (255, 0, 255)
-                ax.imshow(shown)
-            elif val is not None:
-                ax.imshow(overlay(img, val, vmax=row.get("vmax")))
+    columns = list(dict.fromkeys(c for r in rows for c in r.maps))
+    maps = [{c: min_max(m) if normalize else m for c, m in r.maps.items()} for r in rows]
+    top = vmax if vmax is not None else max([float(m.max()) for r in maps for m in r.values()] + [1e-12])
+    aspect = max(r.image.shape[1] / r.image.shape[0] for r in rows) if rows else 1.0
+    ncol = 2 + len(columns)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.2 * aspect * ncol + 0.9, 2.2 * len(rows) + 0.4),
+                             squeeze=False)
+    for i, (row, row_maps) in enumerate(zip(rows, maps)):
+        small = thumbnail(row.image, height)
+        panels = [small, with_outline(small, row.mask)]
+        panels += [overlay(small, row_maps[c], alpha=0.75, vmax=top) if c in row_maps else None for c in columns]
+        for j, (ax, panel) in enumerate(zip(axes[i], panels)):
+            if panel is not None:
+                ax.imshow(panel)
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(col, fontsize=10)
-        if "label" in row:
-            axes[i, 0].set_ylabel(row["label"], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
+                ax.set_title(["image", "ground truth", *columns][j], fontsize=9)
+        if row.label:
+            axes[i, 0].set_ylabel(row.label, fontsize=8)
+    colour_bar(fig, axes.ravel(), top, label)
+    return finish(fig, title, path)
+
+
+def fate_chart(results: dict, title: str = "", path: str | Path | None = None):
+    """One horizontal bar per ``{label: ImageResult}``: its candidates split by fate (kept, or the step that removed
+    them), in the colours of :data:`FATE_COLOURS`."""
+    plt = _plt()
+    fates = ["threshold", "language", "property", "confidence", None]
+    labels = list(results)
+    counts = np.array([[sum(r.removed_by == f for r in results[k].regions) for f in fates] for k in labels], float)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(labels) + 1.4))
+    left = np.zeros(len(labels))
+    for j, f in enumerate(fates):
+        ax.barh(range(len(labels)), counts[:, j], left=left, color=FATE_COLOURS[f], label=fate_label(f))
+        left += counts[:, j]
+    ax.set_yticks(range(len(labels)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("candidate regions")
+    ax.set_title(title or "fate of every candidate", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
+    return finish(fig, path=path, tight=False)
 
 
 def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "", path=None):
@@ -93,10 +156,7 @@ def pr_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "",
     ax.set_title(title or "pixel precision-recall")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
+    return finish(fig, path=path, tight=False)
 
 
 def bar_chart(values: dict[str, float], ylabel: str, title: str = "", reference: dict[str, float] | None = None,
@@ -115,10 +175,7 @@ def bar_chart(values: dict[str, float], ylabel: str, title: str = "", reference:
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-    return fig
+    return finish(fig, path=path, tight=False)
 
 
 # ----- panels for the notebooks -----------------------------------------------------------------------------------
@@ -134,10 +191,6 @@ def map_panels(image: np.ndarray, maps: dict, mask: np.ndarray | None = None, ti
     Maps share one colour scale (``vmax``, default their joint max) shown by a colour bar labelled ``label``;
     ``normalize=True`` min-max scales each map to [0, 1] first (for maps whose offset carries no meaning).
     """
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
     plt = _plt()
     if normalize:
         maps = {k: (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
@@ -152,15 +205,8 @@ def map_panels(image: np.ndarray, maps: dict, mask: np.ndarray | None = None, ti
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
-    cbar = fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[CMAP]), ax=list(axes[0]), fraction=0.025,
-                        pad=0.02)
-    cbar.set_label(label, fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if path is not None:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-    return fig
+    colour_bar(fig, axes[0], top, label)
+    return finish(fig, title, path, dpi=100)
 
 
 def with_outline(image: np.ndarray, mask: np.ndarray | None, colour=(255, 0, 255), width: int = 2) -> np.ndarray:
@@ -184,10 +230,6 @@ def compare_results(image: np.ndarray, results: dict, mask: np.ndarray | None = 
                     vmax: float | None = None, max_boxes: int = 60):
     """Two rows, one column per ``{label: ImageResult}``: the candidate boxes coloured by fate, then the anomaly
     map overlaid on ``image`` (ground-truth ``mask`` outlined), all maps on one colour scale with a colour bar."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
     plt = _plt()
     n = len(results)
     top = vmax if vmax is not None else max([float(r.anomaly_map.max()) for r in results.values()] + [1e-12])
@@ -201,12 +243,8 @@ def compare_results(image: np.ndarray, results: dict, mask: np.ndarray | None = 
         axes[1, j].set_title(f"{label}: map (image score {res.image_score:.2f})", fontsize=9)
         axes[1, j].set_xticks([])
         axes[1, j].set_yticks([])
-    cbar = fig.colorbar(ScalarMappable(Normalize(0, top), colormaps[CMAP]), ax=list(axes[1]), fraction=0.03,
-                        pad=0.02)
-    cbar.set_label("anomaly score", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
+    colour_bar(fig, axes[1], top, "anomaly score", fraction=0.03)
+    return finish(fig, title)
 
 
 def region_boxes(image: np.ndarray, result, title: str = "", ax=None, max_boxes: int = 60):
@@ -240,7 +278,7 @@ def pixel_pr(maps: np.ndarray, masks: np.ndarray, max_points: int = 2000) -> tup
     category-wide min-max normalisation the metrics use; at most ``max_points`` points (for plotting)."""
     from sklearn.metrics import precision_recall_curve
 
-    from .metrics import normalize_category
+    from ..metrics import normalize_category
 
     norm = normalize_category(maps).ravel()
     p, r, _ = precision_recall_curve(np.asarray(masks, bool).ravel(), norm)

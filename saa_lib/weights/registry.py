@@ -1,9 +1,9 @@
 """The checkpoint registry and the download policy: which files the models need, where they live, their published
-hashes, and how they are fetched (:mod:`saa_lib.download`) or reported missing.
+hashes, and how they are fetched (:mod:`saa_lib.weights.download`) or reported missing.
 
 Weights live in ``saa_home() / "weights"``; a local path you pass always wins over the cache. Every registry file is
 checked against its published hash before use. This module builds no model: importing it imports no torch model code
-(model assembly is :mod:`saa_lib.zoo`). Nothing here touches the network at import time.
+(model assembly is :mod:`saa_lib.weights.zoo`). Nothing here touches the network at import time.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from saa_lib import download as _dl
-from saa_lib.download import HashMismatchError, MissingFileError, fetch_file
+import saa_lib.weights.download as dl
+from saa_lib.weights.download import HashMismatchError, MissingFileError, fetch_file
 from saa_lib.paths import saa_home
 
 #: bert-base-uncased ``config.json`` as published on the model hub (values only; the file is never downloaded).
@@ -52,7 +52,7 @@ SALIENCY_BACKBONES = ("wide_resnet50_2", "tf_efficientnet_lite0")
 class Checkpoint:
     """One file of the zoo.
 
-    ``filename`` is relative to :func:`weights_dir`; ``known_hash`` is in :func:`saa_lib.download.check_hash` format
+    ``filename`` is relative to :func:`weights_dir`; ``known_hash`` is in :func:`saa_lib.weights.download.check_hash` format
     (``"sha256:<hex>"``, ``"md5:<hex>"``, ``"sha256-prefix:<hex>"``) and ``hash_source`` says where it comes from;
     ``size_bytes`` is approximate (for disk-space messages). ``embedded`` files are written from values kept in the
     code and never downloaded.
@@ -178,17 +178,17 @@ def missing_weights(names=None) -> list[tuple[str, str, Path]]:
             if not CHECKPOINTS[n].embedded and not CHECKPOINTS[n].path.exists()]
 
 
-def _hosts_reachable(urls, timeout: float | None = None) -> dict[str, bool]:
+def hosts_reachable(urls, timeout: float | None = None) -> dict[str, bool]:
     """Reachability of each URL's host, probed in parallel; a probe still hanging after ``timeout`` (default
     ``CONNECT_TIMEOUT + 1`` s, which also bounds slow name resolution) counts as unreachable."""
-    timeout = _dl.CONNECT_TIMEOUT + 1.0 if timeout is None else timeout
+    timeout = dl.CONNECT_TIMEOUT + 1.0 if timeout is None else timeout
     first = {}
     for url in urls:
         first.setdefault(urlparse(url).netloc, url)
     result: dict[str, bool] = {}
 
     def probe(host, url):
-        result[host] = _dl._reachable(url)
+        result[host] = dl.reachable(url)
 
     threads = [threading.Thread(target=probe, args=item, daemon=True) for item in first.items()]
     for t in threads:
@@ -222,7 +222,7 @@ def require_weights(names=None, download: bool = True, progress: bool = True, fo
     if not download:
         raise MissingFileError([(n, CHECKPOINTS[n].url, CHECKPOINTS[n].path) for n in absent],
                                "downloads are switched off")
-    reachable = _hosts_reachable([CHECKPOINTS[n].url for n in absent])
+    reachable = hosts_reachable([CHECKPOINTS[n].url for n in absent])
     missing, reasons = [], []
     down_hosts = sorted(h for h, ok in reachable.items() if not ok)
     if down_hosts:

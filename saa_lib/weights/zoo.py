@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from saa_lib.download import MissingFileError
+from saa_lib.weights.download import MissingFileError
 from saa_lib.models import Models
 from saa_lib.models.common import file_fingerprint
 from saa_lib.models.backbone import SALIENCY_BACKBONES, SaliencyBackbone, load_saliency_backbone
-from saa_lib.weights import (CHECKPOINTS, Checkpoint, download_weights, missing_weights, require_weights,
+from saa_lib.weights.registry import (CHECKPOINTS, Checkpoint, download_weights, missing_weights, require_weights,
                              resolve_checkpoint, weights_dir, weights_for)
 
 __all__ = [
@@ -32,7 +32,7 @@ __all__ = [
 KINDS = ("official", "paths", "tiny", "random")
 
 
-_PATH_KEYS = ("sam", "gdino", "saliency", "bert_vocab")
+PATH_KEYS = ("sam", "gdino", "saliency", "bert_vocab")
 
 
 def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h",
@@ -45,12 +45,12 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
     ``tiny`` or ``random`` (seeded random init; warns "not meaningful"). Official files that are missing are reported
     together in one :class:`MissingFileError` before anything is built.
     ``checkpoints={"manifest": ".../manifest.json"}`` alone loads a set written by
-    :func:`saa_lib.export.export_models` (the other arguments play no part).
+    :func:`saa_lib.weights.export.export_models` (the other arguments play no part).
     """
     if checkpoints and "manifest" in checkpoints:
         if len(checkpoints) > 1:
             raise ValueError(f"manifest= names a whole model set; it cannot be combined with {sorted(checkpoints)}")
-        from saa_lib.export import load_manifest
+        from saa_lib.weights.export import load_manifest
 
         return load_manifest(checkpoints["manifest"], device=device)
     from saa_lib.models.gdino import TINY_GDINO_VERSION, build_gdino, load_gdino_checkpoint
@@ -65,9 +65,9 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
     if saliency_backbone not in SALIENCY_BACKBONES:
         raise ValueError(f"unknown saliency_backbone {saliency_backbone!r}; choose one of {SALIENCY_BACKBONES}")
     checkpoints = {k: Path(v).expanduser() for k, v in (checkpoints or {}).items()}
-    unknown = set(checkpoints) - set(_PATH_KEYS)
+    unknown = set(checkpoints) - set(PATH_KEYS)
     if unknown:
-        raise ValueError(f"unknown checkpoints keys {sorted(unknown)}; use {_PATH_KEYS}")
+        raise ValueError(f"unknown checkpoints keys {sorted(unknown)}; use {PATH_KEYS}")
     device = torch.device(device)
 
     if kind in ("tiny", "random"):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .paths import saa_home
+from ..paths import saa_home
 
 #: seconds a connection attempt may take before a download is declared offline
 CONNECT_TIMEOUT = 5.0
@@ -105,7 +105,7 @@ def check_hash_once(path: str | os.PathLike, known_hash: str | None) -> None:
         pass
 
 
-def _reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
+def reachable(url: str, timeout: float = CONNECT_TIMEOUT) -> bool:
     """Whether a TCP connection to the URL's host can be opened within ``timeout`` seconds."""
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -144,7 +144,7 @@ def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: 
     """
     import pooch  # imported lazily: nothing network-related at import time
 
-    from .safeio import file_mode
+    from ..safeio import file_mode
 
     path = Path(path)
     name = name or path.name
@@ -153,7 +153,7 @@ def fetch_file(url: str, path: str | os.PathLike, known_hash: str | None, name: 
         return path
     if not download:
         raise MissingFileError([(name, url, path)], "downloads are switched off")
-    if not _reachable(url):
+    if not reachable(url):
         raise MissingFileError([(name, url, path)], f"cannot reach {urlparse(url).hostname} (offline?)")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp_files(path.parent)
