@@ -17,7 +17,7 @@ export JUPYTER_RUNTIME_DIR ?= $(TMPHOME)/jupyter-runtime
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup demo test lab report bench figures clean-venv
+.PHONY: setup demo test lab report bench figures book clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -48,6 +48,12 @@ lab: setup
 
 report: setup
 	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)
+
+# The book: the series executed with papermill (synthetic set; the real samples too where they are found), rendered
+# as a static site by Sphinx + MyST-NB. BOOK_ARGS passes options, e.g. BOOK_ARGS="--models official --n-images 20".
+BOOK_ARGS ?=
+book: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m saa_lib.book --out results/book $(BOOK_ARGS)
 
 bench: setup
 	$(SAA) bench --models tiny --out results/bench
