@@ -32,11 +32,16 @@ setup: $(STAMP)
 demo: setup
 	$(SAA) demo --models $(MODELS) --out results/demo
 
+# The book's test renders the notebooks as nbval executed them (SAA_EXECUTED, written by notebooks/conftest.py), so
+# it runs after nbval and the series is executed once.
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
-	$(PYTHON) -m pytest -q -rs tests
+	$(PYTHON) -m pytest -q -rs --ignore=tests/test_book.py tests
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	SAA_EXECUTED=$(TMPHOME)/executed \
 	$(PYTHON) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	SAA_EXECUTED=$(TMPHOME)/executed $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/test_book.py
 
 # JupyterLab on the series. LAB_ARGS passes flags (e.g. LAB_ARGS="--ip=0.0.0.0 --port=8899"); as root (containers)
 # --allow-root is added. Jupyter prints the URL with its token when the server is up.

@@ -4,7 +4,8 @@ static HTML site by Sphinx + MyST-NB from the executed copies, without executing
 :func:`build` (``python -m saa_lib.book``, ``make book``) writes ``<out>/`` as a unit: ``html/index.html`` (the
 book), ``executed/`` (the executed notebooks, as :func:`saa_lib.report.run_report` writes them) and ``run.json``.
 The Sphinx source is assembled in a scratch folder from ``book/`` (``conf.py``, the landing page, ``_static/``), the
-executed notebooks, the answers of the exercises, ``ARCHITECTURE.md`` and ``docs/*.md``; MathJax is copied from the
+executed notebooks, the answers of the exercises, ``ARCHITECTURE.md``, ``docs/*.md`` and the project's files these
+pages link to; MathJax is copied from the
 ``jupyter-server-mathjax`` package, so the book needs no network to build or to read. A notebook that fails, or an error output in an executed
 notebook, fails the build with a message naming it.
 """
@@ -73,17 +74,23 @@ def error_outputs(nb) -> list[str]:
     return found
 
 
+def stream_texts(nb):
+    """The text of every stream output (stdout, stderr) of ``nb``, in order."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                yield out.get("text", "")
+
+
 def random_weight_models(nb) -> str | None:
     """The models line of the random-weight banner (:func:`saa_lib.workbook.banner`) if an output of ``nb`` prints
     it, else None: whether the run used random weights is read from the executed notebook itself."""
     from .workbook import BANNER
 
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            text = out.get("text", "") if out.get("output_type") == "stream" else ""
-            if BANNER.upper() in text:
-                found = re.search(r"^!!\s+models:\s*(.+)$", text, re.MULTILINE)
-                return found.group(1).strip() if found else "random weights"
+    for text in stream_texts(nb):
+        if BANNER.upper() in text:
+            found = re.search(r"^!!\s+models:\s*(.+)$", text, re.MULTILINE)
+            return found.group(1).strip() if found else "random weights"
     return None
 
 
@@ -132,18 +139,33 @@ def prepare_notebook(nb) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------------ stages
-def execute_series(executed: Path, models: str, n_images: int | None, progress: bool) -> dict:
-    """Run the series with papermill into ``executed/`` (:func:`saa_lib.report.run_report`); return its record.
-
-    Raises :class:`BookError` naming every notebook that failed."""
+def execute_series(executed: Path, models: str, n_images: int | None, notebooks, progress: bool) -> dict:
+    """Run the series (or the ``notebooks`` named) with papermill into ``executed/``
+    (:func:`saa_lib.report.run_report`); return its record. Raises :class:`BookError` naming every notebook that
+    failed."""
     from .report import run_report
 
-    rc = run_report(models=models, out=executed, max_images=n_images, progress=progress)
-    record = json.loads((executed / "report.json").read_text(encoding="utf-8"))
+    rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
+    record = read_record(executed)
+    if rc != 0:
+        raise BookError(f"a notebook failed, the book is not built; see {executed / 'index.md'}")
+    return record
+
+
+def read_record(executed: Path) -> dict:
+    """The record of an executed series (``report.json``: parameters, and each notebook's name, seconds and error),
+    checked: raises :class:`BookError` when a notebook failed or its executed copy is missing."""
+    try:
+        record = json.loads((executed / "report.json").read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise BookError(f"{executed}: no report.json; pass the executed/ folder of an earlier book, `saa report` "
+                        "output, or the folder nbval wrote (SAA_EXECUTED)") from err
     failed = [f"{s['notebook']} ({s['error']})" for s in record["notebooks"] if s["error"]]
-    if rc != 0 or failed:
-        raise BookError(f"notebooks failed, the book is not built: {'; '.join(failed) or 'see above'}; their "
-                        f"executed copies (up to the failing cell) are in {executed}")
+    failed += [f"{s['notebook']} (no executed copy)" for s in record["notebooks"]
+               if not s["error"] and not (executed / f"{s['notebook']}.ipynb").is_file()]
+    if failed or not record["notebooks"]:
+        raise BookError(f"notebooks failed, the book is not built: {'; '.join(failed) or 'none was executed'}; "
+                        f"the executed copies (up to the failing cell) are in {executed}")
     return record
 
 
@@ -152,7 +174,7 @@ def assemble(src: Path, executed: Path, record: dict) -> list[str]:
     import nbformat
 
     from .safeio import write_text
-    from .workbook import NOTEBOOKS, SAMPLES_MISSING, project_root
+    from .workbook import SAMPLES_MISSING, project_root
 
     root = project_root()
     shutil.copytree(book_sources(), src, ignore=shutil.ignore_patterns("__pycache__", "_build"))
@@ -164,10 +186,10 @@ def assemble(src: Path, executed: Path, record: dict) -> list[str]:
     shutil.copytree(root / "notebooks" / "answers", src / "notebooks" / "answers",
                     ignore=shutil.ignore_patterns("*.py", "*.ipynb", ".ipynb_checkpoints"))
     lines, samples_found = [], True
-    for name in [s["notebook"] for s in record["notebooks"]] or NOTEBOOKS:
+    for name in [s["notebook"] for s in record["notebooks"]]:
         path = executed / f"{name}.ipynb"
         nb = nbformat.read(path, as_version=4)
-        samples_found = samples_found and not printed(nb, SAMPLES_MISSING)
+        samples_found = samples_found and not any(SAMPLES_MISSING in t for t in stream_texts(nb))
         errors = error_outputs(nb)
         if errors:
             raise BookError(f"{path}: the executed notebook shows errors ({'; '.join(errors)}); fix the notebook "
@@ -176,13 +198,44 @@ def assemble(src: Path, executed: Path, record: dict) -> list[str]:
         write_text(src / "notebooks" / f"{name}.ipynb", nbformat.writes(nb))
         lines.append(f"{name}: " + (", ".join(dict.fromkeys(changes)) or "as executed"))
     write_text(src / "this_build.md", this_build_page(record, samples_found))
+    for rel in copy_linked_files(src, root):
+        lines.append(f"linked from a page: {rel}")
     return lines
 
 
-def printed(nb, text: str) -> bool:
-    """Whether a stream output of ``nb`` holds ``text``."""
-    return any(out.get("output_type") == "stream" and text in out.get("text", "")
-               for cell in nb.cells for out in cell.get("outputs", []))
+#: the target of a Markdown link or image: ``[text](target)``, ``![alt](target "title")``
+LINK_TARGET = re.compile(r"\]\(\s*<?([^)\s>]+)")
+
+
+def copy_linked_files(src: Path, root: Path) -> list[str]:
+    """Copy into ``src`` every file of the project that a page of ``src`` links to (``../benchmarks/x/README.md``,
+    ``../figures/x.png``, ``../saa_lib/config.py``) and that is not in ``src`` yet, at the same relative path, so the
+    link works in the book: a Markdown file becomes a page outside the navigation (and its own links are followed),
+    any other file is offered as a download. Returns the copied paths, relative to the project."""
+    from .safeio import write_text
+
+    copied, queue = [], sorted(src.rglob("*.md")) + sorted(src.rglob("*.ipynb"))
+    while queue:
+        page = queue.pop(0)
+        for target in LINK_TARGET.findall(page.read_text(encoding="utf-8")):
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"^[a-z][a-z0-9+.-]*:", path) or path.startswith("/"):
+                continue  # an anchor on the page, a URL, an absolute path
+            file = (root / page.parent.relative_to(src) / path).resolve()
+            try:
+                rel = file.relative_to(root.resolve())
+            except ValueError:
+                continue  # outside the project
+            if not file.is_file() or (src / rel).exists() or rel.parts[0] in (".git", ".venv", "data", "results"):
+                continue
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            if file.suffix == ".md":
+                write_text(src / rel, "---\norphan: true\n---\n" + file.read_text(encoding="utf-8"))
+                queue.append(src / rel)
+            else:
+                shutil.copy2(file, src / rel)
+            copied.append(rel.as_posix())
+    return copied
 
 
 def this_build_page(record: dict, samples: bool) -> str:
@@ -193,8 +246,8 @@ def this_build_page(record: dict, samples: bool) -> str:
     params = record["parameters"]
     models = params["models"]
     lines = ["# This build", "",
-             "The notebooks were executed once with papermill, then rendered without being executed again; the book "
-             f"was built on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
+             f"The notebooks were executed once ({record.get('executed_by', 'papermill')}), then rendered without being "
+             f"executed again; the book was built on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
              "| parameter | value |", "|---|---|",
              f"| models | `{models}`" + ("" if is_meaningful(models) else f" ({BANNER})") + " |",
              f"| data set | `{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "") + " |",
@@ -217,24 +270,21 @@ def sphinx_build(src: Path, html: Path, doctrees: Path, quiet: bool = True) -> N
         raise BookError(f"sphinx-build failed (exit {proc.returncode}) on {src}: see the messages above")
 
 
-def build(out="results/book", models: str = "tiny", n_images: int | None = None, executed=None,
+def build(out="results/book", models: str = "tiny", n_images: int | None = None, executed=None, notebooks=None,
           progress: bool = True) -> Path:
-    """Execute the series (or take the executed notebooks in ``executed``) and build the book into ``out/``,
-    replacing an earlier book there only when the new one is complete. Returns the path of ``index.html``."""
+    """Execute the series (or the ``notebooks`` named; or take the executed notebooks in ``executed``) and build the
+    book into ``out/``, replacing an earlier book there only when the new one is complete. Returns the path of
+    ``index.html``."""
     from .safeio import ResultFolder, write_text
 
     started = time.perf_counter()
     with ResultFolder(out) as folder:
         staging = folder.path
         if executed is None:
-            record = execute_series(staging / "executed", models, n_images, progress)
+            record = execute_series(staging / "executed", models, n_images, notebooks, progress)
         else:
-            executed = Path(executed).expanduser().absolute()
-            if not (executed / "report.json").is_file():
-                raise BookError(f"{executed}: no report.json; pass the executed/ folder of an earlier book or "
-                                "`saa report` output")
-            shutil.copytree(executed, staging / "executed")
-            record = json.loads((staging / "executed" / "report.json").read_text(encoding="utf-8"))
+            record = read_record(Path(executed).expanduser().absolute())
+            shutil.copytree(Path(executed).expanduser().absolute(), staging / "executed")
         executed_s = time.perf_counter() - started
         for line in assemble(staging / "src", staging / "executed", record):
             print(f"book: {line}")
@@ -257,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/book", help="the book's folder (replaced as a whole when complete)")
     p.add_argument("--models", default="tiny", help="the notebooks' `models` parameter (default: tiny)")
     p.add_argument("--n-images", type=int, default=None, help="the notebooks' `n_images` (default: theirs)")
+    p.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: the whole series)")
     p.add_argument("--executed", default=None,
                    help="render these executed notebooks (an earlier book's executed/ folder) instead of running")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -264,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_images is not None and args.n_images < 1:
         p.error(f"--n-images must be at least 1, got {args.n_images}")
     try:
-        build(args.out, args.models, args.n_images, args.executed, progress=not args.no_progress)
+        notebooks = [n.strip() for n in args.notebooks.split(",") if n.strip()] if args.notebooks else None
+        build(args.out, args.models, args.n_images, args.executed, notebooks, progress=not args.no_progress)
     except BookError as err:
         print(f"book: {err}", file=sys.stderr)
         return 1

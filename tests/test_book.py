@@ -1,11 +1,12 @@
-"""The book (``saa_lib.book``, ``make book``): the series executed with papermill (reduced ``n_images``), rendered by
-Sphinx + MyST-NB, then read as HTML and in a real browser.
+"""The book (``saa_lib.book``, ``make book``): the executed series rendered by Sphinx + MyST-NB, read as HTML and in a
+real browser.
 
-The series runs once per session, in the stage cache of ``make test`` (``SAA_HOME`` as the make target sets it; the
-notebooks' nbval run after it reads the same cache). Checks: a page for every notebook and docs page, every local link
-and image resolves, no asset from the network, no error output, the random-weight warning wherever the run used
-random weights, cells tagged ``remove-cell`` / ``remove-input`` / ``remove-output`` removed, and in Chromium: every
-figure loads and MathJax renders the maths. Screenshots go to the test's temporary folder (printed).
+Which run it renders: under ``make test``, the notebooks as nbval executed them (``SAA_EXECUTED``: written by
+``notebooks/conftest.py``), so the series is not executed twice; run alone, the series executed here with papermill
+at ``n_images=1``. Checks: a page for every notebook and docs page, every local link and image resolves, no asset
+from the network, no error output, the random-weight warning wherever the run used random weights, cells tagged
+``remove-cell`` / ``remove-input`` / ``remove-output`` removed, a failing notebook fails the build, and in Chromium:
+every figure loads and MathJax renders the maths. Screenshots go to the test's temporary folder (printed).
 """
 from __future__ import annotations
 
@@ -27,31 +28,44 @@ from saa_lib.book import WIDGET_NOTE, sphinx_build
 from saa_lib.workbook import BANNER, NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the stage cache of the make target (read before conftest gives each test its own SAA_HOME)
+#: the series as nbval executed it (make test), rendered instead of executing it again
+EXECUTED = os.environ.get("SAA_EXECUTED")
+#: the stage cache of the caller (read before conftest gives each test its own SAA_HOME)
 SERIES_HOME = os.environ.get("SAA_HOME")
-#: images per category for the book's run (the notebooks' default is 2)
+#: images per category when the series is executed here (the notebooks' default is 2)
 N_IMAGES = 1
 VIEWPORT = {"width": 1280, "height": 900}
 
 
 # ------------------------------------------------------------------------------------------------- the build
+def run_book(tmp: Path, *args: str, home: str | None = None) -> subprocess.CompletedProcess:
+    """``python -m saa_lib.book ARGS`` in ``tmp`` (temporary Jupyter / matplotlib dirs; ``SAA_HOME``: ``home``)."""
+    env = {**os.environ, "SAA_HOME": home or str(tmp / "saa"), "MPLCONFIGDIR": str(tmp / "mpl"),
+           "IPYTHONDIR": str(tmp / "ipython"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return subprocess.run([sys.executable, "-m", "saa_lib.book", "--no-progress", *args], env=env, cwd=tmp,
+                          capture_output=True, text=True)
+
+
 @pytest.fixture(scope="module")
 def book(tmp_path_factory, browser_report) -> Path:
     """The built book's folder (``html/``, ``executed/``, ``run.json``)."""
     tmp = tmp_path_factory.mktemp("book")
     out = tmp / "book"
-    env = {**os.environ, "SAA_HOME": SERIES_HOME or str(tmp / "saa"), "MPLCONFIGDIR": str(tmp / "mpl"),
-           "IPYTHONDIR": str(tmp / "ipython"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    if EXECUTED:
+        missing = [n for n in NOTEBOOKS if not (Path(EXECUTED) / f"{n}.ipynb").is_file()]
+        assert not missing, f"nbval did not run {missing} to the end (no executed copy in {EXECUTED})"
+        source, args = "nbval's run of the series", ["--executed", EXECUTED]
+    else:
+        source, args = f"the series executed here at n_images={N_IMAGES}", ["--n-images", str(N_IMAGES)]
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "saa_lib.book", "--out", str(out), "--n-images", str(N_IMAGES),
-                           "--no-progress"], env=env, cwd=tmp, capture_output=True, text=True)
+    proc = run_book(tmp, "--out", str(out), *args, home=SERIES_HOME)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, f"the book did not build:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     assert f"book: {out / 'html' / 'index.html'}" in proc.stdout  # says where the book is
     run = json.loads((out / "run.json").read_text())
-    browser_report.append(f"book: built in {seconds:.0f} s (notebooks executed in {run['seconds']['execute']:.0f} s, "
-                          f"rendered in {run['seconds']['render']:.0f} s) at n_images={N_IMAGES}: {out / 'html'}")
+    browser_report.append(f"book: built from {source} in {seconds:.0f} s (executing {run['seconds']['execute']:.0f} s,"
+                          f" rendering {run['seconds']['render']:.0f} s): {out / 'html'}")
     print(browser_report[-1])
     return out
 
@@ -210,6 +224,34 @@ def test_cells_tagged_for_removal_are_removed(book, parsed):
             line = next((ln.strip() for ln in cell.source.splitlines() if len(ln.strip()) > 20), "")
             if line and tags & {"remove-cell", "remove-input"}:
                 assert line not in code, f"{name}: a cell tagged {sorted(tags)} is shown"
+
+
+def test_a_failing_notebook_fails_the_build(tmp_path):
+    """Executed with papermill: 00 runs, 01 cannot load the official models (no weights here) and fails; the
+    build stops with a message naming it and leaves no book."""
+    proc = run_book(tmp_path, "--out", str(tmp_path / "book"), "--models", "official",
+                    "--notebooks", "00_setup_and_data,01_baseline_saa")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("book: notebooks failed") and "01_baseline_saa" in last and "00_setup" not in last, last
+    assert not (tmp_path / "book").exists()
+
+
+def test_an_error_output_fails_the_build(tmp_path):
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    cell = nbformat.v4.new_code_cell("1 / 0", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero",
+                                           traceback=[])]
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), cell]),
+                   executed / "00_setup_and_data.ipynb")
+    (executed / "report.json").write_text(json.dumps(
+        {"parameters": {"models": "tiny", "dataset": "synthetic"},
+         "notebooks": [{"notebook": "00_setup_and_data", "seconds": 1.0, "error": ""}]}))
+    proc = run_book(tmp_path, "--out", str(tmp_path / "book"), "--executed", str(executed))
+    assert proc.returncode == 1
+    assert "00_setup_and_data.ipynb: the executed notebook shows errors (cell 1: ZeroDivisionError" in proc.stderr
+    assert not (tmp_path / "book").exists()
 
 
 def test_removal_tags_on_a_small_notebook(tmp_path):
