@@ -148,7 +148,7 @@ def execute_series(executed: Path, models: str, n_images: int | None, notebooks,
     rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
     record = read_record(executed)
     if rc != 0:
-        raise BookError(f"a notebook failed, the book is not built; see {executed / 'index.md'}")
+        raise BookError("a notebook failed, the book is not built (see the lines above)")
     return record
 
 
@@ -164,8 +164,7 @@ def read_record(executed: Path) -> dict:
     failed += [f"{s['notebook']} (no executed copy)" for s in record["notebooks"]
                if not s["error"] and not (executed / f"{s['notebook']}.ipynb").is_file()]
     if failed or not record["notebooks"]:
-        raise BookError(f"notebooks failed, the book is not built: {'; '.join(failed) or 'none was executed'}; "
-                        f"the executed copies (up to the failing cell) are in {executed}")
+        raise BookError(f"notebooks failed, the book is not built: {'; '.join(failed) or 'none was executed'}")
     return record
 
 
@@ -229,8 +228,11 @@ def copy_linked_files(src: Path, root: Path) -> list[str]:
             if not file.is_file() or (src / rel).exists() or rel.parts[0] in (".git", ".venv", "data", "results"):
                 continue
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            if file.suffix == ".md":
-                write_text(src / rel, "---\norphan: true\n---\n" + file.read_text(encoding="utf-8"))
+            if file.suffix == ".md":  # a page outside the navigation: front matter `orphan: true`
+                text = file.read_text(encoding="utf-8")
+                text = ("---\norphan: true\n" + text[4:]) if text.startswith("---\n") else \
+                    ("---\norphan: true\n---\n" + text)
+                write_text(src / rel, text)
                 queue.append(src / rel)
             else:
                 shutil.copy2(file, src / rel)
