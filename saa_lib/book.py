@@ -145,7 +145,10 @@ def execute_series(executed: Path, models: str, n_images: int | None, notebooks,
     failed."""
     from .report import run_report
 
-    rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
+    try:
+        rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
+    except RuntimeError as err:  # no kernel: it did not start or stopped answering
+        raise BookError(f"the notebooks could not be executed: {err}") from err
     record = read_record(executed)
     if rc != 0:
         raise BookError("a notebook failed, the book is not built (see the lines above)")
