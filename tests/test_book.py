@@ -6,7 +6,8 @@ Which run it renders: under ``make test``, the notebooks as nbval executed them 
 at ``n_images=1``. Checks: a page for every notebook and docs page, every local link and image resolves, no asset
 from the network, no error output, the random-weight warning wherever the run used random weights, cells tagged
 ``remove-cell`` / ``remove-input`` / ``remove-output`` removed, a failing notebook fails the build, and in Chromium:
-every figure loads and MathJax renders the maths. Screenshots go to the test's temporary folder (printed).
+every figure loads and MathJax renders the maths. Screenshots go to ``results/book-screenshots/`` (printed; replaced
+by each run).
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ SERIES_HOME = os.environ.get("SAA_HOME")
 #: images per category when the series is executed here (the notebooks' default is 2)
 N_IMAGES = 1
 VIEWPORT = {"width": 1280, "height": 900}
+#: where the browser test leaves its screenshots (results/ is not tracked)
+SCREENSHOTS = ROOT / "results" / "book-screenshots"
 
 
 # ------------------------------------------------------------------------------------------------- the build
@@ -284,7 +287,7 @@ PROSE = """() => { const a = document.querySelector('article').cloneNode(true);
     return a.textContent; }"""
 
 
-def test_book_in_a_real_browser(book, tmp_path, browser_report):
+def test_book_in_a_real_browser(book, browser_report):
     pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -r requirements.txt)")
     from test_browser import _chromium  # the system Chromium, or SAA_CHROMIUM
 
@@ -293,6 +296,8 @@ def test_book_in_a_real_browser(book, tmp_path, browser_report):
     from playwright.sync_api import sync_playwright
 
     html = book / "html"
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    SCREENSHOTS.mkdir(parents=True)
     args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     network = []
     with sync_playwright() as pw:
@@ -308,7 +313,7 @@ def test_book_in_a_real_browser(book, tmp_path, browser_report):
                 assert rendered > 0, f"{rel}: MathJax rendered nothing"
                 prose = page.evaluate(PROSE)
                 assert "\\mathcal" not in prose and "\\(" not in prose, f"{rel}: raw LaTeX is shown"
-                page.screenshot(path=tmp_path / f"{shot}.png")
+                page.screenshot(path=SCREENSHOTS / f"{shot}.png")
                 images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), "
                                        "i.complete && i.naturalWidth > 0])")
                 assert all(ok for _, ok in images), f"{rel}: figures not loaded: {[s for s, ok in images if not ok]}"
@@ -316,10 +321,10 @@ def test_book_in_a_real_browser(book, tmp_path, browser_report):
                     assert len(images) >= 3, f"{rel}: {len(images)} figures"
                     assert page.locator(".admonition.warning", has_text=BANNER).count() == 1
                     page.locator("div.cell_output img").first.scroll_into_view_if_needed()
-                    page.screenshot(path=tmp_path / f"{shot}_figure.png")
-                    page.screenshot(path=tmp_path / f"{shot}_full.png", full_page=True)
+                    page.screenshot(path=SCREENSHOTS / f"{shot}_figure.png")
+                    page.screenshot(path=SCREENSHOTS / f"{shot}_full.png", full_page=True)
         finally:
             browser.close()
     assert not network, f"the book fetched from the network: {network[:5]}"
-    browser_report.append(f"book in Chromium: figures and maths rendered; screenshots in {tmp_path}")
+    browser_report.append(f"book in Chromium: figures and maths rendered; screenshots in {SCREENSHOTS}")
     print(browser_report[-1])
