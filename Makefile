@@ -17,7 +17,7 @@ export JUPYTER_RUNTIME_DIR ?= $(TMPHOME)/jupyter-runtime
 export MPLBACKEND ?= Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup demo test lab report bench figures clean-venv
+.PHONY: setup demo test lab report bench figures book clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -32,11 +32,16 @@ setup: $(STAMP)
 demo: setup
 	$(SAA) demo --models $(MODELS) --out results/demo
 
+# The book's test renders the notebooks as nbval executed them (SAA_EXECUTED, written by notebooks/conftest.py), so
+# it runs after nbval and the series is executed once.
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
-	$(PYTHON) -m pytest -q -rs tests
+	$(PYTHON) -m pytest -q -rs --ignore=tests/test_book.py tests
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	SAA_EXECUTED=$(TMPHOME)/executed \
 	$(PYTHON) -m pytest -q --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 XDG_CACHE_HOME=$(TMPHOME)/cache SAA_HOME=$(TMPHOME)/saa \
+	SAA_EXECUTED=$(TMPHOME)/executed $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/test_book.py
 
 # JupyterLab on the series. LAB_ARGS passes flags (e.g. LAB_ARGS="--ip=0.0.0.0 --port=8899"); as root (containers)
 # --allow-root is added. Jupyter prints the URL with its token when the server is up.
@@ -48,6 +53,12 @@ lab: setup
 
 report: setup
 	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)
+
+# The book: the series executed with papermill (synthetic set; the real samples too where they are found), rendered
+# as a static site by Sphinx + MyST-NB. BOOK_ARGS passes options, e.g. BOOK_ARGS="--models official --n-images 20".
+BOOK_ARGS ?=
+book: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m saa_lib.workbook.book --out results/book $(BOOK_ARGS)
 
 bench: setup
 	$(SAA) bench --models tiny --out results/bench

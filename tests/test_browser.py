@@ -33,7 +33,7 @@ PARAMETERS = 'categories = ["washer"]'
 PRESSES = 9
 
 
-def _chromium() -> str | None:
+def chromium_path() -> str | None:
     env = os.environ.get("SAA_CHROMIUM")
     if env:
         return env if Path(env).is_file() else None
@@ -107,7 +107,7 @@ def lab_server(tmp: Path, saa_home: Path | None = None):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -r requirements.txt)")
-    if _chromium() is None:
+    if chromium_path() is None:
         pytest.skip("Chromium not found: install it (Debian: apt-get install chromium) or set SAA_CHROMIUM=PATH")
     with lab_server(tmp_path_factory.mktemp("lab")) as server:
         yield server
@@ -154,7 +154,7 @@ def test_explorer_in_a_real_browser(lab, tmp_path, browser_report):
     base, token = lab
     args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=args)
+        browser = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
         page = browser.new_page(viewport=VIEWPORT)
         try:
             page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
