@@ -79,6 +79,12 @@ def _add_setting_args(p: argparse.ArgumentParser, variants: bool = True) -> None
     g.add_argument("--deep-size", type=int, default=PeerConfig.deep_size, metavar="PX",
                    help="--saliency-source batch / fewshot: input size of that stride-32 level (default "
                         f"{DEEP_INPUT_SIZE})")
+    g.add_argument("--exact", action="store_true",
+                   help="--saliency-source batch: search every patch of every other image (the reference; default: "
+                        "a patch index built once per category, whose cost per image grows slowly with its size)")
+    g.add_argument("--nprobe", type=int, default=PeerConfig.nprobe, metavar="N",
+                   help=f"--saliency-source batch: lists of the patch index probed per patch (default "
+                        f"{PeerConfig.nprobe})")
 
 
 def _unit_number(what: str, upper_closed: bool, none_ok: bool = False):
@@ -112,7 +118,8 @@ def configs_from_args(args, names) -> list:
         return out
     return [with_peers(c, source=args.saliency_source, shots=args.shots, batch_rotations=args.batch_rotations,
                        pool=args.saliency_pool, peer_quantile=args.peer_quantile, deep_weight=args.deep_weight,
-                       deep_size=args.deep_size) for c in out]
+                       deep_size=args.deep_size, search="exact" if args.exact else "index", nprobe=args.nprobe)
+            for c in out]
 
 
 _MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")

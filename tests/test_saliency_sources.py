@@ -354,7 +354,10 @@ def test_pipeline_batch_rotations_find_a_turned_copy(tiny_pipe):
     pipe = SAAPipeline(tiny_pipe)
     screw, leather = category_prompts("screw", "mvtec"), category_prompts("leather", "mvtec")
     pair = [img, np.rot90(img)]
-    assert np.abs(pipe.run(img, screw, cfg, peers=_peers(tiny_pipe, batch=pair)).anomaly_map).max() < 1e-5
+    exact = with_peers(cfg, search="exact")
+    assert np.abs(pipe.run(img, screw, exact, peers=_peers(tiny_pipe, batch=pair)).anomaly_map).max() < 1e-5
+    # the patch index keeps the features in float16: the turned copy is found to that precision
+    assert np.abs(pipe.run(img, screw, cfg, peers=_peers(tiny_pipe, batch=pair)).anomaly_map).max() < 1e-4
     assert pipe.run(img, leather, cfg, peers=_peers(tiny_pipe, "leather", batch=pair)).anomaly_map.max() > 1e-3
     one_turn = with_peers(cfg, batch_rotations=1)
     assert pipe.run(img, screw, one_turn, peers=_peers(tiny_pipe, batch=pair)).anomaly_map.max() > 1e-3

@@ -24,6 +24,11 @@ ANY_ANGLE_CATEGORIES = frozenset({"screw", "metal_nut", "hazelnut"})
 #: stage
 DEEP_WEIGHT = 0.3
 
+#: how batch finds each query patch's nearest patch in each other image at the fine level: ``"index"`` (an
+#: inverted-file patch index built once per category, :class:`saa_lib.peers.index.PatchIndex`: its cost per image
+#: grows slowly with the size of the category) or ``"exact"`` (every patch of every other image: the reference)
+PEER_SEARCHES = ("index", "exact")
+
 #: the input size of the stride-32 level when ``PeerConfig.deep_size`` is None: larger than the fine level's input, so
 #: that coarse grid has more cells (20 x 20 at 640 px) while each cell still sees a whole part of a tile or a screw
 DEEP_INPUT_SIZE = 640
@@ -42,6 +47,10 @@ class PeerConfig:
     ``batch_fraction`` of these per-image distances; it compares the image under ``batch_rotations`` quarter turns (1,
     2 or 4; None: 4 for :data:`ANY_ANGLE_CATEGORIES`, else 1). With ``common_scale`` every image of a batch is shown at
     one pixel scale: its input is ``source_size`` times its longest side over the median longest side of the batch.
+
+    Batch searches the fine level with ``search`` (:data:`PEER_SEARCHES`): ``"index"`` probes each query patch's
+    ``nprobe`` nearest lists of a patch index of about ``list_size`` patches per list; ``"exact"`` compares with
+    every patch. Few-shot and the stride-32 level are always searched exactly.
 
     Few-shot also compares with ``reference_rotations`` rotations of each reference (each one mirrored too) when
     ``augment_references``.
@@ -69,6 +78,9 @@ class PeerConfig:
     normalize: bool = False
     with_image: bool = True
     image_weight: float = 0.4
+    search: Literal["index", "exact"] = "index"
+    nprobe: int = 16
+    list_size: int = 900
 
     def __post_init__(self):
         checks = (
@@ -88,6 +100,9 @@ class PeerConfig:
             (self.batch_rotations in (None, 1, 2, 4),
              f"batch_rotations must be 1, 2, 4 or None, got {self.batch_rotations}"),
             (0.0 <= self.image_weight <= 1.0, f"image_weight must be in [0, 1], got {self.image_weight}"),
+            (self.search in PEER_SEARCHES, f"search must be one of {PEER_SEARCHES}, got {self.search!r}"),
+            (self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}"),
+            (self.list_size >= 1, f"list_size must be >= 1, got {self.list_size}"),
         )
         for ok, message in checks:
             if not ok:
@@ -119,11 +134,16 @@ class PeerConfig:
             return self.deep_weight
         return DEEP_WEIGHT if has_deep else 0.0
 
-    def resolved(self, category: str, has_deep: bool) -> "PeerConfig":
+    def resolved(self, category: str, has_deep: bool, exact: bool = False) -> "PeerConfig":
         """This config with every None that stands for a default filled in for ``category`` and a backbone that does
-        (not) hold a stride-32 stage: a setting and the value it stands for then share one cache entry."""
+        (not) hold a stride-32 stage: a setting and the value it stands for then share one cache entry. The search
+        settings of an exact search (few-shot, ``search="exact"``, or ``exact``: a device that searches exactly) are
+        reset to their defaults, as they play no part."""
         turns = self.turns_for(category) if self.source == "batch" else self.batch_rotations
-        return replace(self, batch_rotations=turns, deep_weight=self.deep_for(has_deep), deep_size=self.deep_input)
+        out = replace(self, batch_rotations=turns, deep_weight=self.deep_for(has_deep), deep_size=self.deep_input)
+        if exact or self.source != "batch" or self.search == "exact":
+            out = replace(out, search="exact", nprobe=PeerConfig.nprobe, list_size=PeerConfig.list_size)
+        return out
 
 
 #: every :class:`PeerConfig` field (the command line and the benchmarks set them by name)

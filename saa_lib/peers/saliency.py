@@ -19,6 +19,7 @@ from ..utils import image_digest
 from .config import PeerConfig
 from .sources import (combine_with_image, deep_features, order_key, quarter_turn, reference_view, reference_views,
                       scaled_input, source_features, source_map, unturn_features)
+from .index import DeviceBanks, PatchIndex, default_nlist
 from .store import FeatureStore
 
 
@@ -57,6 +58,9 @@ class PeerSaliency:
         self._batch_longest = float(np.median(sides)) if sides else None
         self._kept: dict[tuple, torch.Tensor] = {}
         self._store = FeatureStore()
+        self._searches: dict[tuple, PatchIndex | DeviceBanks] = {}  # one per fine level of the batch
+        #: the share of (query patch, other image) pairs the patch index found in the last map it served (1: exact)
+        self.known_share = 1.0
 
     # ----- what an image is compared with --------------------------------------------------------------------------
     @property
@@ -64,9 +68,15 @@ class PeerSaliency:
         """Whether the saliency backbone holds a stride-32 stage (the coarse level of the score)."""
         return bool(getattr(self.models.saliency, "has_deep", False))
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the saliency backbone (the kept features live there)."""
+        return next(self.models.saliency.parameters()).device
+
     def resolve(self, config: PeerConfig) -> PeerConfig:
-        """``config`` with its defaults filled in for this category and backbone (:meth:`PeerConfig.resolved`)."""
-        return config.resolved(self.category, self.has_deep)
+        """``config`` with its defaults filled in for this category and backbone (:meth:`PeerConfig.resolved`); on a
+        GPU batch searches exactly (:class:`~saa_lib.peers.index.DeviceBanks`)."""
+        return config.resolved(self.category, self.has_deep, exact=self.device.type == "cuda")
 
     def compared_with(self, digest: str, config: PeerConfig) -> list[str]:
         """The digests of the images ``digest`` is compared with: the other batch images (sorted), or the first
@@ -113,15 +123,27 @@ class PeerSaliency:
         return f"{view}:deep" if deep else view
 
     def _tag(self, digest: str, config: PeerConfig, transform: int = 0, deep: bool = False) -> tuple:
-        """The key of a kept peer feature: the image, its input size, pooling and view."""
+        """The key of a kept peer feature: the image, its input size, pooling and view (and its dtype: the fine
+        level of a batch searched with the patch index is kept in float16)."""
         size = self.input_size(config, self._longest[digest], deep)
-        return (digest, size, 1 if deep else config.pool, self._view(config, transform, deep=deep))
+        view = self._view(config, transform, deep=deep) + (":f16" if self._indexed(config) and not deep else "")
+        return (digest, size, 1 if deep else config.pool, view)
+
+    def _indexed(self, config: PeerConfig) -> bool:
+        """Whether ``config``'s fine level is searched with the patch index (batch, ``search="index"``, CPU)."""
+        return config.source == "batch" and config.search == "index" and self.device.type != "cuda"
+
+    def _search_key(self, config: PeerConfig) -> tuple:
+        return (config.source_input, config.pool, config.common_scale, self._indexed(config), config.list_size,
+                config.nprobe)
 
     def prepare(self, config: PeerConfig) -> None:
         """Extract and keep every peer feature ``config`` needs, one image read at a time (otherwise done when the
         first image is scored)."""
         peers = self.batch if config.source == "batch" else self.references
         views = reference_views(config.source, config.augment_references, config.reference_rotations)
+        indexed = self._indexed(config)
+        fine_store = None
         for digest in peers:
             wanted = [(t, deep) for t in views for deep in self._levels(config)
                       if self._tag(digest, config, t, deep=deep) not in self._kept]
@@ -131,7 +153,28 @@ class PeerSaliency:
             image = source() if callable(source) else source
             for t, deep in wanted:
                 feats = self._view_features(image, digest, config, t, deep=deep)
-                self._kept[self._tag(digest, config, t, deep=deep)] = self._store.keep(feats)
+                store = self._store
+                if indexed and not deep:  # float16, side by side in one block sized for the batch
+                    feats = feats.half()
+                    if fine_store is None:
+                        fine_store = FeatureStore(block_mib=-(-feats.numel() * 2 * len(peers) // 2 ** 20) + 1)
+                    store = fine_store
+                self._kept[self._tag(digest, config, t, deep=deep)] = store.keep(feats)
+        if config.source == "batch" and (indexed or self.device.type == "cuda"):
+            self._batch_search(config)
+
+    def _batch_search(self, config: PeerConfig) -> PatchIndex | DeviceBanks:
+        """The fine-level search of the batch under ``config``, built once per category: the patch index (CPU) or
+        every bank on the device (GPU); columns in the order of :attr:`batch`."""
+        key = self._search_key(config)
+        if key not in self._searches:
+            banks = [self.features(d, config) for d in self.batch]
+            if self._indexed(config):
+                total = sum(b.shape[0] * b.shape[1] for b in banks)
+                self._searches[key] = PatchIndex(banks, default_nlist(total, config.list_size, config.nprobe))
+            else:
+                self._searches[key] = DeviceBanks(banks, self.device)
+        return self._searches[key]
 
     def _view_features(self, image: np.ndarray, digest: str, config: PeerConfig, transform: int = 0, turns: int = 0,
                        grid_hw: tuple[int, int] | None = None, deep: bool = False) -> torch.Tensor:
@@ -157,6 +200,16 @@ class PeerSaliency:
         feats = self.cache.get("saliency_features", keys.saliency_features(size, pool, view), compute)["features"]
         return torch.from_numpy(feats).to(next(backbone.parameters()).device)
 
+    def _search_fn(self, found: PatchIndex | DeviceBanks, columns: list[int], config: PeerConfig):
+        """The fine-level search :func:`~saa_lib.peers.sources.source_map` calls: views -> (Q, N-1) distances."""
+        def search(views: list[torch.Tensor]) -> torch.Tensor:
+            if isinstance(found, DeviceBanks):
+                return found.distances(views, columns)
+            d, self.known_share = found.distances(views, columns, config.nprobe)
+            return d
+
+        return search
+
     @property
     def kept_bytes(self) -> int:
         """The size of the kept peer features, bytes."""
@@ -173,11 +226,20 @@ class PeerSaliency:
         in_batch = config.source == "batch" and digest in self.batch  # its own features are kept as a peer's
         turns = (config.batch_rotations or 1) if config.source == "batch" else 1
 
+        search = None
+        if config.source == "batch" and (self._indexed(config) or self.device.type == "cuda"):
+            found = self._batch_search(config)
+            position = {d: j for j, d in enumerate(self.batch)}
+            columns = [position[d] for d in others]
+            search = self._search_fn(found, columns, config)
+
         def level(deep: bool):  # query, its turned views and the peers' features, on one level's grid
             q = (self.features(digest, config, deep=deep) if in_batch
-                 else self._view_features(image, digest, config, deep=deep))
+                 else self._view_features(image, digest, config, deep=deep)).float()
             turned = [self._view_features(image, digest, config, turns=4 // turns * k, grid_hw=q.shape[:2], deep=deep)
                       for k in range(1, turns)]
+            if search is not None and not deep:  # the fine level's peers are searched through `search`
+                return q, [], turned
             return q, [self.features(d, config, t, deep=deep).flatten(0, 1) for d in others for t in views], turned
 
         query, peers, turned = level(False)
@@ -185,7 +247,7 @@ class PeerSaliency:
         deep = level(True) if weight > 0 else None
         amap = source_map(query, peers, config.source, out_hw, config.batch_fraction, config.smooth_sigma,
                           normalize=config.normalize, turned=turned, peer_quantile=config.peer_quantile, deep=deep,
-                          deep_weight=weight)
+                          deep_weight=weight, search=search)
         if config.with_image:
             if image_map is None:
                 raise ValueError("with_image combines the map with the single-image P^S map: pass image_map")

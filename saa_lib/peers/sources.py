@@ -79,14 +79,26 @@ def batch_scores(query: torch.Tensor | list[torch.Tensor], others: list[torch.Te
     ``query`` may be a list of views of the same Q patches (e.g. the image turned, see :func:`quarter_turn`): the
     distance to each other image is then the smallest over the views. ``peer_quantile``: the distances to each other
     image are first divided by their own ``peer_quantile`` quantile over the Q patches (:func:`per_image_scaled`)."""
+    return batch_aggregate(batch_distances(query, others, query_chunk, bank_chunk), fraction, peer_quantile)
+
+
+def batch_distances(query: torch.Tensor | list[torch.Tensor], others: list[torch.Tensor], query_chunk: int = 1024,
+                    bank_chunk: int = 4096) -> torch.Tensor:
+    """(Q, N-1) exact nearest distance of each query patch (Q, D) to each of the patch sets ``others`` (the smallest
+    over the views when ``query`` is a list of views of the same Q patches)."""
     if not others:
         raise ValueError("batch saliency needs at least one other image of the category")
     views = query if isinstance(query, (list, tuple)) else [query]
-    d = torch.stack([torch.stack([nearest_distance(v, o, query_chunk, bank_chunk) for v in views], 1).amin(1)
-                     for o in others], dim=1)  # (Q, N-1)
+    return torch.stack([torch.stack([nearest_distance(v, o, query_chunk, bank_chunk) for v in views], 1).amin(1)
+                        for o in others], dim=1)
+
+
+def batch_aggregate(distances: torch.Tensor, fraction: float, peer_quantile: float | None = None) -> torch.Tensor:
+    """(Q,) mutual score from the (Q, N-1) per-image nearest distances: each column divided by its ``peer_quantile``
+    quantile (None: as they are), then the mean of the smallest ``fraction`` of each row."""
     if peer_quantile is not None:
-        d = per_image_scaled(d, peer_quantile)
-    return smallest_mean(d, fraction)
+        distances = per_image_scaled(distances, peer_quantile)
+    return smallest_mean(distances, fraction)
 
 
 def per_image_scaled(distances: torch.Tensor, quantile: float = 0.1, eps: float = 1e-3) -> torch.Tensor:
@@ -236,7 +248,8 @@ def deep_features(backbone: torch.nn.Module, image: np.ndarray, size: int = 384,
 def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_hw: tuple[int, int],
                batch_fraction: float = 0.1, smooth_sigma: float = 8.0, chunk_size: int = 1024,
                normalize: bool = False, turned: list[torch.Tensor] = (),
-               peer_quantile: float | None = None, deep: tuple | None = None, deep_weight: float = 0.0) -> np.ndarray:
+               peer_quantile: float | None = None, deep: tuple | None = None, deep_weight: float = 0.0,
+               search=None) -> np.ndarray:
     """(out_h, out_w) float32 batch or few-shot saliency map of ``query`` (h, w, D) against ``peers`` (each (P_j, D):
     the other test images for ``'batch'``, the reference images (and their views) for ``'fewshot'``), divided by its
     median when ``normalize``. ``turned``: batch only, further views of the query on its grid (each (h, w, D), see
@@ -247,19 +260,24 @@ def source_map(query: torch.Tensor, peers: list[torch.Tensor], source: str, out_
     peers [(P'_j, C)], turned [(h', w', C)])``, the peers in the order of ``peers``. That coarse level is scored on
     its own grid like the fine one, upsampled bilinearly onto the fine grid and mixed in as
     ``(1 - deep_weight) * fine + deep_weight * coarse`` (per-level scoring, as in MuSc): the stride-32 stage sees
-    parts of a tile or a screw as a whole, where large defects differ, and the fine level keeps small ones sharp."""
+    parts of a tile or a screw as a whole, where large defects differ, and the fine level keeps small ones sharp.
+
+    ``search``: batch only, a callable from the fine level's views (each (Q, D)) to their (Q, N-1) per-image nearest
+    distances (:class:`~saa_lib.peers.index.PatchIndex`, :class:`~saa_lib.peers.index.DeviceBanks`), used instead of
+    the exact search over ``peers`` (then unused at that level); the coarse level is always searched exactly."""
     if source not in ("batch", "fewshot"):
         raise ValueError(f"source_map computes 'batch' or 'fewshot' saliency, got {source!r}")
 
-    def scores(q: torch.Tensor, others: list[torch.Tensor], views) -> torch.Tensor:  # (q_h * q_w,) on q's grid
+    def scores(q: torch.Tensor, others: list[torch.Tensor], views, search=None) -> torch.Tensor:  # (q_h * q_w,)
         flat = q.reshape(-1, q.shape[-1])
         if source == "fewshot":
             return fewshot_scores(flat, others, chunk_size)
-        return batch_scores([flat] + [v.reshape(-1, q.shape[-1]) for v in views], others, batch_fraction, chunk_size,
-                            peer_quantile=peer_quantile)
+        all_views = [flat] + [v.reshape(-1, q.shape[-1]) for v in views]
+        d = search(all_views) if search is not None else batch_distances(all_views, others, chunk_size)
+        return batch_aggregate(d, batch_fraction, peer_quantile)
 
     h, w = query.shape[:2]
-    s = scores(query, peers, turned)
+    s = scores(query, peers, turned, search)
     if deep is not None and deep_weight > 0:
         deep_query, deep_peers, deep_turned = deep
         coarse = scores(deep_query, deep_peers, deep_turned).reshape(1, 1, *deep_query.shape[:2])
