@@ -453,8 +453,18 @@ def cmd_demo(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "scaling":
+        from .engine.scaling import main as scaling_main
+
+        if args.device == "auto":
+            import torch
+
+            args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.out = args.out or "results/scaling"
+        return scaling_main(args)
     from .engine.bench import main as bench_main
 
+    args.out = args.out or "results/bench"
     return bench_main(args)
 
 
@@ -540,11 +550,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_synthetic)
 
-    b = sub.add_parser("bench", help="per-stage latency and memory (JSON + markdown)")
+    b = sub.add_parser("bench", help="per-stage latency and memory (JSON + markdown); 'scaling': batch P^S at the "
+                                      "size of a category")
+    b.add_argument("what", nargs="?", default="stages", choices=["stages", "scaling"],
+                   help="stages (default): the pipeline's stages; scaling: batch P^S for categories of N images, "
+                        "patch index vs exact search (real sample images, tf_efficientnet_lite0)")
     b.add_argument("--models", default="tiny")
     b.add_argument("--device", default="auto")
     b.add_argument("--images", type=int, default=4)
-    b.add_argument("--out", default="results/bench")
+    b.add_argument("--out", default=None, help="default results/bench (scaling: results/scaling)")
+    sc = b.add_argument_group("scaling")
+    sc.add_argument("--samples", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" /
+                                             "samples"), help="the real sample images (default ../shared/data/samples)")
+    sc.add_argument("--sizes", default="25,50,100,200", help="category sizes N (comma-separated)")
+    sc.add_argument("--categories", default=None, help="leather, screw, mtd (comma-separated; default leather)")
+    sc.add_argument("--searches", default="index,exact", help="index, exact, image (the single-image map)")
+    sc.add_argument("--exact-sizes", default=None, help="the sizes the exact search runs at (default: all)")
+    sc.add_argument("--score", type=int, default=2, help="query images scored per category (real test images)")
+    sc.add_argument("--threads", type=int, default=1, help="torch / faiss threads of each measurement (default 1)")
+    sc.add_argument("--root", default=None, help="measure the categories of this folder as they are instead")
+    sc.add_argument("--figure", default=None, help="also write the log-log figure of s / image against N here")
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("report", help="run the notebook series with papermill (executed notebooks + HTML)")

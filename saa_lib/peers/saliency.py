@@ -8,6 +8,7 @@ Which peers an image is compared with depends only on the set, never on the orde
 """
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import numpy as np
@@ -59,6 +60,8 @@ class PeerSaliency:
         self._kept: dict[tuple, torch.Tensor] = {}
         self._store = FeatureStore()
         self._searches: dict[tuple, PatchIndex | DeviceBanks] = {}  # one per fine level of the batch
+        #: wall and process CPU seconds of building the last fine-level search (the patch index)
+        self.build_seconds = {"wall": 0.0, "cpu": 0.0}
         #: the share of (query patch, other image) pairs the patch index found in the last map it served (1: exact)
         self.known_share = 1.0
 
@@ -169,11 +172,13 @@ class PeerSaliency:
         key = self._search_key(config)
         if key not in self._searches:
             banks = [self.features(d, config) for d in self.batch]
+            wall, cpu = time.perf_counter(), time.process_time()
             if self._indexed(config):
                 total = sum(b.shape[0] * b.shape[1] for b in banks)
                 self._searches[key] = PatchIndex(banks, default_nlist(total, config.list_size, config.nprobe))
             else:
                 self._searches[key] = DeviceBanks(banks, self.device)
+            self.build_seconds = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
         return self._searches[key]
 
     def _view_features(self, image: np.ndarray, digest: str, config: PeerConfig, transform: int = 0, turns: int = 0,
