@@ -563,10 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--samples", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" /
                                              "samples"), help="the real sample images (default ../shared/data/samples)")
     sc.add_argument("--sizes", default="25,50,100,200", help="category sizes N (comma-separated)")
-    sc.add_argument("--categories", default=None, help="leather, screw, mtd (comma-separated; default leather)")
+    sc.add_argument("--categories", default=None,
+                    help="leather, screw, mtd (comma-separated; default leather); with --root, FOLDER[:CATEGORY] "
+                         "(the prompt-table category whose prompts and quarter turns its images take)")
     sc.add_argument("--searches", default="index,exact", help="index, exact, image (the single-image map)")
     sc.add_argument("--exact-sizes", default=None, help="the sizes the exact search runs at (default: all)")
     sc.add_argument("--score", type=int, default=2, help="query images scored per category (real test images)")
+    sc.add_argument("--nprobe", type=int, default=None, help="lists the patch index probes (default 16)")
     sc.add_argument("--threads", type=int, default=1, help="torch / faiss threads of each measurement (default 1)")
     sc.add_argument("--root", default=None, help="measure the categories of this folder as they are instead")
     sc.add_argument("--figure", default=None, help="also write the log-log figure of s / image against N here")

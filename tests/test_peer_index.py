@@ -237,3 +237,41 @@ def test_cli_exact_and_nprobe_reach_the_config_and_fewshot_resolves_to_exact():
     for bad in (dict(search="ivf"), dict(nprobe=0), dict(list_size=0)):
         with pytest.raises(ValueError, match=next(iter(bad))):
             PeerConfig(**bad)
+
+
+def test_scaling_categories_are_deterministic_nested_and_keep_their_labels(samples_root, tmp_path):
+    """The scaling benchmark's categories: the same files every time, N = 25 inside N = 30, the real test images
+    first, every defective image with a mask that still holds its defect."""
+    from PIL import Image
+
+    from saa_lib.engine.scaling import build_categories
+
+    one = build_categories(samples_root, tmp_path / "a", sizes=(25, 30), categories=("mtd",))
+    two = build_categories(samples_root, tmp_path / "b", sizes=(25, 30), categories=("mtd",))
+    assert one == two
+    entry = one["categories"]["mtd"]
+    assert len(entry["images"]) == 30 and entry["queries"] == [i["name"] for i in entry["images"][:len(
+        entry["queries"])]]
+    assert all(i["transform"] == ["orig"] for i in entry["images"][:len(entry["queries"])])
+    assert all(not {"turn1", "mirror_lr"} & set(i["transform"]) for i in entry["images"])  # tiles keep their light
+    for n in (25, 30):
+        files = sorted((tmp_path / "a" / f"N{n}" / "mtd" / "test").rglob("*.png"))
+        assert len(files) == n
+    small = {p.name for p in (tmp_path / "a" / "N25" / "mtd" / "test").rglob("*.png")}
+    assert small <= {p.name for p in (tmp_path / "a" / "N30" / "mtd" / "test").rglob("*.png")}
+    for info in entry["images"][:30]:
+        img = tmp_path / "a" / "N30" / "mtd" / "test" / info["defect"] / f"{info['name']}.png"
+        assert np.array_equal(np.array(Image.open(img)), np.array(Image.open(
+            tmp_path / "b" / "N30" / "mtd" / "test" / info["defect"] / f"{info['name']}.png")))
+        if info["defect"] != "good":
+            mask = np.array(Image.open(tmp_path / "a" / "N30" / "mtd" / "ground_truth" / info["defect"] /
+                                       f"{info['name']}_mask.png"))
+            assert mask.shape == (400, 400) and mask.max() == 255
+
+
+def test_scaling_bench_without_the_samples_is_one_line_exit_2(capsys, tmp_path):
+    from saa_lib.cli import main
+
+    assert main(["bench", "scaling", "--samples", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "sample images are not at" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -175,10 +175,13 @@ def peak_rss_mib() -> float:
 
 
 def measure(root: Path, category: str, search: str, queries: list[str] | int, device: str = "cpu",
-            maps_out: Path | None = None, threads: int = 1) -> dict:
+            maps_out: Path | None = None, threads: int = 1, known_as: str | None = None,
+            nprobe: int | None = None) -> dict:
     """Batch P^S (``saliency_only``) over the folder category ``root/category`` (every test image is the batch):
     extraction of all images + index build, then the scoring of the ``queries`` (image file stems, all when empty;
-    or a number of images, anomalous and normal alternating).
+    or a number of images, anomalous and normal alternating). ``known_as``: the category of the prompt tables the
+    folder's images are (its prompts and quarter turns; default ``category``). ``nprobe``: the patch index's
+    (default :attr:`PeerConfig.nprobe`).
     ``search``: ``index``, ``exact`` or ``image`` (the single-image map, no batch). Times: process CPU seconds (one
     thread when ``threads`` is 1) and wall seconds."""
     import torch
@@ -208,16 +211,17 @@ def measure(root: Path, category: str, search: str, queries: list[str] | int, de
     else:
         chosen = [s for s in samples if not queries or s.image_path.stem in queries]
     config = variant_config("saliency_only", "paper").with_(saliency={"backbone": "tf_efficientnet_lite0"})
-    prompts = category_prompts(category, getattr(ds, "table", None))
+    known_as = known_as or category
+    prompts = category_prompts(known_as, getattr(ds, "table", None) if known_as == category else None)
     if search != "image":
-        config = with_peers(config, source="batch", search=search)
+        config = with_peers(config, source="batch", search=search, **({"nprobe": nprobe} if nprobe else {}))
     pipe = SAAPipeline(models)
     out = {"category": category, "n": len(samples), "search": search, "device": device, "threads": threads,
            "queries": len(chosen), "rss_start_mib": peak_rss_mib()}
     wall, cpu = time.perf_counter(), time.process_time()
     peers = None
     if search != "image":
-        peers = PeerSaliency(models, category=category, batch=[s.load_image for s in samples])
+        peers = PeerSaliency(models, category=known_as, batch=[s.load_image for s in samples])
         peers.prepare(peers.resolve(config.saliency.peers))
         out["turns"] = peers.resolve(config.saliency.peers).batch_rotations
     out["prepare_wall"], out["prepare_cpu"] = time.perf_counter() - wall, time.process_time() - cpu
@@ -225,6 +229,8 @@ def measure(root: Path, category: str, search: str, queries: list[str] | int, de
     out["build_cpu"] = peers.build_seconds["cpu"] if peers else 0.0
     out["kept_mib"] = peers.kept_bytes / 2 ** 20 if peers else 0.0
     out["rss_after_prepare_mib"] = peak_rss_mib()
+    if search == "index":
+        out["search"] = f"index{'' if nprobe is None else f' nprobe {nprobe}'}"
     maps, masks, shares = [], [], []
     wall, cpu = time.perf_counter(), time.process_time()
     for s in chosen:
@@ -256,7 +262,7 @@ def accuracy(results: list[dict], maps_dir: Path) -> list[dict]:
 
     rows = []
     for r in results:
-        stem = maps_dir / f"{r['category']}_N{r['n']}_{r['search']}"
+        stem = Path(r["spec"]["maps"]) if "spec" in r else maps_dir / f"{r['category']}_N{r['n']}_{r['search']}"
         if not stem.with_suffix(".maps.npy").is_file():
             continue
         maps = np.load(stem.with_suffix(".maps.npy")).astype(np.float32)
@@ -316,18 +322,26 @@ def plot(results: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import NullFormatter
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    cats = sorted({r["category"] for r in results})
+    colours = {c: f"C{i}" for i, c in enumerate(cats)}
     for (cat, search) in sorted({(r["category"], r["search"]) for r in results if r["search"] != "image"}):
-        pts = sorted((r["n"], r["per_image_cpu"]) for r in results if (r["category"], r["search"]) == (cat, search))
-        ax.plot(*zip(*pts), marker="o", ls="-" if search == "index" else "--", label=f"{cat}, {search}")
+        runs = [r for r in results if (r["category"], r["search"]) == (cat, search)]
+        pts = sorted((r["n"], r["per_image_cpu"]) for r in runs)
+        turns = max(r.get("turns", 1) for r in runs)
+        ax.plot(*zip(*pts), marker="o", color=colours[cat], ls="-" if search.startswith("index") else "--",
+                label=f"{cat}{f' ({turns} turns)' if turns > 1 else ''}, {search}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(SIZES, [str(n) for n in SIZES])
     ax.set_xlabel("images in the category (N)")
     ax.set_ylabel("CPU s per scored image (1 thread)")
     ax.set_title("Batch P^S: cost per image, patch index vs exact search")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     from ..safeio import atomic_path
 
@@ -349,9 +363,10 @@ def run_one(spec: dict) -> dict:
 
 def run_scaling(samples: Path, out: Path, sizes=SIZES, categories=("leather",), searches=("index", "exact"),
                 score: int = 2, device: str = "cpu", threads: int = 1, root: Path | None = None,
-                exact_sizes=None, say=print) -> list[dict]:
+                exact_sizes=None, say=print, nprobe: int | None = None) -> list[dict]:
     """Every (category, N, search) in its own process; results appended to ``out/scaling.jsonl`` as they come (a run
-    already there for the same settings is reused). ``root``: a folder of categories measured as they are."""
+    already there for the same settings is reused; the printed table holds every run recorded there). ``root``: a
+    folder of categories measured as they are."""
     results_path = out / "scaling.jsonl"
     done = []
     if results_path.is_file():
@@ -363,12 +378,18 @@ def run_scaling(samples: Path, out: Path, sizes=SIZES, categories=("leather",), 
     else:
         plan = [(root, c, None, score) for c in categories]
     results = []
-    for folder, cat, n, queries in plan:
+    for folder, named, n, queries in plan:
+        cat, _, known_as = named.partition(":")
         for search in searches:
             if search == "exact" and exact_sizes is not None and n not in exact_sizes:
                 continue
             spec = {"root": str(folder), "category": cat, "search": search, "queries": queries, "device": device,
                     "threads": threads, "maps": str(out / "maps" / f"{cat}_N{n or 'all'}_{search}")}
+            if known_as:
+                spec["known_as"] = known_as
+            if nprobe and search == "index":
+                spec["nprobe"] = nprobe
+                spec["maps"] += f"_nprobe{nprobe}"
             old = [r for r in done if r.get("spec") == spec]
             if old:
                 results.append(old[-1])
@@ -382,6 +403,13 @@ def run_scaling(samples: Path, out: Path, sizes=SIZES, categories=("leather",), 
             say(f"  {r['per_image_cpu']:.2f} CPU s / {r['per_image_wall']:.2f} wall s per image, "
                 f"peak {r['peak_mib']:.0f} MiB, load {r['load_average'][0]:.1f}")
     return results
+
+
+def recorded(out: Path) -> list[dict]:
+    """Every measurement recorded in ``out/scaling.jsonl`` (the last one of each setting)."""
+    path = out / "scaling.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return list({json.dumps(r["spec"], sort_keys=True): r for r in lines}.values())
 
 
 def main(args) -> int:
@@ -404,8 +432,9 @@ def main(args) -> int:
     load_before = os.getloadavg()
     results = run_scaling(samples, out, sizes, categories, searches, args.score, args.device, args.threads, root,
                           exact_sizes, say=lambda m: print(f"[scaling {time.strftime('%H:%M:%S')}] {m}",
-                                                           file=sys.stderr, flush=True))
+                                                           file=sys.stderr, flush=True), nprobe=args.nprobe)
     load_after = os.getloadavg()
+    results = recorded(out)  # this run's and every earlier one's in the same folder
     rows = accuracy(results, out / "maps")
     text = (f"Batch P^S at the size of a category ({args.device}, torch threads {args.threads}; CPU = process CPU "
             f"seconds, wall = elapsed seconds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after)\n\n"
@@ -420,5 +449,6 @@ def main(args) -> int:
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
     result = measure(Path(spec["root"]), spec["category"], spec["search"], spec["queries"], spec["device"],
-                     Path(spec["maps"]) if spec.get("maps") else None, spec.get("threads", 1))
+                     Path(spec["maps"]) if spec.get("maps") else None, spec.get("threads", 1), spec.get("known_as"),
+                     spec.get("nprobe"))
     print(json.dumps(result))
