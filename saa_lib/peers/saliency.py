@@ -18,9 +18,9 @@ from ..cache import StageCache, StageKeys
 from ..pipeline import check_image
 from ..utils import image_digest
 from .config import PeerConfig
+from .index import DeviceBanks, PatchIndex, default_nlist
 from .sources import (combine_with_image, deep_features, order_key, quarter_turn, reference_view, reference_views,
                       scaled_input, source_features, source_map, unturn_features)
-from .index import DeviceBanks, PatchIndex, default_nlist
 from .store import FeatureStore
 
 
