@@ -448,7 +448,7 @@ def test_pipeline_sources_take_the_stride32_level_where_the_backbone_has_it(lite
     assert pipe.cache.hits["saliency"] >= 1  # the resolved weight is the key: auto and explicit share an entry
     square = np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8)  # a square and its quarter turn:
     exact = _cfg("batch", source_size=128, with_image=False, smooth_sigma=0.0, peer_quantile=None, deep_weight=0.5,
-                 deep_size=256)
+                 deep_size=256, search="exact")  # float32 features (the patch index keeps float16)
     pair = [square, np.rot90(square)]  # under four turns each finds the other exactly, on both levels
     screw = category_prompts("screw", "mvtec")
     assert np.abs(pipe.run(square, screw, exact, peers=_peers(lite0_pipe, batch=pair)).anomaly_map).max() < 1e-5
