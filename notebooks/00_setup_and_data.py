@@ -67,6 +67,7 @@ from saa_lib.data import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.prompts.language import category_prompts
 
 warnings.filterwarnings("ignore", category=FutureWarning)
+workbook.check_parameters(globals())
 TAG = workbook.banner(models)
 figures = workbook.Figures(out_dir)
 
@@ -79,12 +80,8 @@ figures = workbook.Figures(out_dir)
 
 # %%
 missing = {name for name, _, _ in zoo.missing_weights()}
-rows = ["| file | size | present | what |", "|---|---:|:---:|---|"]
-for ck in zoo.CHECKPOINTS.values():
-    here = "embedded" if ck.embedded else ("no" if ck.name in missing else "**yes**")
-    size = f"{ck.size_bytes / 1e6:,.0f} MB" if ck.size_bytes >= 1e6 else f"{ck.size_bytes / 1e3:,.1f} kB"
-    rows.append(f"| `{ck.filename}` | {size} | {here} | {ck.description.split(';')[0]} |")
-display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows)))
+print("weights folder:", zoo.weights_dir())
+workbook.show(workbook.weights_table())
 need = zoo.weights_for("vit_h", "wide_resnet50_2")
 print("official models need:", ", ".join(need))
 print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
@@ -112,14 +109,7 @@ except (ModuleNotFoundError, FileNotFoundError) as err:
 # %%
 ds = workbook.open_data(dataset, root, categories, seed)
 print(ds)
-rows = ["| category | test normal | test anomalous | defect types | train normal |", "|---|---:|---:|---|---:|"]
-for cat in ds.categories:
-    test = ds.samples(cat)
-    train = ds.samples(cat, "train") if "train" in ds.splits else []
-    types = sorted({s.defect_type for s in test if s.label == 1})
-    rows.append(f"| {cat} | {sum(s.label == 0 for s in test)} | {sum(s.label == 1 for s in test)} | "
-                f"{', '.join(types)} | {len(train)} |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.dataset_table(ds))
 
 # %%
 s = next(s for s in ds.samples(ds.categories[0]) if s.label == 1)

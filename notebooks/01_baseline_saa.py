@@ -51,6 +51,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -103,7 +104,7 @@ lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_cfg = workbook.make_config("saa", behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_cfg, category="washer", defect="hole", seed=seed)
 case_res = {"SAA": score(case.stages, case.prompts, case_cfg)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 amap = case_res["SAA"].anomaly_map
 print(f"max-F1-pixel {metrics.pixel_max_f1(amap[None], case.mask[None]):.3f}, "
       f"pixel AUROC {metrics.pixel_auroc(amap[None], case.mask[None]):.3f}")
@@ -156,8 +157,8 @@ print(f"mean ground-truth defect area: {gt_area:.2%} of the image")
 
 # %%
 runs = wb.runs([saa])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + report.metric_table(runs, "pixel_max_f1", transpose=True)))
+workbook.show(report.metric_table(runs, "pixel_max_f1", transpose=True),
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 scores = {lab: [r.image_score for r, it in zip(results, wb.items) if it.sample.label == lab] for lab in (0, 1)}
 print("image scores, normal:", np.round(scores[0], 3), " anomalous:", np.round(scores[1], 3))
 

@@ -48,6 +48,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -60,11 +61,7 @@ wb = workbook.setup(
 # per caption; a caption may hold several phrases) and its object word:
 
 # %%
-rows = ["| category | object word | kind | caption (one forward each) |", "|---|---|---|---|"]
-for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
-    for e in pr.entries:
-        rows.append(f"| {pr.category} | {pr.object_word} | {e.kind} | `{e.caption}` |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.prompt_entries_table(it.prompts for it in wb.items))
 
 # %% [markdown]
 # ## 2. The idea as a formula
@@ -100,7 +97,7 @@ case_off = workbook.switched_off(case_on, "language")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^L off": score(case.stages, case.prompts, case_off),
             "P^L on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
 
@@ -135,16 +132,14 @@ plt.show()
 # The phrases of the most confident boxes, and what $\mathcal{P}^L$ did with them:
 
 # %%
-regions = sorted(res["P^L on"].regions, key=lambda r: -r.confidence)[:8]
-rows = ["| caption | phrase | confidence | fate |", "|---|---|---:|---|"]
-rows += [f"| `{r.prompt}` | {r.phrase or '(none)'} | {r.confidence:.3f} | {r.removed_by or 'kept'} |" for r in regions]
-display(Markdown(f"{wb.tag}\n\n" + "\n".join(rows)))
+print(wb.tag)
+workbook.show(workbook.regions_table(res["P^L on"].regions, n=8))
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %% [markdown]
 # ## Exercises

@@ -50,6 +50,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -71,10 +72,7 @@ wb = workbook.setup(
 # $\theta_{area}$ (`max_area_ratio`) and the object count come from the category's property table:
 
 # %%
-rows = ["| category | object word | count | max area ratio θ_area | K (P^C) |", "|---|---|---:|---:|---:|"]
-for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
-    rows.append(f"| {pr.category} | {pr.object_word} | {pr.count} | {pr.max_area_ratio} | {pr.top_k} |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.category_settings_table(it.prompts for it in wb.items))
 on = wb.config(variant)
 off = workbook.switched_off(on, "property")
 print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
@@ -91,7 +89,7 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^P off": score(case.stages, case.prompts, workbook.switched_off(case_on, "property")),
             "P^P on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     outside = res.anomaly_map[~case.mask].max()
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
@@ -147,9 +145,9 @@ plt.show()
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**image AUROC (%)**\n\n" + report.metric_table(runs, "image_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "image AUROC (%)": report.metric_table(runs, "image_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %% [markdown]
 # ## Exercises

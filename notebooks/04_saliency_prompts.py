@@ -59,6 +59,7 @@ from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
 from saa_lib.scoring import score
 from saa_lib.utils import resolve_device
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -134,13 +135,8 @@ plt.show()
 # protocol:
 
 # %%
-rows = ["| category | images | pixel AUROC paper | pixel AUROC code | max-F1-pixel paper | max-F1-pixel code |",
-        "|---|---:|---:|---:|---:|---:|"]
-for cat, v in sal.items():
-    vals = [100 * f(v[k], v["masks"]) for f in (metrics.pixel_auroc, metrics.pixel_max_f1) for k in ("paper", "code")]
-    rows.append(f"| {cat} | {len(v['samples'])} | " + " | ".join(f"{x:.1f}" for x in vals) + " |")
-display(Markdown("Real ImageNet features (`tf_efficientnet_lite0`), saliency map alone, in percent:\n\n"
-                 + "\n".join(rows)))
+workbook.show(workbook.saliency_forms_table(sal, forms=("paper", "code")),
+              head="Real ImageNet features (`tf_efficientnet_lite0`), saliency map alone, in percent:")
 
 # %% [markdown]
 # ### Several objects in one image
@@ -191,11 +187,8 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^S off": score(case.stages, case.prompts, workbook.switched_off(case_on, "saliency")),
             "P^S on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
-rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
-rows += [f"| {n} | {r.confidence:.2f} | {r.saliency:.3f} | {r.score:.3f} |"
-         for n, r in zip(case.names, case_res["P^S on"].regions)]
-display(Markdown("\n".join(rows)))
+workbook.show(kc.fate_table(case, case_res))
+workbook.show(kc.rescoring_table(case, case_res["P^S on"]))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
 
@@ -230,9 +223,9 @@ plt.show()
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %% [markdown]
 # ## Exercises

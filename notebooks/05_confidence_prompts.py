@@ -48,6 +48,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -65,9 +66,7 @@ wb = workbook.setup(
 # (\delta + \sum_{i \in \mathcal{R}^*} m_i(x))$.
 
 # %%
-rows = ["| category | K |", "|---|---:|"]
-rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in wb.items}.values()]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.category_settings_table(it.prompts for it in wb.items)[["K (P^C)"]])
 on = wb.config(variant)
 off = workbook.switched_off(on, "confidence")
 
@@ -83,7 +82,7 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^C off": score(case.stages, case.prompts, workbook.switched_off(case_on, "confidence")),
             "P^C on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
           f"{sum(r.removed_by is None for r in res.regions)} regions fused")
@@ -138,10 +137,9 @@ plt.show()
 # %%
 k_configs = [off] + [on.with_(top_k=k, variant=f"{on.variant} K={k}") for k in (1, 3, 10)] + [on]
 runs = wb.runs(k_configs)
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
-                 + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%), SAA+ with each category's table K": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %% [markdown]
 # ## Exercises

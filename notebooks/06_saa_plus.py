@@ -50,6 +50,7 @@ from saa_lib.workbook.explorer import Explorer, explorer_sources
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -78,24 +79,14 @@ wb = workbook.setup(
 
 # %%
 code_cfg, paper_cfg = (wb.config(variant, b) for b in ("code", "paper"))
-cat0, table0 = wb.items[0].sample.category, wb.items[0].prompts.table
-agnostic = {b: ", ".join(f"`{e.caption}`" for e in category_prompts(cat0, table0, behaviour=b).entries
-                         if e.kind == "agnostic") for b in BEHAVIOURS}
-rows = ["| setting | paper | official code |", "|---|---|---|",
-        f"| class-agnostic prompts ({cat0}) | {agnostic['paper']} | {agnostic['code']} |",
-        f"| P^P | SAM masks: IoU with the object ≥ {paper_cfg.min_iou:g} and area ratio | boxes: area ratio only |",
-        f"| P^S neighbours | {paper_cfg.saliency.aggregate} N, 1 − cos | {code_cfg.saliency.aggregate} N, ½ (1 − cos) |",
-        "| P^S with several objects per image (count > 1) | whole image | each object against the other objects |",
-        f"| P^S rescoring gain γ | {paper_cfg.gain:g} | {code_cfg.gain:g} |",
-        f"| fusion offset δ | {paper_cfg.offset:g} | {code_cfg.offset:g} |"]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.behaviour_settings_table(wb.items[0].prompts, code_cfg, paper_cfg))
 
 # %% [markdown]
 # Every choice on which the two behaviours differ, step by step, as the library applies it
 # (`saa_lib.config.behaviour_table()`; the same table is in `docs/behaviours.md`):
 
 # %%
-display(Markdown(behaviour_table()))
+workbook.show(behaviour_table())
 
 # %% [markdown]
 # ## 2. SAA and SAA+ on the data set images
@@ -157,8 +148,8 @@ explorer.table_values()
 
 # %%
 runs = wb.runs([saa, full])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1", transpose=True)))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1", transpose=True)},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %% [markdown]
 # ## Exercises

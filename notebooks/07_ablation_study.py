@@ -54,6 +54,7 @@ from saa_lib.config import ABLATION_VARIANTS
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -67,10 +68,7 @@ wb = workbook.setup(
 
 # %%
 configs = [wb.config(v) for v in ABLATION_VARIANTS]
-rows = ["| variant | label | P^L | P^P | P^S | P^C |", "|---|---|:---:|:---:|:---:|:---:|"]
-rows += [f"| `{c.variant}` | {report.VARIANT_LABELS[c.variant]} | "
-         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in workbook.PROMPTS) + " |" for c in configs]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.variant_switches_table(configs))
 
 # %% [markdown]
 # ## 2. The ablation on a known case
@@ -88,7 +86,7 @@ lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_cfgs = [workbook.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
 case = kc.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
 case_res = {report.VARIANT_LABELS[c.variant]: score(case.stages, case.prompts, c) for c in case_cfgs}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 case_f1 = {lab: 100 * metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]) for lab, res in case_res.items()}
 
 # %% [markdown]
@@ -132,11 +130,10 @@ t0 = time.perf_counter()
 runs = wb.runs(configs)
 print(f"{len(configs)} variants x {len(wb.items)} images scored in {time.perf_counter() - t0:.1f} s")
 table = workbook.paper_table(wb.data, wb.data.categories[0])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**Ablation, mean max-F1-pixel over the categories (%)**\n\n"
-                 + report.ablation_table(runs, "pixel_max_f1", dataset=table)
-                 + "\n**Per category, max-F1-pixel (%)**\n\n"
-                 + report.metric_table(runs, "pixel_max_f1", transpose=True)))
+workbook.show({"Ablation, mean max-F1-pixel over the categories (%)": report.ablation_table(runs, "pixel_max_f1",
+                                                                                             dataset=table),
+               "Per category, max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1", transpose=True)},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %%
 mean_f1 = {report.VARIANT_LABELS[c.variant]: 100 * sum(r.metrics["pixel_max_f1"] for r in runs

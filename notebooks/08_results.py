@@ -58,6 +58,7 @@ from saa_lib.pipeline import SAAPipeline
 from saa_lib.utils import resolve_device
 from saa_lib.weights.zoo import load_saliency_only
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -81,7 +82,7 @@ sections = {f"{name} (%)": report.metric_table(runs, key, dataset=table if key =
             for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"),
                               ("image AUROC", "image_auroc"))}
 sections["max-F1-pixel (%), one row per category"] = report.metric_table(runs, "pixel_max_f1", transpose=True)
-display(Markdown(head + "\n".join(f"**{k}**\n\n{v}" for k, v in sections.items())))
+workbook.show(sections, head=head)
 
 # %% [markdown]
 # ## 2. Qualitative results
@@ -138,13 +139,12 @@ if real:
         real_items += its
         real_runs += workbook.category_runs(sal_pipe, its, [sal_cfg])
     print(f"{sal_models.describe()}: {len(real_items)} images in {time.perf_counter() - t0:.1f} s")
-    display(Markdown(report.header(sal_models.describe(), sal_models.meaningful,
-                                   "MVTec AD + MTD samples" if workbook.shared_samples() else f"{wb.data.name} (fallback)",
-                                   f"{2 * n_images} images per category (anomalous and normal alternating): a handful, "
-                                   "so read the numbers as an illustration, not a benchmark.")
-                     + "**P^S map alone, per category (%)**\n\n"
-                     + "\n".join(f"{name}\n\n{report.metric_table(real_runs, key, transpose=True)}" for name, key in
-                                 (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc")))))
+    where = "MVTec AD + MTD samples" if workbook.shared_samples() else f"{wb.data.name} (fallback)"
+    workbook.show({f"P^S map alone, per category, {name} (%)": report.metric_table(real_runs, key, transpose=True)
+                   for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"))},
+                  head=report.header(sal_models.describe(), sal_models.meaningful, where,
+                                     f"{2 * n_images} images per category (anomalous and normal alternating): a "
+                                     "handful, so read the numbers as an illustration, not a benchmark."))
 
 # %%
 if real_runs:

@@ -60,10 +60,12 @@ from saa_lib import workbook
 from saa_lib.workbook import viz
 from saa_lib.fusion import resize_map
 from saa_lib.peers import PeerSaliency, with_peers
-from saa_lib.engine.saliency_sources import compare_sources, defect_type_table, source_configs, sources_table
+from saa_lib.engine.saliency_sources import (compare_sources, defect_type_table, source_configs, source_means_table,
+                                             sources_table)
 from saa_lib.utils import resolve_device
 from saa_lib.weights.zoo import load_saliency_only
 
+workbook.check_parameters(globals())
 lite0 = load_saliency_only("tf_efficientnet_lite0", device=resolve_device(device))
 print("real saliency backbone:", lite0.saliency.name, "ImageNet weights:", lite0.saliency.meaningful)
 figures = workbook.Figures(out_dir)
@@ -186,7 +188,8 @@ for cat in dict.fromkeys(r.category for r in rows):
 # On the images above (few per category, so the numbers move a lot from image to image):
 
 # %%
-display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
+workbook.show({"per category": sources_table(rows),
+               "mean over categories": source_means_table(rows, baseline=f"image-{behaviour}")})
 
 # %% [markdown]
 # A category's pixel AUROC pools the pixels of all its images, so defect types that cover large areas weigh most.
@@ -194,7 +197,7 @@ display(Markdown(sources_table(rows, baseline=f"image-{behaviour}")))
 # defect pixels:
 
 # %%
-display(Markdown(defect_type_table(rows)))
+workbook.show(defect_type_table(rows))
 
 # %% [markdown]
 # On **all** test images of the samples (`python benchmarks/saliency_real_features.py --simple`; CPU, 2 cores;

@@ -115,45 +115,21 @@ def configs_from_args(args, names) -> list:
                        deep_size=args.deep_size) for c in out]
 
 
-_MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
-
-
 def parse_models(spec: str) -> tuple[str, dict | None]:
     """``(kind, checkpoints)`` of a ``--models`` value; ``ValueError`` naming the expected form if malformed."""
-    from .weights.zoo import PATH_KEYS, KINDS
+    from .weights.registry import parse_models as parse
 
-    spec = spec.strip()
-    if "=" not in spec:
-        if spec in KINDS and spec != "paths":
-            return spec, None
-        raise ValueError(f"--models {spec!r}: expected {_MODELS_FORM}")
-    paths, keys = {}, (*PATH_KEYS, "manifest")
-    for item in spec.split(","):
-        key, eq, path = (x.strip() for x in item.partition("="))
-        if not eq or not path or key not in keys:
-            raise ValueError(f"--models {spec!r}: {item.strip()!r} is not KEY=PATH with KEY one of "
-                             f"{', '.join(keys)}; expected {_MODELS_FORM}")
-        if key in paths:
-            raise ValueError(f"--models {spec!r}: {key} is given twice")
-        paths[key] = path
-    return "paths", paths
+    return parse(spec, "--models")
 
 
 def check_device(device: str) -> None:
     """``ValueError`` for a ``--device`` that does not exist here (before any model is built)."""
-    import torch
+    from .utils import device_problem
 
-    if device == "auto":
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is visible here; use --device cpu or auto")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    why = device_problem(device)
+    if why is not None:
+        raise ValueError(f"--device {device}: {why}; use --device cpu or auto" if "GPU" in why
+                         else f"--device {device!r}: {why}")
 
 
 #: largest --eval-resolution: every candidate mask is held at R x R, so memory grows with R squared
@@ -245,13 +221,9 @@ def output_stems(paths: list[str]) -> list[str]:
 def _check_size(path, where: str = "") -> None:
     """:class:`~saa_lib.data.sample.DatasetError` naming ``path`` if its header cannot be read or the image is smaller
     than the models take."""
-    from .data.sample import DatasetError, image_size
-    from .pipeline import MIN_IMAGE_SIDE
+    from .engine.evaluate import check_image_file
 
-    h, w = image_size(path)
-    if min(h, w) < MIN_IMAGE_SIDE:
-        raise DatasetError(f"{path}{where}: image is {w}x{h} px; SAA+ needs at least {MIN_IMAGE_SIDE} px per side "
-                           "(upsample it, or leave it out)")
+    check_image_file(path, where)
 
 
 def _predict_inputs(paths: list[str], keep_going: bool) -> tuple[list[str], list[tuple[str, str]]]:
@@ -376,7 +348,7 @@ def _scorer(args, need_detector: bool):
 
 
 def cmd_evaluate(args, ablation: bool = False) -> int:
-    from .engine.evaluate import evaluate, labelled, prompts_for
+    from .engine.evaluate import evaluate, plan_categories
     from .safeio import ResultFolder
 
     check_settings(args)
@@ -385,11 +357,8 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
     need_detector = not all(c.saliency_only for c in configs)
     _spec(args, need_detector)  # a malformed --models fails here
     dataset = _open(args)
-    for cat in args.category or dataset.categories:  # every input listed and checked before any model is built
-        samples = labelled(dataset.samples(cat), cat)
-        prompts_for(dataset, cat, args.prompt, args.behaviour)
-        for i, s in enumerate(samples):
-            _check_size(s.image_path, f" (image {i + 1} of {len(samples)} of category {cat!r})")
+    # every category's images, masks, prompts and few-shot references checked before any model is built
+    plans = plan_categories(dataset, configs, args.category or None, args.prompt, args.max_images)
     with ResultFolder(args.out) as folder:
         check_cache(args)
         out = folder.path
@@ -397,7 +366,7 @@ def cmd_evaluate(args, ablation: bool = False) -> int:
         t0 = time.perf_counter()
         try:
             runs = evaluate(dataset, None, configs, args.category or None, args.prompt, out, args.save_maps,
-                            max_images=args.max_images, region_metrics=args.cal_pro, scorer=scorer)
+                            max_images=args.max_images, region_metrics=args.cal_pro, scorer=scorer, plans=plans)
         finally:
             scorer.close()
         final = folder.out
@@ -454,8 +423,10 @@ def cmd_bench(args) -> int:
 def cmd_report(args) -> int:
     from .workbook.report import run_report
 
+    labels = {"dataset": "--dataset", "root": "--root", "categories": "--categories", "models": "--models",
+              "device": "--device", "n_images": "--max-images", "out_dir": "--out"}
     return run_report(dataset=args.dataset, root=args.root, categories=args.categories, models=args.models,
-                      out=Path(args.out), device=args.device, max_images=args.max_images)
+                      out=Path(args.out), device=args.device, max_images=args.max_images, labels=labels)
 
 
 def cmd_export_models(args) -> int:

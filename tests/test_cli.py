@@ -24,7 +24,8 @@ def test_evaluate_folder_on_real_samples_with_tiny_models(samples_root, tmp_path
                "--device", "cpu", "--max-images", "2", "--out", str(out), "--save-maps"])
     assert rc == 0
     table = (out / "table1.md").read_text()
-    assert "NOT MEANINGFUL" in table and "| SAA |" in table and "| SAA+ |" in table
+    methods = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| SAA")]
+    assert "NOT MEANINGFUL" in table and {"SAA", "SAA+"} <= set(methods)
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("variant,category,n_images,pixel_max_f1") and len(rows) == 1 + 2 * 2
     maps = np.load(out / "maps" / "saa_plus" / "screw" / "maps.npy")
@@ -43,8 +44,8 @@ def test_ablation_writes_table2(samples_root, tmp_path):
                "--device", "cpu", "--max-images", "2", "--out", str(out)])
     assert rc == 0
     text = (out / "table2.md").read_text()
-    for label in ("w/o P^L", "w/o P^P", "w/o P^S", "w/o P^C", "SAA+"):
-        assert f"| SAA+ {label} |" in text or (label == "SAA+" and "| SAA+ |" in text)
+    variants = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| SAA")}
+    assert {f"SAA+ {label}" for label in ("w/o P^L", "w/o P^P", "w/o P^S", "w/o P^C")} | {"SAA+"} <= variants
     run = json.loads((out / "run.json").read_text())
     # five variants from one cached pass: each expensive stage computed once per image
     assert run["cache"]["misses"]["saliency"] == 2

@@ -20,8 +20,8 @@ from saa_lib.weights.download import MissingFileError
 from saa_lib.models import Models
 from saa_lib.models.common import file_fingerprint
 from saa_lib.models.backbone import SALIENCY_BACKBONES, SaliencyBackbone, load_saliency_backbone
-from saa_lib.weights.registry import (CHECKPOINTS, Checkpoint, download_weights, missing_weights, require_weights,
-                             resolve_checkpoint, weights_dir, weights_for)
+from saa_lib.weights.registry import (CHECKPOINTS, MODEL_KINDS, MODEL_PATH_KEYS, Checkpoint, download_weights,
+                                     missing_weights, require_weights, resolve_checkpoint, weights_dir, weights_for)
 
 __all__ = [
     "Checkpoint", "CHECKPOINTS", "KINDS", "Models", "SaliencyBackbone", "weights_dir", "resolve_checkpoint",
@@ -29,10 +29,8 @@ __all__ = [
     "load_saliency_only",
 ]
 
-KINDS = ("official", "paths", "tiny", "random")
-
-
-PATH_KEYS = ("sam", "gdino", "saliency", "bert_vocab")
+KINDS = MODEL_KINDS
+PATH_KEYS = MODEL_PATH_KEYS
 
 
 def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h",

@@ -146,7 +146,8 @@ def execute_series(executed: Path, models: str, n_images: int | None, notebooks,
     from .report import run_report
 
     try:
-        rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
+        rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress,
+                        labels={"models": "--models", "n_images": "--n-images"})
     except RuntimeError as err:  # no kernel: it did not start or stopped answering
         raise BookError(f"the notebooks could not be executed: {err}") from err
     record = read_record(executed)
@@ -248,21 +249,24 @@ def this_build_page(record: dict, samples: bool) -> str:
     executed notebooks say), time per notebook."""
     from .series import BANNER, is_meaningful
 
+    from ..frames import markdown, table
+
     params = record["parameters"]
     models = params["models"]
+    settings = table([["models", f"`{models}`" + ("" if is_meaningful(models) else f" ({BANNER})")],
+                      ["data set", f"`{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "")],
+                      ["images per category (`n_images`)", str(params.get("n_images", "the notebooks’ default"))],
+                      ["real MVTec AD / MTD samples",
+                       "found (`SAA_SAMPLES` or `../shared/data/samples`) and used by the notebooks that read them"
+                       if samples else "not found: the notebooks used the synthetic set instead"]],
+                     ["parameter", "value"])
+    times = table([[f"[{s['notebook']}](notebooks/{s['notebook']}.ipynb)", s["seconds"]] for s in record["notebooks"]],
+                  ["notebook", "seconds"], formats={"seconds": ".1f"})
     lines = ["# This build", "",
              f"The notebooks were executed once ({record.get('executed_by', 'papermill')}), then rendered without being "
              f"executed again; the book was built on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
-             "| parameter | value |", "|---|---|",
-             f"| models | `{models}`" + ("" if is_meaningful(models) else f" ({BANNER})") + " |",
-             f"| data set | `{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "") + " |",
-             f"| images per category (`n_images`) | {params.get('n_images', 'the notebooks’ default')} |",
-             "| real MVTec AD / MTD samples | " + ("found (`SAA_SAMPLES` or `../shared/data/samples`) and used by the "
-                                                 "notebooks that read them" if samples else
-                                                 "not found: the notebooks used the synthetic set instead") + " |",
-             "", "| notebook | seconds |", "|---|---:|"]
-    lines += [f"| [{s['notebook']}](notebooks/{s['notebook']}.ipynb) | {s['seconds']} |" for s in record["notebooks"]]
-    return "\n".join(lines) + "\n"
+             markdown(settings), markdown(times)]
+    return "\n".join(lines)
 
 
 def sphinx_build(src: Path, html: Path, doctrees: Path, quiet: bool = True) -> None:

@@ -130,23 +130,29 @@ def fused_names(case: KnownCase, result) -> list[str]:
     return [case.names[i] for i, r in candidate_regions(case, result).items() if r.removed_by is None]
 
 
-def fate_table(case: KnownCase, results: dict) -> str:
-    """Markdown: one row per candidate of ``case``, one column per ``{label: ImageResult}`` saying what removed it
-    (``kept`` for the regions fused into the map; ``not prompted`` for candidates of an expert prompt that a variant
-    without P^L never asks for)."""
-    labels = list(results)
-    lines = ["| candidate | confidence | " + " | ".join(labels) + " |",
-             "|---|---:|" + "---|" * len(labels)]
+def fate_table(case: KnownCase, results: dict):
+    """A DataFrame: index ``candidate`` (one row per candidate of ``case``), its ``confidence``, then one column per
+    ``{label: ImageResult}`` saying what removed it (``kept`` for the regions fused into the map; ``not prompted`` for
+    candidates of an expert prompt that a variant without P^L never asks for)."""
+    from ..frames import table
+
     per_candidate = {lab: candidate_regions(case, res) for lab, res in results.items()}
-    for i, name in enumerate(case.names):
-        cells = []
-        for lab in labels:
-            reg = per_candidate[lab].get(i)
-            if reg is None:
-                cells.append("not prompted")
-            elif reg.removed_by is None:
-                cells.append("**kept**")
-            else:
-                cells.append(f"removed: {reg.removed_by}")
-        lines.append(f"| {name} | {case.stages.detections.scores[i]:.2f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+
+    def fate(reg) -> str:
+        if reg is None:
+            return "not prompted"
+        return "kept" if reg.removed_by is None else f"removed: {reg.removed_by}"
+
+    rows = [[name, float(case.stages.detections.scores[i]), *(fate(per_candidate[lab].get(i)) for lab in results)]
+            for i, name in enumerate(case.names)]
+    return table(rows, ["candidate", "confidence", *results], index="candidate")
+
+
+def rescoring_table(case: KnownCase, result):
+    """A DataFrame of the P^S rescoring in ``result`` on ``case``: index ``candidate``, its confidence c, the mean
+    saliency s in its mask and the rescored c' = c·exp(γ s), for the candidates ``result`` scored."""
+    from ..frames import table
+
+    rows = [[case.names[i], r.confidence, r.saliency, r.score] for i, r in candidate_regions(case, result).items()]
+    return table(rows, ["candidate", "confidence c", "mean saliency", "c' = c·exp(γ s)"], index="candidate",
+                 formats={"mean saliency": ".3f", "c' = c·exp(γ s)": ".3f"})

@@ -281,7 +281,8 @@ def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str =
           behaviour: str = "code") -> Workbook:
     """The set-up every notebook of the series starts with, called with its parameters cell's values by keyword.
 
-    Loads the models (never downloading: a missing checkpoint is an error that names the file and the command that
+    Checks every value first (:func:`saa_lib.workbook.parameters.check_parameters`), then loads the models (never
+    downloading: a missing checkpoint is an error that names the file and the command that
     fetches it; ``saliency_backbone="auto"``: see :func:`choose_saliency_backbone`), prints the banner, opens the
     data and computes (or loads from the stage cache) the stage outputs of ``n_images`` images per category under
     ``saa_plus`` (which needs every stage any variant needs).
@@ -292,7 +293,10 @@ def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str =
     from ..pipeline import SAAPipeline
     from ..utils import resolve_device
     from ..weights.zoo import load_models
+    from .parameters import check_parameters
 
+    check_parameters(models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir,
+                     dataset=dataset, root=root, categories=categories, n_images=n_images, behaviour=behaviour)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner
     saliency_backbone = choose_saliency_backbone(saliency_backbone)
