@@ -70,9 +70,10 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images (a flat folder is labelled by masks: "
-                         f"{FLAT_MASK_FORMS}; an all-zero mask, or once some images have masks no mask, marks a "
-                         "normal image). Add masks, or score unlabelled images with saa predict.")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's images are labelled by "
+                         f"masks, {FLAT_MASK_FORMS}: a defect pixel marks a defect; an all-zero mask, or no mask once "
+                         "other images have one, a normal image). Add masks, or score unlabelled images with saa "
+                         "predict.")
     return samples
 
 
