@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -95,15 +97,14 @@ for name, c in (("paper", paper_cfg), ("code", code_cfg)):
 # %% [markdown]
 # ## 2. Real saliency maps on real defects
 #
-# `../shared/data/samples` holds real MVTec AD and Magnetic Tile Defect images with their masks. Each row: the image
-# with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
+# `../shared/data/samples` holds real MVTec AD and Magnetic Tile Defect images with their masks; with a data set of
+# your own (`dataset` other than `synthetic`) the maps are on its images instead. Each row: the image with its ground
+# truth, then the saliency map in both forms (each map min-max scaled for display).
 
 # %%
-real = workbook.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
-if not real:
-    print("falling back to the synthetic images: the maps below are NOT on real images")
-    real = {cat: wb.data for cat in wb.data.categories}
-print("saliency on:", {cat: str(r.root) for cat, r in real.items()})
+# {category: dataset}: your data set's images, else the real samples (else the synthetic set, said in one line)
+real, source, on_samples = workbook.saliency_images(wb.data, dataset)
+print(f"saliency on {source}:", {cat: str(r.root) for cat, r in real.items()})
 
 R = 256  # resolution of the maps the metrics compare (every image of a category resized to R x R)
 sal = {}  # category -> dict(samples, images, masks (N, R, R), paper (N, R, R), code (N, R, R))
@@ -123,9 +124,8 @@ rows = [viz.GridRow(v["images"][i], v["samples"][i].load_mask(),
                      for key in ("paper", "code")}, f"{cat}: {v['samples'][i].defect_type}")
         for cat, v in sal.items() for i in [j for j, s in enumerate(v["samples"]) if s.label == 1][:1]]
 fig = viz.qualitative_grid(rows, normalize=True, label="saliency (min-max scaled per map)",
-                           title=f"P^S on {'real' if workbook.shared_samples() else 'synthetic (fallback)'} images: "
-                                 "tf_efficientnet_lite0, real ImageNet weights")
-wb.figures.save(fig, "04_real_saliency_lite0", readme=workbook.shared_samples() is not None)
+                           title=f"P^S on {source}: tf_efficientnet_lite0, real ImageNet weights")
+wb.figures.save(fig, "04_real_saliency_lite0", readme=on_samples)
 plt.show()
 
 # %% [markdown]
@@ -169,7 +169,7 @@ for pair_cat in sal:
                                 "each object vs the other": resize_map(multi, pair.shape[:2])},
                          pair_mask, normalize=True, label="saliency (min-max scaled per map)",
                          title=f"P^S with two objects: defect-free {pair_cat} | {pair_key} (real lite0 features)")
-    wb.figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=workbook.shared_samples() is not None)
+    wb.figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=on_samples)
     plt.show()
     print(f"{pair_cat}: pixel AUROC whole image {100 * metrics.pixel_auroc(whole[None], gt2[None]):.1f}, "
           f"each object vs the other {100 * metrics.pixel_auroc(multi[None], gt2[None]):.1f}")

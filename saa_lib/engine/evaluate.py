@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..config import SAAConfig
+from ..data.datasets import FLAT_MASK_FORMS
 from ..masks import resize_masks
 from ..generator import normalize_caption
 from ..peers.saliency import PeerSaliency
@@ -46,9 +47,14 @@ class CategoryRun:
     undefined: dict = field(default_factory=dict)
 
 
-def prompts_for(dataset, category: str, extra=(), behaviour: str = "code") -> CategoryPrompts:
-    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``."""
-    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour)
+def prompts_for(dataset, category: str, extra=(), behaviour: str = "code", object_word: str | None = None,
+                configs: list[SAAConfig] = ()) -> CategoryPrompts:
+    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``; ``object_word``
+    (None: the table's, else the category) names the object. When every one of ``configs`` is ``saliency_only`` no
+    detector reads the prompts, and a category the tables lack needs no ``extra``."""
+    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour,
+                            object_word=object_word, for_detector=not configs or not all(c.saliency_only
+                                                                                         for c in configs))
 
 
 @dataclass
@@ -64,9 +70,10 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's image is labelled by a mask "
-                         "beside it, <stem>_mask.png or masks/<stem>.png; an all-zero mask marks a normal image). "
-                         "Add masks, or score unlabelled images with saa predict.")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's images are labelled by "
+                         f"masks, {FLAT_MASK_FORMS}: a defect pixel marks a defect; an all-zero mask, or no mask once "
+                         "other images have one, a normal image). Add masks, or score unlabelled images with saa "
+                         "predict.")
     return samples
 
 
@@ -309,20 +316,23 @@ def warn_undefined(runs: list[CategoryRun]) -> str | None:
 def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], categories=None, extra_prompts=(),
              out_dir: str | Path | None = None, save_all_maps: bool = False, progress: bool = True,
              max_images: int | None = None, region_metrics: bool = False, num_workers: int | None = 0,
-             scorer=None) -> list[CategoryRun]:
+             scorer=None, object_word: str | None = None) -> list[CategoryRun]:
     """Run ``configs`` over ``categories`` of ``dataset`` (an :class:`saa_lib.data.AnomalyDataset`).
 
     ``scorer``: where the models run (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` image-loading
     processes; a :class:`saa_lib.engine.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
-    None). With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
+    None). ``object_word``: the object of the prompts (None: each category's own, see :func:`prompts_for`). With
+    ``out_dir``: writes ``metrics.csv``, ``run.json`` and (``save_all_maps``) every map. Returns the runs.
     """
     categories = list(categories or dataset.categories)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     runs: list[CategoryRun] = []
     peers: dict = {}
+    objects: dict[str, str] = {}
     t0 = time.perf_counter()
     for cat in tqdm(categories, desc="categories", disable=not progress or len(categories) < 2):
-        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour)
+        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour, object_word, configs)
+        objects[cat] = prompts.object_word
         samples = dataset.samples(cat)
         if max_images:
             samples = balanced_subset(samples, max_images)
@@ -343,6 +353,8 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
         write_text(out / "run.json", json.dumps({
             "seconds": round(time.perf_counter() - t0, 2), "categories": categories,
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
+            "saliency_backbone": ", ".join(dict.fromkeys(c.saliency.backbone for c in configs)),
+            "object_words": objects, "n_images": {r.category: len(r.labels) for r in runs},
             "models": scorer.describe(), "meaningful": scorer.meaningful,
             "cache": scorer.cache_stats(), "execution": scorer.execution(), "saliency_peers": peers},
             indent=1, default=str))

@@ -85,6 +85,20 @@ def real_datasets() -> dict:
     return real
 
 
+def saliency_images(data, dataset: str) -> tuple[dict, str, bool]:
+    """The images a notebook shows real saliency maps on: ``({category: data set}, what they are, whether they are
+    the real samples)``. With a data set of your own (``dataset`` other than ``"synthetic"``, ``data`` opened from
+    it): its images. Otherwise the real samples (:func:`real_datasets`), and without them the synthetic set
+    ``data``, said in one line."""
+    if dataset != "synthetic":
+        return {cat: data for cat in data.categories}, f"the {dataset} images of {data.root}", False
+    real = real_datasets()
+    if real:
+        return real, "real MVTec AD / MTD images", True
+    print("falling back to the synthetic images: the maps below are NOT on real images")
+    return {cat: data for cat in data.categories}, "synthetic images (fallback)", False
+
+
 def synthetic_root(seed: int = 0) -> Path:
     """Where the synthetic set of ``seed`` lives: ``<project>/data/synthetic[-seedN]``, else a temporary folder."""
     name = "synthetic" if seed == 0 else f"synthetic-seed{seed}"
