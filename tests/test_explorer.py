@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from saa_lib import known_case as kc  # noqa: E402
+from saa_lib.workbook import known_case as kc  # noqa: E402
 from saa_lib import workbook as wb  # noqa: E402
 from saa_lib.cache import StageCache  # noqa: E402
 from saa_lib.workbook.explorer import PROMPTS, Explorer, on_grid  # noqa: E402
