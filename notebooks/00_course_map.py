@@ -57,11 +57,12 @@ figures = workbook.Figures(out_dir)
 #   boxes, box → mask.
 #
 # **Running the series.** `make lab` installs everything and opens JupyterLab on `notebooks/`; every notebook runs on a
-# CPU in minutes. The detector and segmenter weights (about 3.4 GB) are not installed: `saa download weights` fetches
-# them into the weights folder, or give their paths. Without them the notebooks run the same code on small
-# random-weight stand-ins, and every figure made with those says *not meaningful*. Three things are real either way:
-# the hand-built *known case* of notebooks 01–07 (candidate regions made so that each prompt changes the outcome), the
-# saliency maps of notebooks 04, 08 and 09 (real ImageNet features of `tf_efficientnet_lite0`), and the metrics.
+# CPU in minutes. The official weights (GroundingDINO, SAM and the WideResNet50 backbone, about 3.4 GB) are not
+# installed: `saa download weights` fetches them into the weights folder (`$SAA_HOME/weights`). Without them the
+# notebooks run the same code on small random-weight stand-ins, and every figure made with those says *not
+# meaningful*. Three things are real either way: the hand-built *known case* of notebooks 01–07 (candidate regions
+# made so that each prompt changes the outcome), the saliency maps of notebooks 04, 08 and 09 (real ImageNet features
+# of `tf_efficientnet_lite0`), and the metrics primer below.
 #
 # **Exercises answer back.** Each exercise ends with a line such as `workbook.check("NN.k", answer, case=case)`, which
 # answers ✓, or ✗ with a hint; it never shows the answer. *From scratch* exercises (cells tagged `exercise`) hand in a
