@@ -25,16 +25,19 @@ def answers_of(notebook: str):
 
 @pytest.fixture(scope="session")
 def context():
-    """What the notebooks' exercises see: the set-up record of the series' default run (tiny models, synthetic set,
-    real lite0 saliency features), computed once."""
+    """What the notebooks' exercises see, computed once: the set-up record of the series' default run (tiny models,
+    synthetic set, real lite0 saliency features), its data set and first category (notebook 00), and the known case
+    built for SAA+ in code behaviour with the same saliency backbone (notebooks 01-05)."""
     import warnings
 
     from saa_lib import workbook
+    from saa_lib.workbook import known_case as kc
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wb = workbook.setup(models="tiny", saliency_backbone="tf_efficientnet_lite0", n_images=2, behaviour="code")
-    return {"wb": wb}
+    case = kc.known_case(wb.models.saliency, workbook.make_config("saa_plus", "code", "tf_efficientnet_lite0"))
+    return {"wb": wb, "data": wb.data, "category": wb.data.categories[0], "case": case}
 
 
 EXERCISES = sorted(load_checks())

@@ -40,3 +40,16 @@ def test_few_images_note():
     assert "0, 50 or 100" in wb.few_images_note(_items({("a", 0): 1, ("a", 1): 1}))
     assert wb.few_images_note(_items({("a", 0): 10, ("a", 1): 12, ("b", 0): 10, ("b", 1): 10})) is None
     assert wb.few_images_note(_items({("a", 0): 10, ("a", 1): 12, ("b", 0): 10, ("b", 1): 3})) is not None
+
+
+def test_the_source_tree_is_found(monkeypatch):
+    """The notebooks, the synthetic set and the real samples are found beside the package in a clone."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert wb.project_root() == root
+    assert wb.notebooks_dir() == root / "notebooks"
+    assert wb.synthetic_root() == root / "data" / "synthetic"
+    monkeypatch.delenv("SAA_SAMPLES", raising=False)
+    shared = root.parent / "shared" / "data" / "samples"
+    assert wb.shared_samples() == (shared if shared.is_dir() else None)

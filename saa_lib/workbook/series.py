@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: the series, in reading order (file stems in ``notebooks/``)
+#: the series, in reading order (file stems in ``notebooks/``): the course map first, loading no model
 NOTEBOOKS = (
+    "00_course_map",
     "00_setup_and_data",
     "01_baseline_saa",
     "02_language_prompts",
