@@ -46,8 +46,11 @@ lab: setup
 	@echo "Starting JupyterLab on notebooks/ (open the http://127.0.0.1:... URL with its token printed below)"
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks
 
+# make report: the notebooks' models="auto" (the official models when their weights are in the weights folder, else
+# the tiny ones, marked NOT meaningful) unless MODELS is given (make report MODELS=official).
+REPORT_MODELS := $(if $(filter command line environment,$(origin MODELS)),$(MODELS),auto)
 report: setup
-	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)
+	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(REPORT_MODELS) --out $(OUT)
 
 bench: setup
 	$(SAA) bench --models tiny --out results/bench

@@ -28,7 +28,8 @@ from .weights.registry import SALIENCY_BACKBONES, SAM_VARIANTS
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--models", default="official",
-                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
+                   help="official | tiny | random | auto (official when its weights are in the weights folder, "
+                        "else tiny) | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
                         "manifest=DIR/manifest.json (a set written by saa export-models). "
                         "tiny/random are random-weight models for tests and timing: their output is NOT meaningful")
     g.add_argument("--sam-variant", default="vit_h", choices=SAM_VARIANTS)
@@ -115,7 +116,7 @@ def configs_from_args(args, names) -> list:
                        deep_size=args.deep_size) for c in out]
 
 
-_MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
+_MODELS_FORM = ("official | tiny | random | auto | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
 
 
 def parse_models(spec: str) -> tuple[str, dict | None]:
@@ -544,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", default="synthetic")
     r.add_argument("--root", default=None)
     r.add_argument("--categories", default=None, help="comma-separated")
-    r.add_argument("--models", default="tiny")
+    r.add_argument("--models", default="auto", choices=("auto", "official", "tiny", "random"),
+                   help="the notebooks' models parameter: auto (default: official when their weights are in the "
+                        "weights folder, else tiny) | official | tiny | random")
     r.add_argument("--device", default="auto")
     r.add_argument("--max-images", type=int, default=None)
     r.add_argument("--out", default="results/report")

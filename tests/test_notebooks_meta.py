@@ -79,7 +79,7 @@ def test_one_parameters_cell(name):
     assert PARAMETERS <= assigned, f"{name}: missing parameters {sorted(PARAMETERS - assigned)}"
     ns: dict = {}
     exec(compile(tree, name, "exec"), ns)  # literals only: runs in no time
-    assert ns["models"] == "tiny" and ns["dataset"] == "synthetic" and ns["out_dir"] is None
+    assert ns["models"] == "auto" and ns["dataset"] == "synthetic" and ns["out_dir"] is None
     assert isinstance(ns["n_images"], int) and 1 <= ns["n_images"] <= 3, "defaults must stay fast"
 
 

@@ -67,8 +67,7 @@ class Verdict:
 
 def load_checks() -> dict[str, Exercise]:
     """Import every checker module of ``saa_lib.workbook.checks`` (once) and return :data:`REGISTRY`."""
-    from . import checks
-
+    checks = importlib.import_module(f"{__package__}.checks")  # (not `from . import`: that names the package)
     for info in pkgutil.iter_modules(checks.__path__):
         importlib.import_module(f"{checks.__name__}.{info.name}")
     return REGISTRY
