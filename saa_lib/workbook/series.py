@@ -39,7 +39,7 @@ MAX_FIGURE_BYTES = 450_000
 # ----------------------------------------------------------------------------------------------------- locations
 def project_root() -> Path | None:
     """The source tree holding this package (the folder with ``pyproject.toml`` and ``notebooks/``), if any."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # saa_lib/workbook/series.py -> the project
     return root if (root / "pyproject.toml").is_file() else None
 
 
