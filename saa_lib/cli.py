@@ -29,7 +29,8 @@ from .weights.registry import SALIENCY_BACKBONES, SAM_VARIANTS
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
     g.add_argument("--models", default="official",
-                   help="official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
+                   help="official | tiny | random | auto (official when its weights are in the weights folder, "
+                        "else tiny) | sam=PATH,gdino=PATH[,saliency=PATH] (local checkpoints) | "
                         "manifest=DIR/manifest.json (a set written by saa export-models). "
                         "tiny/random are random-weight models for tests and timing: their output is NOT meaningful")
     g.add_argument("--sam-variant", default="vit_h", choices=SAM_VARIANTS,
@@ -134,7 +135,7 @@ def configs_from_args(args, names) -> list:
                        deep_size=args.deep_size) for c in out]
 
 
-_MODELS_FORM = ("official | tiny | random | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
+_MODELS_FORM = ("official | tiny | random | auto | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]")
 
 
 def parse_models(spec: str) -> tuple[str, dict | None]:
@@ -677,7 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"data set the notebooks run on: {' | '.join(DATASET_NAMES)} (default synthetic)")
     r.add_argument("--root", default=None, help="the data set's folder (default data/<dataset>)")
     r.add_argument("--categories", default=None, help="comma-separated (default all)")
-    r.add_argument("--models", default="tiny", help="official | tiny (default) | random")
+    r.add_argument("--models", default="auto", choices=("auto", "official", "tiny", "random"),
+                   help="the notebooks' models parameter: auto (default: official when their weights are in the "
+                        "weights folder, else tiny) | official | tiny | random")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--max-images", type=int, default=None, help="images per category (default: the notebooks')")
     r.add_argument("--out", default="results/report", help="results folder (default results/report)")

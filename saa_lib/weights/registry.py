@@ -259,3 +259,16 @@ def weights_for(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resne
     for n in names:
         _entry(n)
     return names
+
+
+def how_to_get_weights() -> str:
+    """One line: how to get the official models (the tiny models' banner ends with it)."""
+    return (f"Real models: `saa download weights` (saves the official checkpoints into {weights_dir()}), "
+            "or your own files: --models sam=PATH,gdino=PATH")
+
+
+def auto_kind(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resnet50_2") -> str:
+    """What ``models="auto"`` loads: ``"official"`` when every file of :func:`weights_for` is in the weights folder,
+    else ``"tiny"``. Presence only: no hash is computed and nothing is downloaded (a file that is there but not the
+    published one is loaded as your own, see :func:`saa_lib.weights.zoo.load_models`)."""
+    return "tiny" if missing_weights(weights_for(sam_variant, saliency_backbone)) else "official"

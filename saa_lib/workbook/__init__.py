@@ -8,5 +8,5 @@ from .exercises import check
 from .series import (BANNER, MAX_FIGURE_BYTES, NOT_MEANINGFUL, NOTEBOOKS, PROMPTS, SAMPLES_MISSING, Figures, Item,
                      Workbook, banner, category_runs, choose_saliency_backbone, few_images_note, is_meaningful,
                      make_config, notebooks_dir, open_data, paper_table, pick, project_root, real_datasets,
-                     saliency_images, saliency_line, sample_item, setup, shared_samples, side_by_side, stage_items,
+                     resolve_models, saliency_images, saliency_line, sample_item, setup, shared_samples, side_by_side, stage_items,
                      switched_off, synthetic_root)

@@ -147,7 +147,7 @@ def _kernel_env(root: Path | None) -> None:
             os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
 
 
-def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "tiny",
+def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "auto",
                out="results/report", device: str = "auto", max_images: int | None = None,
                notebooks=None, kernel_name: str = "python3", progress: bool = True) -> int:
     """Execute the notebook series into ``out/``; return 0 when every notebook ran, 1 otherwise.
@@ -155,14 +155,16 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     Writes ``out/NN_name.ipynb`` (executed), ``out/NN_name.html`` (nbconvert), the figures the notebooks save into
     ``out/figures/`` and ``out/index.md`` (status and time of each notebook). ``categories``: list or comma-separated
     string; ``max_images``: images per category (the notebooks' ``n_images``). A notebook that fails is still exported
-    (up to the failing cell) and named in the index; the others run on.
+    (up to the failing cell) and named in the index; the others run on. ``models``: the notebooks' ``models``
+    parameter (``auto``: the official models when their weights are in the weights folder, else the tiny ones).
     """
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
     from tqdm.auto import tqdm
 
-    from .series import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
+    from .series import BANNER, NOTEBOOKS, choose_saliency_backbone, is_meaningful, notebooks_dir, project_root, \
+        resolve_models
 
     nb_dir = notebooks_dir()
     names = list(notebooks or NOTEBOOKS)
@@ -200,6 +202,7 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     figures = sorted(p.name for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
     lines = ["# SAA+ workbook report", "", f"Dataset: {dataset}" + (f" ({params['root']})" if root else ""),
              f"Categories: {', '.join(categories) if categories else 'all'}", f"Models: {models}"
+             + (f" ({resolve_models(models, choose_saliency_backbone('auto'))})" if models == "auto" else "")
              + ("" if is_meaningful(models) else f" — **{BANNER}**"), "",
              "| notebook | seconds | status |", "|---|---:|---|"]
     for s in status:
