@@ -737,3 +737,81 @@ def test_saliency_source_comparison_checks_every_category_first(tmp_path):
     configs = source_configs(shots=(1,), behaviours=("paper",))
     with pytest.raises(ValueError, match=r"category 'screw'"):
         compare_sources(None, dataset, configs)  # no models: computing any map would fail otherwise
+
+
+# ------------------------------------------------------------------------------------------------ your own images
+def test_flat_folder_without_a_mask_for_some_images_counts_them_as_normal(tmp_path, capsys):
+    root = tmp_path / "mine"
+    for stem in ("001", "002", "003"):
+        png(root / f"{stem}.png")
+    m = np.zeros((64, 64), np.uint8)
+    m[10:30, 10:30] = 255
+    Image.fromarray(m).save(root / "001_mask.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 0, err
+    assert [x for x in lines(err) if "without a mask" in x] == [
+        f"saa evaluate: warning: mine: 2 images without a mask are taken as normal (in a flat folder with masks, no "
+        f"mask means normal, as an all-zero mask does), first: {(root / '002.png').absolute()}"]
+    row = (tmp_path / "ev" / "metrics.csv").read_text().splitlines()[1].split(",")
+    assert row[:3] == ["saliency_only", "mine", "3"]
+
+
+def test_flat_folder_without_any_mask_points_to_predict(tmp_path, capsys, no_models):
+    root = tmp_path / "plain"
+    png(root / "a.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "saa predict" in err and "masks/<stem>.png" in err
+
+
+def test_mask_folder_under_another_name_is_refused_naming_the_forms(tmp_path, capsys, no_models):
+    root = tmp_path / "mine"
+    png(root / "001.png")
+    png(root / "gt" / "001.png", mode="L", value=0)
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and str((root / "gt").absolute()) in err
+    assert "masks/<stem>.png" in err and "<stem>_mask.png beside the image" in err and "rename gt/ to masks/" in err
+
+
+def test_unknown_category_of_a_flat_folder_says_why_and_how(tmp_path, capsys, no_models):
+    root = tmp_path / "mine"
+    png(root / "001.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--category", "leather",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1
+    assert "its categories: mine" in err and "named after the folder" in err and "--object" in err
+
+
+def test_object_word_names_one_category(tmp_path, capsys, no_models):
+    root = mvtec_tree(mvtec_tree(tmp_path / "ds", "screw"), "nut")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--object", "bolt",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "--category" in err and "nut, screw" in err
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--object", " ",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and "--object" in err
+
+
+def test_saliency_only_needs_no_prompts_and_predict_needs_an_object_or_category(tmp_path, capsys):
+    img = png(tmp_path / "in" / "part.png")
+    rc, _, err = run(capsys, "predict", img, "--out", tmp_path / "o", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "--object" in err and not (tmp_path / "o").exists()
+    rc, printed, err = run(capsys, "predict", img, "--object", "gizmo", "--out", tmp_path / "o", *FAST)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "o" / "part_saliency_only_regions.json").read_text())
+    assert meta["category"] == "gizmo" and meta["object_word"] == "gizmo" and "image score" in printed
+    rc, _, err = run(capsys, "predict", img, "--object", "gizmo", "--variant", "saa", "--out", tmp_path / "p",
+                     "--models", "tiny")
+    assert rc == 2 and "gizmo" in err and "--prompt" in err
+
+
+def test_missing_weights_name_the_offline_command(tmp_path, capsys, monkeypatch):
+    import saa_lib.weights.download as dl
+
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    root = mvtec_tree(tmp_path / "ds")
+    rc, _, err = run(capsys, "ablation", "--dataset", "folder", "--root", root, "--saliency-backbone",
+                     "wide_resnet50_2", "--prompt", "dent", "--out", tmp_path / "ev")
+    assert rc == 2 and "wide_resnet50_2-95faca4d.pth" in err and "groundingdino_swint_ogc.pth" in err
+    hint = lines(err)[-1]
+    assert hint.endswith(f"runs offline: saa evaluate --dataset folder --root {root} --out {tmp_path / 'ev'} "
+                         "--variant saliency_only")

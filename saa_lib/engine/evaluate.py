@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .. import frames
 from .. import metrics as M
 from ..config import SAAConfig
+from ..data.datasets import FLAT_MASK_FORMS
 from ..masks import resize_masks
 from ..generator import normalize_caption
 from ..peers.saliency import PeerSaliency
@@ -46,9 +47,14 @@ class CategoryRun:
     undefined: dict = field(default_factory=dict)
 
 
-def prompts_for(dataset, category: str, extra=(), behaviour: str = "code") -> CategoryPrompts:
-    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``."""
-    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour)
+def prompts_for(dataset, category: str, extra=(), behaviour: str = "code", object_word: str | None = None,
+                configs: list[SAAConfig] = ()) -> CategoryPrompts:
+    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``; ``object_word``
+    (None: the table's, else the category) names the object. When every one of ``configs`` is ``saliency_only`` no
+    detector reads the prompts, and a category the tables lack needs no ``extra``."""
+    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour,
+                            object_word=object_word, for_detector=not configs or not all(c.saliency_only
+                                                                                         for c in configs))
 
 
 @dataclass
@@ -64,9 +70,10 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's image is labelled by a mask "
-                         "beside it, <stem>_mask.png or masks/<stem>.png; an all-zero mask marks a normal image). "
-                         "Add masks, or score unlabelled images with saa predict.")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's images are labelled by "
+                         f"masks, {FLAT_MASK_FORMS}: a defect pixel marks a defect; an all-zero mask, or no mask once "
+                         "other images have one, a normal image). Add masks, or score unlabelled images with saa "
+                         "predict.")
     return samples
 
 
@@ -339,13 +346,14 @@ def fewshot_shots(configs: list[SAAConfig]) -> int:
 
 
 def plan_categories(dataset, configs: list[SAAConfig], categories=None, extra_prompts=(),
-                    max_images: int | None = None) -> list[CategoryPlan]:
+                    max_images: int | None = None, object_word: str | None = None) -> list[CategoryPlan]:
     """Check what every category needs before any image of any category is scored; return what each will score.
 
     Per category: its labelled test images (listing them reads every mask and checks its size against its image),
-    its prompts, the size of every image to score (header only), and for few-shot saliency at least ``shots`` normal
-    reference images (``train/good``) of a usable size. The first problem raises ``ValueError`` (or its subclass
-    :class:`~saa_lib.data.sample.DatasetError`) naming the category and the file or folder.
+    its prompts (:func:`prompts_for`, with ``object_word``), the size of every image to score (header only), and for
+    few-shot saliency at least ``shots`` normal reference images (``train/good``) of a usable size. The first problem
+    raises ``ValueError`` (or its subclass :class:`~saa_lib.data.sample.DatasetError`) naming the category and the
+    file or folder.
     """
     shots = fewshot_shots(configs)
     plans = []
@@ -353,7 +361,7 @@ def plan_categories(dataset, configs: list[SAAConfig], categories=None, extra_pr
         samples = labelled(dataset.samples(cat), cat)
         if max_images:
             samples = balanced_subset(samples, max_images)
-        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour)
+        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour, object_word, configs)
         for i, s in enumerate(samples):
             check_image_file(s.image_path, f" (image {i + 1} of {len(samples)} of category {cat!r})")
         refs = reference_samples(dataset, cat, configs)[:shots]
@@ -370,17 +378,19 @@ def plan_categories(dataset, configs: list[SAAConfig], categories=None, extra_pr
 def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], categories=None, extra_prompts=(),
              out_dir: str | Path | None = None, save_all_maps: bool = False, progress: bool = True,
              max_images: int | None = None, region_metrics: bool = False, num_workers: int | None = 0,
-             scorer=None, plans: list[CategoryPlan] | None = None) -> list[CategoryRun]:
+             scorer=None, object_word: str | None = None,
+             plans: list[CategoryPlan] | None = None) -> list[CategoryRun]:
     """Run ``configs`` over ``categories`` of ``dataset`` (an :class:`saa_lib.data.AnomalyDataset`).
 
     Every category is checked before the first image is scored (:func:`plan_categories`, or the ``plans`` it
     returned; with a pipeline here, also every category's prompts against the text encoder's length).
     ``scorer``: where the models run (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` image-loading
     processes; a :class:`saa_lib.engine.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
-    None). With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
+    None). ``object_word``: the object of the prompts (None: each category's own, see :func:`prompts_for`). With
+    ``out_dir``: writes ``metrics.csv``, ``run.json`` and (``save_all_maps``) every map. Returns the runs.
     """
     if plans is None:
-        plans = plan_categories(dataset, configs, categories, extra_prompts, max_images)
+        plans = plan_categories(dataset, configs, categories, extra_prompts, max_images, object_word)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
     local = getattr(scorer, "pipeline", None)
     if local is not None:
@@ -388,8 +398,10 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
             check_prompt_lengths(local, plan.prompts, configs)
     runs: list[CategoryRun] = []
     peers: dict = {}
+    objects: dict[str, str] = {}
     t0 = time.perf_counter()
     for plan in tqdm(plans, desc="categories", disable=not progress or len(plans) < 2):
+        objects[plan.category] = plan.prompts.object_word
         batch, used_refs = peer_samples(plan.samples, plan.references, configs)
         if batch or used_refs:
             peers[plan.category] = {"batch": sorted(str(s.image_path) for s in batch),
@@ -406,6 +418,8 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
         write_text(out / "run.json", json.dumps({
             "seconds": round(time.perf_counter() - t0, 2), "categories": [p.category for p in plans],
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
+            "saliency_backbone": ", ".join(dict.fromkeys(c.saliency.backbone for c in configs)),
+            "object_words": objects, "n_images": {r.category: len(r.labels) for r in runs},
             "models": scorer.describe(), "meaningful": scorer.meaningful,
             "cache": scorer.cache_stats(), "execution": scorer.execution(), "saliency_peers": peers},
             indent=1, default=str))

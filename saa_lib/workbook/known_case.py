@@ -18,7 +18,8 @@ class KnownCase:
     image: (H, W, 3) uint8; mask: (R, R) bool ground truth at the evaluation resolution R; stages: the
     :class:`saa_lib.records.StageOutputs` a detector could have produced (the saliency map is real: computed with
     the given backbone, for the saliency settings of the config given); names: one description per candidate, in
-    order.
+    order; kinds: the kind of prompt that found each; config: the :class:`saa_lib.config.SAAConfig` it was built for
+    (its behaviour and saliency settings).
     """
 
     image: np.ndarray
@@ -27,6 +28,7 @@ class KnownCase:
     stages: object
     names: list[str]
     kinds: list[str]
+    config: object = None
 
 
 def _box(mask: np.ndarray) -> list[float]:
@@ -115,7 +117,7 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
                       masks=masks, object_detections=obj, object_masks=obj_masks)
     st = st.with_saliency(saliency_key(st, prompts, config), sal)
     return KnownCase(s.image, resize_masks(s.mask[None], r)[0], prompts, st, [name for name, *_ in rows],
-                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows])
+                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows], config)
 
 
 def candidate_regions(case: KnownCase, result) -> dict:

@@ -14,6 +14,12 @@ from numbers import Integral
 from pathlib import Path
 
 
+#: what notebook 09's capstone measures θ_area against (``capstone_object``), and the category it writes when
+#: ``capstone_root`` is None (:func:`saa_lib.workbook.capstone.unseen_category`)
+CAPSTONE_OBJECT_AREAS = ("image", "foreground")
+CAPSTONE_DEFAULT_CATEGORY = "gasket"
+
+
 class ParameterError(ValueError):
     """A parameter whose value cannot work; the message names it, its value and the fix."""
 
@@ -125,8 +131,8 @@ def _behaviour(value, _):
 def _models(value, _):
     from ..weights.registry import MODEL_KINDS, MODELS_FORM, parse_models
 
-    if not isinstance(value, str) or "=" not in value and value.strip() not in ("auto", *MODEL_KINDS):
-        return "not a model set", f"use auto | {MODELS_FORM}"
+    if not isinstance(value, str) or "=" not in value and value.strip() not in set(MODEL_KINDS) - {"paths"}:
+        return "not a model set", f"use {MODELS_FORM}"
     if value.strip() == "auto":
         return None
     try:
@@ -175,6 +181,43 @@ def _saliency_backbone(value, _):
     return "not a saliency backbone", f"use 'auto' or one of {', '.join(SALIENCY_BACKBONES)}"
 
 
+def _capstone_root(value, _):
+    if value is None:
+        return None
+    if not _path_like(value) or not str(value).strip():
+        return "not a folder name", "give your folder data set as a string, or None for the synthetic gasket set"
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        return ("no such folder" if not path.exists() else "a file, not a folder"), \
+            "give the folder holding your category (README, \"Your own images\"), or None"
+    known = _known_categories({"dataset": "folder", "root": value})
+    if isinstance(known, tuple):  # not a folder data set: the reader's message says what it expects
+        return known[0].rstrip("."), "or None for the synthetic gasket set"
+    return None
+
+
+def _capstone_category(value, given):
+    if value is None:
+        return None
+    root = given.get("capstone_root")
+    if root is None:
+        known = [CAPSTONE_DEFAULT_CATEGORY]
+    else:
+        if _capstone_root(root, given) is not None:  # said about capstone_root (checked first)
+            return None
+        known = _known_categories({"dataset": "folder", "root": root})
+    if value not in known:
+        where = "the synthetic capstone set" if root is None else f"the folder data set {root}"
+        return f"not a category of {where}", f"use one of {', '.join(known)}, or None for the first"
+    return None
+
+
+def _capstone_object(value, _):
+    if value in CAPSTONE_OBJECT_AREAS:
+        return None
+    return "not an object area", "use 'foreground' (one object on a background) or 'image' (a texture)"
+
+
 #: every parameter a notebook of the series may have, in the order they are checked, and its check; a notebook's
 #: own parameter is added here (``tests/test_notebooks_meta.py`` holds every parameters cell to this list)
 PARAMETERS = {
@@ -189,6 +232,9 @@ PARAMETERS = {
     "dataset": _dataset,
     "root": _root,
     "categories": _categories,
+    "capstone_root": _capstone_root,  # notebook 09's capstone
+    "capstone_category": _capstone_category,
+    "capstone_object": _capstone_object,
 }
 
 

@@ -169,7 +169,7 @@ def _kernel_env(root: Path | None) -> None:
             os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
 
 
-def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "tiny",
+def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "auto",
                out="results/report", device: str = "auto", max_images: int | None = None,
                notebooks=None, kernel_name: str = "python3", progress: bool = True, labels: dict | None = None) -> int:
     """Execute the notebook series into ``out/``; return 0 when every notebook ran, 1 otherwise.
@@ -179,7 +179,8 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     string; ``max_images``: images per category (the notebooks' ``n_images``). Every value is checked before any
     notebook runs (:func:`saa_lib.workbook.parameters.check_parameters`, a ``ParameterError`` naming it, by its name in
     ``labels`` when given, e.g. ``{"n_images": "--max-images"}``). A notebook that fails is still exported (up to the
-    failing cell) and named in the index; the others run on.
+    failing cell) and named in the index; the others run on. ``models``: the notebooks' ``models`` parameter
+    (``auto``: the official models when their weights are in the weights folder, else the tiny ones).
     """
     import nbformat
     import papermill as pm
@@ -187,7 +188,8 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     from tqdm.auto import tqdm
 
     from .parameters import check_parameters
-    from .series import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
+    from .series import BANNER, NOTEBOOKS, choose_saliency_backbone, is_meaningful, notebooks_dir, project_root, \
+        resolve_models
 
     checked = dict(dataset=dataset, root=root, categories=categories, models=models, device=device, out_dir=out)
     check_parameters(**checked, **({} if max_images is None else {"n_images": max_images}), labels=labels)
@@ -230,6 +232,7 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
          for s in status], ["notebook", "seconds", "status"], formats={"seconds": ".1f"})
     lines = ["# SAA+ workbook report", "", f"Dataset: {dataset}" + (f" ({params['root']})" if root else ""),
              f"Categories: {', '.join(categories) if categories else 'all'}", f"Models: {models}"
+             + (f" ({resolve_models(models, choose_saliency_backbone('auto'))})" if models == "auto" else "")
              + ("" if is_meaningful(models) else f" — **{BANNER}**"), "", frames.markdown(notebooks_table),
              f"Figures ({len(figures)}): see `figures/`.", ""]
     write_text(out / "index.md", "\n".join(lines))
