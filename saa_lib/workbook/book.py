@@ -1,13 +1,12 @@
-"""The book: the notebook series executed once with papermill (:func:`saa_lib.workbook.report.run_report`), then rendered as a
-static HTML site by Sphinx + MyST-NB from the executed copies, without executing them again.
+"""The book: the notebook series executed once with papermill (:func:`saa_lib.workbook.report.run_report`), then
+rendered as a static HTML site by Sphinx + MyST-NB from the executed copies, without executing them again.
 
-:func:`build` (``python -m saa_lib.workbook.book``, ``make book``) writes ``<out>/`` as a unit: ``html/index.html`` (the
-book), ``executed/`` (the executed notebooks, as :func:`saa_lib.workbook.report.run_report` writes them) and ``run.json``.
-The Sphinx source is assembled in a scratch folder from ``book/`` (``conf.py``, the landing page, ``_static/``), the
-executed notebooks, the answers of the exercises, ``ARCHITECTURE.md``, ``docs/*.md`` and the project's files these
-pages link to; MathJax is copied from the
-``jupyter-server-mathjax`` package, so the book needs no network to build or to read. A notebook that fails, or an error output in an executed
-notebook, fails the build with a message naming it.
+:func:`build` (``python -m saa_lib.workbook.book``, ``make book``) writes ``<out>/`` as a unit: ``html/index.html``
+(the book), ``executed/`` (the executed notebooks, as :func:`saa_lib.workbook.report.run_report` writes them) and
+``run.json``. The Sphinx source is assembled in a scratch folder from ``book/`` (``conf.py``, the landing page,
+``_static/``), the executed notebooks, ``ARCHITECTURE.md``, ``docs/*.md`` and the project's files these pages link
+to; MathJax is copied from the ``jupyter-server-mathjax`` package, so the book needs no network to build or to read.
+A notebook that fails, or an error output in an executed notebook, fails the build with a message naming it.
 """
 from __future__ import annotations
 
@@ -186,8 +185,6 @@ def assemble(src: Path, executed: Path, record: dict) -> list[str]:
     (src / "docs").mkdir()
     for page in sorted((root / "docs").glob("*.md")):
         shutil.copy2(page, src / "docs" / page.name)
-    shutil.copytree(root / "notebooks" / "answers", src / "notebooks" / "answers",
-                    ignore=shutil.ignore_patterns("*.py", "*.ipynb", ".ipynb_checkpoints"))
     lines, samples_found = [], True
     for name in [s["notebook"] for s in record["notebooks"]]:
         path = executed / f"{name}.ipynb"
@@ -247,13 +244,14 @@ def copy_linked_files(src: Path, root: Path) -> list[str]:
 def this_build_page(record: dict, samples: bool) -> str:
     """The page that says how the book's outputs were made: parameters, whether the real samples were found (as the
     executed notebooks say), time per notebook."""
-    from .series import BANNER, is_meaningful
+    from .series import BANNER, choose_saliency_backbone, is_meaningful, resolve_models
 
     from ..frames import markdown, table
 
     params = record["parameters"]
-    models = params["models"]
-    settings = table([["models", f"`{models}`" + ("" if is_meaningful(models) else f" ({BANNER})")],
+    models = params.get("models", "auto")
+    shown = models if models != "auto" else f"auto` → `{resolve_models(models, choose_saliency_backbone('auto'))}"
+    settings = table([["models", f"`{shown}`" + ("" if is_meaningful(models) else f" ({BANNER})")],
                       ["data set", f"`{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "")],
                       ["images per category (`n_images`)", str(params.get("n_images", "the notebooks’ default"))],
                       ["real MVTec AD / MTD samples",
@@ -279,7 +277,7 @@ def sphinx_build(src: Path, html: Path, doctrees: Path, quiet: bool = True) -> N
         raise BookError(f"sphinx-build failed (exit {proc.returncode}) on {src}: see the messages above")
 
 
-def build(out="results/book", models: str = "tiny", n_images: int | None = None, executed=None, notebooks=None,
+def build(out="results/book", models: str = "auto", n_images: int | None = None, executed=None, notebooks=None,
           progress: bool = True) -> Path:
     """Execute the series (or the ``notebooks`` named; or take the executed notebooks in ``executed``) and build the
     book into ``out/``, replacing an earlier book there only when the new one is complete. Returns the path of
@@ -314,7 +312,9 @@ def build(out="results/book", models: str = "tiny", n_images: int | None = None,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m saa_lib.workbook.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/book", help="the book's folder (replaced as a whole when complete)")
-    p.add_argument("--models", default="tiny", help="the notebooks' `models` parameter (default: tiny)")
+    p.add_argument("--models", default="auto",
+                   help="the notebooks' `models` parameter (default: auto, the official models when their weights "
+                        "are in the weights folder, else the tiny ones)")
     p.add_argument("--n-images", type=int, default=None, help="the notebooks' `n_images` (default: theirs)")
     p.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: the whole series)")
     p.add_argument("--executed", default=None,
