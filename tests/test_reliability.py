@@ -727,6 +727,12 @@ def test_evaluate_checks_every_category_before_scoring_the_first_image(tmp_path)
         evaluate(open_dataset("folder", dataset.root), None, [variant_config("saliency_only")], out_dir=out,
                  progress=False, scorer=RefusingScorer())
     assert not out.exists()
+    (tmp_path / "ds" / "screw" / "test" / "good" / "009.png").unlink()
+    png(tmp_path / "ds" / "screw" / "ground_truth" / "crack" / "000_mask.png", size=(32, 32), mode="L")  # wrong size
+    with pytest.raises(ValueError, match=r"screw/ground_truth/crack/000_mask\.png"):
+        evaluate(open_dataset("folder", dataset.root), None, [variant_config("saliency_only")], out_dir=out,
+                 progress=False, scorer=RefusingScorer())
+    assert not out.exists()
 
 
 def test_saliency_source_comparison_checks_every_category_first(tmp_path):

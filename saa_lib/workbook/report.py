@@ -112,9 +112,9 @@ def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpos
 
 def ablation_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> pd.DataFrame:
     """Table 2 layout as a DataFrame: index ``variant`` (one row per variant), the mean of ``metric`` over categories
-    in percent, its change against full SAA+ (``Δ vs SAA+``, when ``saa_plus`` is among the runs) and the paper's
-    number (``-`` where it reports none). Undefined values are left out of the means (NaN, shown ``n/a``, when none
-    is defined)."""
+    in percent, its change against full SAA+ (``Δ vs SAA+``, when ``saa_plus`` is among the runs; ``-`` on the SAA+
+    row itself) and the paper's number (``-`` where it reports none). Undefined values are left out of the means (NaN,
+    shown ``n/a``, when none is defined)."""
     variants = list(dict.fromkeys(r.variant for r in runs))
     mean = {v: 100 * defined_mean([r.metrics[metric] for r in runs if r.variant == v]) for v in variants}
     full = mean.get("saa_plus")
@@ -123,7 +123,8 @@ def ablation_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> pd.
     rows = []
     for v in variants:
         p = paper_value(v, dataset) if metric == "pixel_max_f1" else None
-        rows.append([VARIANT_LABELS.get(v, v), mean[v]] + ([] if full is None else [mean[v] - full])
+        delta = NOT_APPLICABLE if v == "saa_plus" else None if full is None else mean[v] - full
+        rows.append([VARIANT_LABELS.get(v, v), mean[v]] + ([] if full is None else [delta])
                     + [NOT_APPLICABLE if p is None else float(p)])
     return frames.table(rows, cols, index="variant", formats={"Δ vs SAA+": "+.2f"}, notes=_notes(runs, metric))
 
