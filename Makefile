@@ -51,8 +51,11 @@ lab: setup
 	@echo "Starting JupyterLab on notebooks/ (open the http://127.0.0.1:... URL with its token printed below)"
 	$(VENV)/bin/jupyter lab $(LAB_ROOT) $(LAB_ARGS) notebooks
 
+# make report: the notebooks' models="auto" (the official models when their weights are in the weights folder, else
+# the tiny ones, marked NOT meaningful) unless MODELS is given (make report MODELS=official).
+REPORT_MODELS := $(if $(filter command line environment,$(origin MODELS)),$(MODELS),auto)
 report: setup
-	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(MODELS) --out $(OUT)
+	$(SAA) report --dataset $(DATASET) --root $(ROOT) $(if $(CATEGORIES),--categories $(CATEGORIES)) --models $(REPORT_MODELS) --out $(OUT)
 
 # The book: the series executed with papermill (synthetic set; the real samples too where they are found), rendered
 # as a static site by Sphinx + MyST-NB. BOOK_ARGS passes options, e.g. BOOK_ARGS="--models official --n-images 20".

@@ -20,7 +20,7 @@ from saa_lib.peers.config import DEEP_INPUT_SIZE, DEEP_WEIGHT
 from saa_lib.data import open_dataset
 from saa_lib.workbook.report import header, write_report
 from saa_lib.engine.saliency_sources import (SIMPLE_FORM, compare_sources, defect_type_table, source_configs,
-                                      sources_table)
+                                             source_means_table, sources_table)
 from saa_lib.weights.zoo import load_saliency_only
 
 
@@ -69,7 +69,7 @@ def main() -> None:
             + f"Chance level: pixel AUROC 50 %. Time: {time.perf_counter() - t0:.1f} s (CPU, no stage cache).")
     path = write_report(Path(args.out) / "report.md", "P^S saliency map alone on real images, by source",
                         header(models.describe(), models.meaningful, args.root, note),
-                        {"per category and mean": sources_table(rows),
+                        {"per category": sources_table(rows), "mean over categories": source_means_table(rows),
                          "per defect type (pixel AUROC of each type's images with the normal ones)":
                              defect_type_table(rows)})
     print(path.read_text())

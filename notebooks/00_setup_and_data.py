@@ -14,6 +14,9 @@
 # %% [markdown]
 # # 00 · Setup and data: what zero-shot anomaly segmentation asks
 #
+# *New to the series? Start with the course map, `00_course_map`: who the series is for, the route and a two-week
+# plan, the pipeline in one picture, the settings and metrics of anomaly detection, and a glossary of the symbols.*
+#
 # **Zero-shot anomaly segmentation (ZSAS).** An inspection camera looks at a product it has never been trained on:
 # a screw, a piece of leather, a magnetic tile. Which pixels are defective? *Zero-shot* means no training image of
 # that category is used — neither normal nor defective ones. All the method knows is the category's name and, at most,
@@ -39,6 +42,7 @@
 # 3. Read a data set through one `Sample` record: image `(H, W, 3) uint8`, mask `(H, W) bool`, label.
 # 4. Know the two data sources used in this series: the workbook's synthetic set (exact masks) and real samples of
 #    MVTec AD and the Magnetic Tile Defect set.
+# 5. Say what the size of a category's defects means for its metrics.
 
 # %% tags=["parameters"]
 dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
@@ -46,7 +50,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # saa | saa_plus | saa_plus-no_language | ... | saliency_only
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -67,6 +71,7 @@ from saa_lib.data import SYNTHETIC_CATEGORIES, synthesize
 from saa_lib.prompts.language import category_prompts
 
 warnings.filterwarnings("ignore", category=FutureWarning)
+workbook.check_parameters(globals())
 TAG = workbook.banner(models)
 figures = workbook.Figures(out_dir)
 
@@ -79,12 +84,8 @@ figures = workbook.Figures(out_dir)
 
 # %%
 missing = {name for name, _, _ in zoo.missing_weights()}
-rows = ["| file | size | present | what |", "|---|---:|:---:|---|"]
-for ck in zoo.CHECKPOINTS.values():
-    here = "embedded" if ck.embedded else ("no" if ck.name in missing else "**yes**")
-    size = f"{ck.size_bytes / 1e6:,.0f} MB" if ck.size_bytes >= 1e6 else f"{ck.size_bytes / 1e3:,.1f} kB"
-    rows.append(f"| `{ck.filename}` | {size} | {here} | {ck.description.split(';')[0]} |")
-display(Markdown(f"Weights folder: `{zoo.weights_dir()}`\n\n" + "\n".join(rows)))
+print("weights folder:", zoo.weights_dir())
+workbook.show(workbook.weights_table())
 need = zoo.weights_for("vit_h", "wide_resnet50_2")
 print("official models need:", ", ".join(need))
 print("missing here:", ", ".join(n for n in need if n in missing) or "nothing")
@@ -112,14 +113,7 @@ except (ModuleNotFoundError, FileNotFoundError) as err:
 # %%
 ds = workbook.open_data(dataset, root, categories, seed)
 print(ds)
-rows = ["| category | test normal | test anomalous | defect types | train normal |", "|---|---:|---:|---|---:|"]
-for cat in ds.categories:
-    test = ds.samples(cat)
-    train = ds.samples(cat, "train") if "train" in ds.splits else []
-    types = sorted({s.defect_type for s in test if s.label == 1})
-    rows.append(f"| {cat} | {sum(s.label == 0 for s in test)} | {sum(s.label == 1 for s in test)} | "
-                f"{', '.join(types)} | {len(train)} |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.dataset_table(ds))
 
 # %%
 s = next(s for s in ds.samples(ds.categories[0]) if s.label == 1)
@@ -215,13 +209,41 @@ if real:
     plt.show()
 
 # %% [markdown]
+# ## Takeaways
+# 1. Every reader (MVTec AD, VisA, KSDD2, MTD, a plain folder, the synthetic set) yields the same `Sample` record:
+#    image `(H, W, 3) uint8`, mask `(H, W) bool`, label, category, defect type.
+# 2. Zero-shot means no image of the category is used: the category's name is the object word of the prompts, and
+#    its row of the prompt tables holds the expert prompts and the property settings.
+# 3. Defects are small, often well under 1 % of the image: that is what makes max-F1 hard and pixel AUROC forgiving,
+#    and the floor any map of the category must be read against.
+
+# %% [markdown]
 # ## Exercises
-# 1. Generate a synthetic set with `seed=1` and `size=384` into a temporary folder
-#    (`saa_lib.data.generate_synthetic`). Check on every `hole` image that the mask is exactly the set of pixels that
-#    differ from the clean image (`synthesize(..., index=i)` gives the clean one).
-# 2. On the real MTD samples, which defect type has the smallest defective area (fraction of the image)? Why does
-#    that make max-F1 harder than AUROC? (Without the real samples, ask the same of the synthetic defect types.)
-# 3. Which files, with which hashes, would `saa download weights` fetch for SAM ViT-B instead of ViT-H
-#    (`zoo.weights_for("vit_b")`)? How much disk space does that save?
-#
-# Answers: `notebooks/answers/00_answers.md`.
+# Each exercise ends with `workbook.check(...)`: ✓, or ✗ with a hint. Replace the `...` with your answer. (Exercises
+# 00.1 and 00.2 are in the course map.)
+# 1. **00.3** Which defect type of a category covers the least of the image?
+# 2. **00.4** What max-F1 does a map get that knows nothing?
+
+# %% [markdown]
+# ### 00.3 · The smallest defects
+# For the first category of the data set above (`cat` below), which defect type has the smallest mean defective
+# area — the share of the image its mask covers (`s.load_mask().mean()`), averaged over the anomalous test images of
+# that type? Hand in the defect type's name. (On the real MTD samples of section 4 you can ask the same; think about
+# why a small defect makes max-F1 harder than AUROC.)
+
+# %% tags=["exercise"]
+cat = ds.categories[0]
+answer = ...  # the name of the defect type
+
+workbook.check("00.3", answer, data=ds, category=cat)
+
+# %% [markdown]
+# ### 00.4 · A map that knows nothing
+# A map that scores every pixel alike carries no information. What pixel max-F1 does it get on all test images of
+# `cat`, normal ones included (each image at its own resolution)? Work it out from the share of defect pixels, then
+# check. This is the floor every max-F1 of the category must be read against (the floor of pixel AUROC is 0.5).
+
+# %% tags=["exercise"]
+answer = ...  # max-F1 of a constant map on the test images of `cat`
+
+workbook.check("00.4", answer, data=ds, category=cat)

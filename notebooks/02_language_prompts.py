@@ -29,7 +29,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -48,6 +48,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -60,11 +61,7 @@ wb = workbook.setup(
 # per caption; a caption may hold several phrases) and its object word:
 
 # %%
-rows = ["| category | object word | kind | caption (one forward each) |", "|---|---|---|---|"]
-for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
-    for e in pr.entries:
-        rows.append(f"| {pr.category} | {pr.object_word} | {e.kind} | `{e.caption}` |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.prompt_entries_table(it.prompts for it in wb.items))
 
 # %% [markdown]
 # ## 2. The idea as a formula
@@ -80,6 +77,14 @@ display(Markdown("\n".join(rows)))
 #
 # Without $\mathcal{P}^L$ (variant `saa_plus-no_language`) only the class-agnostic prompts are asked and no box is
 # dropped for its phrase.
+#
+# > **Official code:** its class-agnostic prompts are `defect on <category>`, `damage on <category>` and
+# > `flaw on <category>` (the paper's: `anomaly`, `defect`), and their filter phrase is the category key as written
+# > (`metal_nut`). A box is dropped when that phrase is a *substring* of the box's phrase as the tokenizer decodes it,
+# > not when the two share a word. So for `screw` it also drops `screws` and `screwdriver`, which the paper keeps;
+# > for MVTec AD's `metal_nut` the decoded phrase reads `metal _ nut`, which never contains `metal_nut`, and the
+# > filter drops nothing. It matters wherever the category's key is not the everyday word for the object.
+# > Exercise 02.2 tries both rules.
 
 # %%
 on = wb.config(variant)
@@ -100,18 +105,9 @@ case_off = workbook.switched_off(case_on, "language")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^L off": score(case.stages, case.prompts, case_off),
             "P^L on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
-
-# %% [markdown]
-# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
-
-# %%
-# NBVAL_CHECK_OUTPUT
-kept_on = [r for r in case_res["P^L on"].regions if r.removed_by is None]
-assert all(case.prompts.object_word not in r.phrase.split() for r in kept_on)  # no kept box is named after the object
-assert len(case_res["P^L off"].regions) < len(case_res["P^L on"].regions)  # without P^L no expert prompt is asked
 
 # %%
 fig = viz.compare_results(case.image, case_res, case.mask,
@@ -135,24 +131,68 @@ plt.show()
 # The phrases of the most confident boxes, and what $\mathcal{P}^L$ did with them:
 
 # %%
-regions = sorted(res["P^L on"].regions, key=lambda r: -r.confidence)[:8]
-rows = ["| caption | phrase | confidence | fate |", "|---|---|---:|---|"]
-rows += [f"| `{r.prompt}` | {r.phrase or '(none)'} | {r.confidence:.3f} | {r.removed_by or 'kept'} |" for r in regions]
-display(Markdown(f"{wb.tag}\n\n" + "\n".join(rows)))
+print(wb.tag)
+workbook.show(workbook.regions_table(res["P^L on"].regions, n=8))
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
+
+# %% [markdown]
+# ## Takeaways
+# 1. $\mathcal{P}^L$ asks the detector in an inspector's words (expert prompts per category) and drops every box whose
+#    phrase names the inspected object itself.
+# 2. A box's phrase is its caption tokens whose confidence is above $\theta_{text}$: the threshold decides which words
+#    a box has, and so whether $\mathcal{P}^L$ can see the object in it.
+# 3. The paper compares whole words; the official code tests whether the category key is a substring of the decoded
+#    phrase, which drops more boxes for some object words and none for others.
 
 # %% [markdown]
 # ## Exercises
-# 1. In the known case, raise the text threshold to 0.5 (`case_on.with_(text_threshold=0.5)`). Which candidate that
-#    $\mathcal{P}^L$ removed before now survives, and which prompt still stops it?
-# 2. Add a user prompt: `category_prompts("washer", "synthetic", extra=("dent",))`. How many GroundingDINO forwards
-#    does one image now cost, and which `kind` does the new entry have?
-# 3. Write the expert prompts you would give a new category, `bolt`, and run `saa predict` on a synthetic washer image
-#    with `--category bolt --prompt ...`. Why must the object word be chosen with care?
-#
-# Answers: `notebooks/answers/02_answers.md`.
+# Each exercise ends with `workbook.check(...)`: ✓, or ✗ with a hint. Replace the `...` with your answer.
+# 1. **02.1** From scratch: a box's phrase and the paper's language filter.
+# 2. **02.2** Word or substring: what each form of the filter drops.
+# 3. **02.3** A text threshold too high, on the known case.
+
+# %% [markdown]
+# ### 02.1 · From scratch: the language filter
+# Write `keep(tokens, token_conf, text_threshold, object_word)`. `tokens` is one caption's tokens (a list of strings,
+# dots included), `token_conf` (M, T) the confidence of each of the T tokens for each of M boxes, `object_word` the
+# object (it may hold several words). Return the (M,) bool array of the boxes $\mathcal{P}^L$ keeps in the paper's
+# form: each box's phrase is its tokens with confidence above $\theta_{text}$; keep the box when the phrase shares no
+# word with the object word. `check` compares it with the library (`Detections.phrases`, then
+# `prompts.language.language_keep`) on random confidences.
+
+# %% tags=["exercise"]
+def keep(tokens, token_conf, text_threshold, object_word):
+    ...  # your code
+
+
+workbook.check("02.1", keep)
+
+# %% [markdown]
+# ### 02.2 · Word or substring
+# For the object `screw`, which of the phrases `screws`, `screw`, `scratch on screw`, `screwdriver`, `thread` does the
+# paper's rule drop, and which the official code's (the side box of section 2)? Hand in
+# `{"paper": [the phrases it drops], "code": [the phrases it drops]}`. Which rule would you trust for a category
+# whose object word is short and common?
+
+# %% tags=["exercise"]
+answer = ...  # {"paper": [...], "code": [...]}
+
+workbook.check("02.2", answer)
+
+# %% [markdown]
+# ### 02.3 · A text threshold too high
+# In the known case, raise $\theta_{text}$ from 0.1 to 0.5 (`case_on.with_(text_threshold=0.5)`). Which candidate
+# changes its fate, and what removes it now? Predict it first — the known case gives the tokens that name a candidate
+# a confidence equal to the candidate's, the others 0.02 — then score it and compare the fate tables. Hand in
+# `{candidate name: what removes it now}` with the fate table's names (`language`, `property`, `confidence`,
+# `threshold`, or `kept`); `{}` if no fate changes.
+
+# %% tags=["exercise"]
+answer = ...  # {candidate name: what removes it at θ_text = 0.5}
+
+workbook.check("02.3", answer, case=case)

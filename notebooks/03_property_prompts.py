@@ -30,7 +30,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -50,6 +50,7 @@ from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -58,26 +59,28 @@ wb = workbook.setup(
 # %% [markdown]
 # ## 1. The idea as a formula
 #
-# The object prompt gives object boxes $o_j$ (and, in the paper, their SAM masks $m_{obj}$). **Paper**: candidate mask
-# $m_i$ is kept iff
+# The object prompt — the object word, one more GroundingDINO forward — gives object boxes $o_j$, and SAM their
+# masks; $m_{obj}$ is the union of the masks of the objects found (the whole image when none is found). The paper
+# keeps candidate mask $m_i$ iff
 #
-# $$\mathrm{IoU}(m_i, m_{obj}) \ge \theta_{IoU} \quad\text{and}\quad |m_i| \le \theta_{area}\, |m_{obj}| .$$
+# $$\mathrm{IoU}(m_i, m_{obj}) \ge \theta_{IoU} \quad\text{and}\quad 0 < |m_i| \le \theta_{area}\, |m_{obj}| :$$
 #
-# **Official code** (`behaviour="code"`): on boxes, with areas as fractions of the image and no IoU test,
-#
-# $$0 < |b_i| < \theta_{area} \cdot \max_j |o_j|, \qquad \text{object boxes with } |o_j| < 1/\text{count}
-#   \text{ when count} > 1 .$$
-#
+# the region must touch the object ($\theta_{IoU} = 0.001$ asks for any overlap at all) and be small next to it.
 # $\theta_{area}$ (`max_area_ratio`) and the object count come from the category's property table:
 
 # %%
-rows = ["| category | object word | count | max area ratio θ_area | K (P^C) |", "|---|---|---:|---:|---:|"]
-for pr in {it.prompts.category: it.prompts for it in wb.items}.values():
-    rows.append(f"| {pr.category} | {pr.object_word} | {pr.count} | {pr.max_area_ratio} | {pr.top_k} |")
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.category_settings_table(it.prompts for it in wb.items))
 on = wb.config(variant)
 off = workbook.switched_off(on, "property")
 print(f"behaviour {behaviour!r}; θ_IoU = {on.min_iou} (paper behaviour only)")
+
+# %% [markdown]
+# > **Official code:** $\mathcal{P}^P$ tests the GroundingDINO *boxes*, with areas as fractions of the image and no IoU
+# > test: a box is kept iff $0 < |b_i| < \theta_{area} \cdot \max_j |o_j|$. With several objects per image
+# > (count > 1) only object boxes smaller than $1/\text{count}$ of the image count as objects (a box around the whole
+# > tray is not one object); with none found the reference is the whole image. The code therefore cannot see *where*
+# > a region is — a small box on the background passes (exercise 03.2) — and a box's area overstates a thin or
+# > diagonal defect's (a scratch across its box), so the same $\theta_{area}$ cuts at another size than in the paper.
 
 # %% [markdown]
 # ## 2. A known case
@@ -91,7 +94,7 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^P off": score(case.stages, case.prompts, workbook.switched_off(case_on, "property")),
             "P^P on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     outside = res.anomaly_map[~case.mask].max()
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
@@ -147,17 +150,62 @@ plt.show()
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**image AUROC (%)**\n\n" + report.metric_table(runs, "image_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "image AUROC (%)": report.metric_table(runs, "image_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
+
+# %% [markdown]
+# ## Takeaways
+# 1. $\mathcal{P}^P$ encodes what an inspector knows about where defects are and how large: on the object and small
+#    next to it ($\theta_{IoU}$, $\theta_{area}$), the object being found by one more prompt, its name.
+# 2. The paper tests SAM masks (overlap and area); the official code tests box areas only, so it cannot tell a region
+#    on the background from one on the object.
+# 3. $\theta_{area}$ must sit between the category's largest real defects and the whole object; area alone cannot
+#    separate a defect from an intact patch of the same size — that takes $\mathcal{P}^S$ (notebook 04).
 
 # %% [markdown]
 # ## Exercises
-# 1. Score the known case with `behaviour="paper"` and $\mathcal{P}^P$ on. Which candidate does the IoU test remove
-#    that the official code keeps, and why can the code's box test not see it?
-# 2. For a category with several objects per image (`count > 1`, e.g. VisA `macaroni1`), what does the code do with an
-#    object box that covers the whole image? Check with `saa_lib.prompts.property.object_boxes_keep`.
-# 3. From the sweep, pick the largest $\theta_{area}$ that still removes both whole-washer boxes. Relate it to the
-#    ratio of the washer's box area to its largest defect box area.
-#
-# Answers: `notebooks/answers/03_answers.md`.
+# Each exercise ends with `workbook.check(...)`: ✓, or ✗ with a hint. Replace the `...` with your answer.
+# 1. **03.1** From scratch: the paper's property filter.
+# 2. **03.2** Boxes or masks: what the IoU test sees that the box test does not.
+# 3. **03.3** How small can $\theta_{area}$ be?
+
+# %% [markdown]
+# ### 03.1 · From scratch: the property filter
+# Write `keep(masks, object_mask, min_iou, max_area_ratio)`: `masks` (M, H, W) bool candidate masks, `object_mask`
+# (H, W) bool. Return the (M,) bool array the paper's $\mathcal{P}^P$ keeps: IoU with the object mask at least
+# $\theta_{IoU}$, and an area above 0 and at most $\theta_{area}$ times the object's. `check` compares it with
+# `prompts.property.property_keep_stats` on random discs (on the object, beside it, as large as it, empty).
+
+# %% tags=["exercise"]
+def keep(masks, object_mask, min_iou, max_area_ratio):
+    ...  # your code
+
+
+workbook.check("03.1", keep)
+
+# %% [markdown]
+# ### 03.2 · Boxes or masks
+# Score the known case with the paper's form of $\mathcal{P}^P$: `score(case.stages, case.prompts,
+# case_on.with_(behaviour="paper"))` (the same candidates and saliency map; the paper's rules from there on) and
+# compare its fate table with section 2's. Which candidate does the paper's $\mathcal{P}^P$ remove that the official
+# code's keeps? Hand in its name as written in the fate table. Why can the code's test not see it?
+
+# %% tags=["exercise"]
+answer = ...  # the candidate's name
+
+workbook.check("03.2", answer, case=case)
+
+# %% [markdown]
+# ### 03.3 · How small can $\theta_{area}$ be?
+# In the sweep of section 2 the hole leaves the map when $\theta_{area}$ gets too small. What is the smallest
+# $\theta_{area}$ for which this notebook's form of $\mathcal{P}^P$ still keeps the hole? It is the hole's area as a
+# fraction of the washer's: in the code's form of their boxes (`case.stages.detections.boxes[0]`,
+# `case.stages.object_detections.boxes`, areas with `prompts.property.box_areas`), in the paper's of their masks
+# (`case.stages.packed_masks().areas()[0]`, `case.stages.object_masks`). Compare it with the sweep. Why does the
+# table's $\theta_{area}$ sit far above it, and what about a category's defects decides how far?
+
+# %% tags=["exercise"]
+answer = ...  # the smallest θ_area that keeps the hole
+
+workbook.check("03.3", answer, case=case)

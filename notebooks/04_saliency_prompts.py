@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -33,7 +35,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -59,6 +61,7 @@ from saa_lib.prompts.saliency import multi_instance_saliency, saliency_map
 from saa_lib.scoring import score
 from saa_lib.utils import resolve_device
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -70,20 +73,25 @@ print("real saliency backbone:", lite0.name, "ImageNet weights:", lite0.meaningf
 # ## 1. The idea as a formula
 #
 # The backbone's feature maps at strides 4, 8 and 16 are brought to the stride-4 grid, concatenated and normalised:
-# every pixel $x$ gets a unit vector $f(x)$. **Paper**: the mean cosine distance to its $N$ *nearest* pixels,
+# every pixel $x$ gets a unit vector $f(x)$. The paper scores each pixel by the mean cosine distance to its $N$
+# *nearest* other pixels,
 #
-# $$s(x) = \frac{1}{N} \sum_{y \in \mathrm{NN}_N(x)} \bigl(1 - \cos(f(x), f(y))\bigr);$$
+# $$s(x) = \frac{1}{N} \sum_{y \in \mathrm{NN}_N(x)} \bigl(1 - \cos(f(x), f(y))\bigr), \qquad N = 400 :$$
 #
-# **official code**: half the mean cosine distance to its $N$ *farthest* pixels,
-#
-# $$s(x) = \frac{1}{N} \sum_{y \in \mathrm{FN}_N(x)} \tfrac12 \bigl(1 - \cos(f(x), f(y))\bigr),$$
-#
-# with $N = 400$. A candidate region's confidence is then rescaled by its mean saliency,
+# a pixel of intact surface has hundreds of look-alikes elsewhere in the image, so even its 400th nearest is close;
+# a defect has few, so it must reach far for its neighbours. A candidate region's confidence is then rescaled by its
+# mean saliency,
 #
 # $$c'_i = c_i \cdot \exp\!\bigl(\gamma \cdot \overline{s}(m_i)\bigr), \qquad
-#   \overline{s}(m_i) = \frac{1}{|m_i|} \sum_{x \in m_i} s(x),$$
+#   \overline{s}(m_i) = \frac{1}{|m_i|} \sum_{x \in m_i} s(x), \qquad \gamma = 1 .$$
 #
-# with $\gamma = 1$ in the paper and $\gamma = 3$ in the code.
+# > **Official code:** half the mean cosine distance to the $N$ *farthest* pixels (the pixel itself among the
+# > candidates), $s(x) = \frac{1}{N} \sum_{y \in \mathrm{FN}_N(x)} \tfrac12 \bigl(1 - \cos(f(x), f(y))\bigr)$,
+# > and $\gamma = 3$. The farthest form asks how unlike a pixel is to the most different part of the image: on a
+# > uniform texture that singles out the defect, but on an object lying on a background every object pixel is far
+# > from the background too. The ½ halves the distances, and $\gamma = 3$ on halved distances weighs them 1.5 times
+# > as strongly as the paper's $\gamma = 1$. With several alike objects per image the code compares each object with
+# > the other objects instead (end of section 2). The maps of both forms are side by side below.
 
 # %%
 paper_cfg = workbook.make_config(variant, "paper", "tf_efficientnet_lite0")
@@ -95,15 +103,14 @@ for name, c in (("paper", paper_cfg), ("code", code_cfg)):
 # %% [markdown]
 # ## 2. Real saliency maps on real defects
 #
-# `../shared/data/samples` holds real MVTec AD and Magnetic Tile Defect images with their masks. Each row: the image
-# with its ground truth, then the saliency map in both forms (each map min-max scaled for display).
+# `../shared/data/samples` holds real MVTec AD and Magnetic Tile Defect images with their masks; with a data set of
+# your own (`dataset` other than `synthetic`) the maps are on its images instead. Each row: the image with its ground
+# truth, then the saliency map in both forms (each map min-max scaled for display).
 
 # %%
-real = workbook.real_datasets()  # {category: dataset}; {} (and a line saying so) without the samples
-if not real:
-    print("falling back to the synthetic images: the maps below are NOT on real images")
-    real = {cat: wb.data for cat in wb.data.categories}
-print("saliency on:", {cat: str(r.root) for cat, r in real.items()})
+# {category: dataset}: your data set's images, else the real samples (else the synthetic set, said in one line)
+real, source, on_samples = workbook.saliency_images(wb.data, dataset)
+print(f"saliency on {source}:", {cat: str(r.root) for cat, r in real.items()})
 
 R = 256  # resolution of the maps the metrics compare (every image of a category resized to R x R)
 sal = {}  # category -> dict(samples, images, masks (N, R, R), paper (N, R, R), code (N, R, R))
@@ -123,9 +130,8 @@ rows = [viz.GridRow(v["images"][i], v["samples"][i].load_mask(),
                      for key in ("paper", "code")}, f"{cat}: {v['samples'][i].defect_type}")
         for cat, v in sal.items() for i in [j for j, s in enumerate(v["samples"]) if s.label == 1][:1]]
 fig = viz.qualitative_grid(rows, normalize=True, label="saliency (min-max scaled per map)",
-                           title=f"P^S on {'real' if workbook.shared_samples() else 'synthetic (fallback)'} images: "
-                                 "tf_efficientnet_lite0, real ImageNet weights")
-wb.figures.save(fig, "04_real_saliency_lite0", readme=workbook.shared_samples() is not None)
+                           title=f"P^S on {source}: tf_efficientnet_lite0, real ImageNet weights")
+wb.figures.save(fig, "04_real_saliency_lite0", readme=on_samples)
 plt.show()
 
 # %% [markdown]
@@ -134,16 +140,18 @@ plt.show()
 # protocol:
 
 # %%
-rows = ["| category | images | pixel AUROC paper | pixel AUROC code | max-F1-pixel paper | max-F1-pixel code |",
-        "|---|---:|---:|---:|---:|---:|"]
-for cat, v in sal.items():
-    vals = [100 * f(v[k], v["masks"]) for f in (metrics.pixel_auroc, metrics.pixel_max_f1) for k in ("paper", "code")]
-    rows.append(f"| {cat} | {len(v['samples'])} | " + " | ".join(f"{x:.1f}" for x in vals) + " |")
-display(Markdown("Real ImageNet features (`tf_efficientnet_lite0`), saliency map alone, in percent:\n\n"
-                 + "\n".join(rows)))
+workbook.show(workbook.saliency_forms_table(sal, forms=("paper", "code")),
+              head="Real ImageNet features (`tf_efficientnet_lite0`), saliency map alone, in percent:")
 
 # %% [markdown]
-# ### Several objects in one image
+# Read the table with the figure. On leather, a texture, every intact pixel has thousands of look-alikes and both
+# forms single out the defect. On the screw both forms also light up the screw itself, which is unlike the large
+# uniform background around it, so the defect competes with the whole object: a high AUROC with a low max-F1. That is
+# why SAA+ uses the map only to re-rank candidates that $\mathcal{P}^L$ and $\mathcal{P}^P$ already found plausible.
+# (A few images per category: an illustration, not a benchmark.)
+
+# %% [markdown]
+# ### Several objects in one image (official code)
 #
 # Some categories hold several alike objects per image (VisA: 4 candles, 20 capsules, 4 macaroni; the property table's
 # `count`). There, every intact object is also "unlike the rest of the image" where it differs from the background,
@@ -169,7 +177,7 @@ for pair_cat in sal:
                                 "each object vs the other": resize_map(multi, pair.shape[:2])},
                          pair_mask, normalize=True, label="saliency (min-max scaled per map)",
                          title=f"P^S with two objects: defect-free {pair_cat} | {pair_key} (real lite0 features)")
-    wb.figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=workbook.shared_samples() is not None)
+    wb.figures.save(fig, f"04_multi_instance_real_{pair_cat}", readme=on_samples)
     plt.show()
     print(f"{pair_cat}: pixel AUROC whole image {100 * metrics.pixel_auroc(whole[None], gt2[None]):.1f}, "
           f"each object vs the other {100 * metrics.pixel_auroc(multi[None], gt2[None]):.1f}")
@@ -191,11 +199,8 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^S off": score(case.stages, case.prompts, workbook.switched_off(case_on, "saliency")),
             "P^S on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
-rows = ["| candidate | confidence c | mean saliency | c' = c·exp(γ s) |", "|---|---:|---:|---:|"]
-rows += [f"| {n} | {r.confidence:.2f} | {r.saliency:.3f} | {r.score:.3f} |"
-         for n, r in zip(case.names, case_res["P^S on"].regions)]
-display(Markdown("\n".join(rows)))
+workbook.show(kc.fate_table(case, case_res))
+workbook.show(kc.rescoring_table(case, case_res["P^S on"]))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}")
 
@@ -230,18 +235,64 @@ plt.show()
 
 # %%
 runs = wb.runs([off, on])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
+
+# %% [markdown]
+# ## Takeaways
+# 1. $\mathcal{P}^S$ is the one prompt specific to the image at hand: in the features of an ImageNet backbone a defect
+#    pixel has few look-alikes in its own image, so its mean cosine distance to its $N$ nearest pixels is high.
+# 2. The map re-ranks the candidates, $c'_i = c_i \exp(\gamma\, \overline{s}(m_i))$; it neither proposes nor removes
+#    a region, but it decides the order that top-$K$ ($\mathcal{P}^C$, notebook 05) will cut.
+# 3. On its own the map also lights up whatever is rare in the image — an object on a large background, a seam — so
+#    it needs $\mathcal{P}^L$ and $\mathcal{P}^P$ to say which candidates could be defects at all.
 
 # %% [markdown]
 # ## Exercises
-# 1. Recompute the paper-form saliency of one screw image (without the real samples: a washer image) with $N = 20$
-#    instead of 400 (`paper_cfg.saliency` with `neighbours=20`, via `paper_cfg.with_(saliency={"neighbours": 20})`).
-#    Which defects become more visible, and why does a small $N$ favour small defects?
-# 2. In the known case, find the smallest gain $\gamma$ (`rescore_gain`) for which the hole out-ranks the most
-#    confident intact patch. Derive it from the table above: $c_h e^{\gamma s_h} > c_p e^{\gamma s_p}$.
-# 3. Compare the saliency-only AUROC of `leather` (a texture) with `screw` (an object on a background). Which form,
-#    nearest or farthest, suits which, and why? (Without the real samples: `fabric` and `washer`.)
-#
-# Answers: `notebooks/answers/04_answers.md`.
+# Each exercise ends with `workbook.check(...)`: ✓, or ✗ with a hint. Replace the `...` with your answer.
+# 1. **04.1** From scratch: the rescoring.
+# 2. **04.2** From scratch: the nearest-$N$ saliency, checked on real features.
+# 3. **04.3** How strong must $\gamma$ be for the hole to out-rank the intact patches?
+
+# %% [markdown]
+# ### 04.1 · From scratch: the rescoring
+# Write `rescored(confidences, masks, saliency, gain)`: `confidences` (M,), `masks` (M, H, W) bool (none of them
+# empty), `saliency` (H, W) float. Return the (M,) scores $c'_i = c_i \exp(\gamma\, \overline{s}(m_i))$, where
+# $\overline{s}(m_i)$ is the mean saliency inside mask $i$. `check` compares it with `prompts.saliency.rescore` on
+# random inputs.
+
+# %% tags=["exercise"]
+def rescored(confidences, masks, saliency, gain):
+    ...  # your code
+
+
+workbook.check("04.1", rescored)
+
+# %% [markdown]
+# ### 04.2 · From scratch: the nearest-$N$ saliency
+# Write `saliency(features, n)`: `features` (P, D) float32 unit vectors, one per cell of the feature grid. Return the
+# (P,) paper-form saliency: for each vector, the mean of $1 - \cos$ to its `n` nearest *other* vectors. `check`
+# compares it with `prompts.saliency.knn_saliency` on random unit vectors and on the real `tf_efficientnet_lite0`
+# features of a synthetic washer, with $N = 400$ and $N = 20$. Then think about $N$: with $N = 20$ instead of 400,
+# which defects can still stand out, and which fade?
+
+# %% tags=["exercise"]
+def saliency(features, n):
+    ...  # your code
+
+
+workbook.check("04.2", saliency)
+
+# %% [markdown]
+# ### 04.3 · How strong must $\gamma$ be?
+# From the rescoring table of section 3, find the smallest gain $\gamma$ for which the hole out-ranks every intact
+# patch that is more confident than it: $c_h e^{\gamma s_h} > c_p e^{\gamma s_p}$ for each such patch $p$. Hand in
+# the number (two decimals are enough); then score with `case_on.with_(rescore_gain=...)` just below and just above
+# it and compare the hole's rescored confidence (`Region.score`) with the patches'. Does the paper's $\gamma = 1$
+# clear it in this behaviour?
+
+# %% tags=["exercise"]
+answer = ...  # the smallest γ
+
+workbook.check("04.3", answer, case=case)

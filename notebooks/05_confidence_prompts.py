@@ -19,9 +19,10 @@
 # per-category setting.
 #
 # ## Learning goals
-# 1. Write $\mathcal{P}^C$ as a top-$K$ selection over the rescored confidences and read $K$ from the tables.
+# 1. Write $\mathcal{P}^C$ as a top-$K$ selection over the rescored confidences, read $K$ from the tables, and write
+#    it yourself.
 # 2. See how $\mathcal{P}^C$ interacts with $\mathcal{P}^S$: top-$K$ is only as good as the ranking it cuts.
-# 3. Measure $\mathcal{P}^C$ on and off, and the effect of $K$.
+# 3. Tell the paper's rule from the official code's (`argsort()[-k:]`) and know when the difference shows.
 
 # %% tags=["parameters"]
 dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
@@ -29,7 +30,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the variant with the prompt on; the prompt is switched off from it
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -46,8 +47,10 @@ from saa_lib.workbook import report, viz
 from saa_lib.workbook import known_case as kc
 from saa_lib import workbook
 from saa_lib.models.backbone import load_saliency_backbone
+from saa_lib.prompts.confidence import official_top_k, top_k_keep
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -61,15 +64,33 @@ wb = workbook.setup(
 #
 # $$\mathcal{R}^* = \operatorname*{top-K}_{i} \; c'_i ,$$
 #
-# ties broken by order. Only $\mathcal{R}^*$ enters the fusion $A(x) = \sum_{i \in \mathcal{R}^*} c'_i m_i(x) /
-# (\delta + \sum_{i \in \mathcal{R}^*} m_i(x))$.
+# the $K$ highest, a tie going to the lower index $i$. Only $\mathcal{R}^*$ enters the fusion $A(x) = \sum_{i \in
+# \mathcal{R}^*} c'_i m_i(x) / (\delta + \sum_{i \in \mathcal{R}^*} m_i(x))$. $K$ comes from the category's property
+# table (5 for most categories):
 
 # %%
-rows = ["| category | K |", "|---|---:|"]
-rows += [f"| {pr.category} | {pr.top_k} |" for pr in {it.prompts.category: it.prompts for it in wb.items}.values()]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.category_settings_table(it.prompts for it in wb.items)[["K (P^C)"]])
 on = wb.config(variant)
 off = workbook.switched_off(on, "confidence")
+
+# %% [markdown]
+# On five scores, two of them tied at the top, with $K = 2$ (`saa_lib.prompts.confidence.top_k_keep`):
+
+# %%
+example = [0.30, 0.55, 0.55, 0.20, 0.40]
+print("scores:", example, "-> kept (K = 2):", top_k_keep(example, 2).nonzero()[0].tolist())
+
+# %% [markdown]
+# > **Official code:** the official implementation keeps `scores.argsort()[-k:]`: numpy sorts the surviving
+# > candidates' scores in ascending order and takes the *last* $k$ positions. On distinct scores that is the same
+# > set; on a tie it keeps the later candidate (a later prompt or query), and it fuses the kept regions in that
+# > ascending order. With `k = 0` the slice `[-0:]` is the whole array: every candidate is kept. The `code` behaviour
+# > reproduces this (`official_top_k`) so that the map equals the official one bit for bit; `paper` uses the rule
+# > above. With trained weights exact ties of rescored confidences are rare, so the two rarely differ — exercise 05.3
+# > shows where they do.
+
+# %%
+print("official argsort()[-2:] keeps:", sorted(official_top_k(example, 2).tolist()))
 
 # %% [markdown]
 # ## 2. A known case
@@ -83,15 +104,12 @@ case_on = workbook.make_config(variant, behaviour, "tf_efficientnet_lite0")
 case = kc.known_case(lite0, case_on, category="washer", defect="hole", seed=seed)
 case_res = {"P^C off": score(case.stages, case.prompts, workbook.switched_off(case_on, "confidence")),
             "P^C on": score(case.stages, case.prompts, case_on)}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 for lab, res in case_res.items():
     print(f"{lab}: max-F1-pixel {metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]):.3f}, "
           f"{sum(r.removed_by is None for r in res.regions)} regions fused")
 
-# %% [markdown]
-# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
-
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 n_kept = {lab: sum(r.removed_by is None for r in res.regions) for lab, res in case_res.items()}
 assert n_kept["P^C on"] <= case.prompts.top_k < n_kept["P^C off"], n_kept
@@ -104,7 +122,7 @@ plt.show()
 
 # %% [markdown]
 # $K$ against the quality of the ranking: with $\mathcal{P}^S$ the hole is ranked first and any $K \ge 1$ keeps it;
-# without, five intact patches out-rank it and a small $K$ throws the defect away.
+# without, intact patches out-rank it and a small $K$ throws the defect away.
 
 # %%
 ks = list(range(1, 11))
@@ -126,9 +144,18 @@ wb.figures.save(fig, "05_top_k_sweep", readme=True)
 plt.show()
 
 # %% [markdown]
+# $K$ also trades one error for another: with two real defects in an image and $K = 1$ the second defect is missing
+# from the map (its pixels become false negatives: max-F1-pixel suffers), while the image score — the map's maximum —
+# hardly moves (image AUROC does not). A large $K$ on single-defect images adds false positives instead.
+#
 # ## 3. On the data set: the same images, $\mathcal{P}^C$ off and on, and a few values of $K$
+#
+# With the tiny random-weight detector (the default when the official weights are not here) the candidates are
+# noise: these maps and tables show that the code runs, not what $\mathcal{P}^C$ does. Sections 1 and 2 are the
+# lesson; this section is the same measurement on real candidates once `models="official"` is available.
 
 # %%
+wb.caution("the maps and tables of this section")
 first = next(it for it in wb.items if it.sample.label == 1)
 res = {"P^C off": wb.score(first, off), "P^C on": wb.score(first, on)}
 fig = viz.compare_results(first.image, res, first.mask, title=f"{first.sample.key} — {wb.tag}")
@@ -138,17 +165,55 @@ plt.show()
 # %%
 k_configs = [off] + [on.with_(top_k=k, variant=f"{on.variant} K={k}") for k in (1, 3, 10)] + [on]
 runs = wb.runs(k_configs)
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)** (`SAA+` uses each category's table K)\n\n"
-                 + report.metric_table(runs, "pixel_max_f1")
-                 + "\n**pixel AUROC (%)**\n\n" + report.metric_table(runs, "pixel_auroc")))
+workbook.show({"max-F1-pixel (%), SAA+ with each category's table K": report.metric_table(runs, "pixel_max_f1"),
+               "pixel AUROC (%)": report.metric_table(runs, "pixel_auroc")},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
+
+# %% [markdown]
+# ## Takeaways
+# 1. $\mathcal{P}^C$ keeps the $K$ most confident regions after rescoring; $K$ is a per-category prior on how many
+#    regions an image's defects need (5 for most categories).
+# 2. A top-$K$ cut is only as good as the ranking it cuts: after $\mathcal{P}^S$ the defect is ranked first; on raw
+#    detector confidences a small $K$ throws it away.
+# 3. $K$ trades missed second defects (pixel recall) against fused false regions (precision); the official
+#    `argsort()[-k:]` differs from the paper's rule only on exact ties (and keeps every region at $K = 0$).
 
 # %% [markdown]
 # ## Exercises
-# 1. In the known case, with $\mathcal{P}^S$ off, what is the smallest $K$ that keeps the hole? Explain it from the
-#    confidences in the fate table.
-# 2. $\mathcal{P}^C$ acts *after* $\mathcal{P}^S$. What would change if the top-$K$ cut were taken on the raw
-#    GroundingDINO confidences instead? Try it by scoring with `use_saliency=False` and comparing which regions survive.
-# 3. An image with two real defects and $K = 1$: which metric suffers most, max-F1-pixel or image AUROC? Why?
 #
-# Answers: `notebooks/answers/05_answers.md`.
+# Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
+# the answer). Replace the `...` and run the cell.
+#
+# ### Exercise 05.1 — top-$K$ from scratch
+# Write the paper's $\mathcal{P}^C$: `top_k(scores, k, candidates)` takes the rescored confidences `scores` (M,), $K$
+# and `candidates` (M,) bool (the regions still alive after $\mathcal{P}^L$ and $\mathcal{P}^P$), and returns an (M,)
+# bool mask of the regions kept: the $K$ highest scores among the candidates, a tie going to the lower index.
+# `check` compares it with `saa_lib.prompts.confidence.top_k_keep` on random inputs (ties included).
+
+# %% tags=["exercise"]
+def top_k(scores, k, candidates):
+    ...  # your code
+
+
+workbook.check("05.1", top_k)
+
+# %% [markdown]
+# ### Exercise 05.2 — how far down is the hole without $\mathcal{P}^S$?
+# In the known case, with $\mathcal{P}^S$ off (`case_on.with_(use_saliency=False)`), what is the smallest $K$ that
+# keeps the hole? Predict it from the confidences in the fate table of section 2, then verify it by scoring.
+
+# %% tags=["exercise"]
+smallest_k = ...  # a whole number
+
+workbook.check("05.2", smallest_k, case=case, config=case_on)
+
+# %% [markdown]
+# ### Exercise 05.3 — ties: the paper's rule and the official `argsort()[-k:]`
+# Scores `(0.3, 0.5, 0.5, 0.2, 0.5)`, $K = 2$. Which indices does the paper's rule keep, and which does the official
+# code's `scores.argsort()[-2:]` keep? Work it out by hand first (numpy sorts so few values stably), then answer with
+# the pair of sets `(official, paper)`.
+
+# %% tags=["exercise"]
+official, paper = ..., ...  # two sets of indices
+
+workbook.check("05.3", (official, paper))

@@ -20,8 +20,8 @@
 # map is re-scored from the stored stage outputs, with no model in the loop.
 #
 # ## Learning goals
-# 1. Put the pipeline together: order of the filters, what each one removes on real candidates.
-# 2. Tell apart the paper's and the official code's behaviour wherever they differ.
+# 1. Put the pipeline together: the order of the filters, and what each one removes on the known case.
+# 2. Tell apart the paper's and the official code's behaviour wherever they differ, and predict what changes.
 # 3. Explore the settings interactively (box / text thresholds, $\theta_{IoU}$, $\theta_{area}$, $K$, each prompt on or
 #    off) and see which ones matter on which image.
 
@@ -31,7 +31,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the full method (any variant name works)
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -44,12 +44,15 @@ import matplotlib.pyplot as plt
 from IPython.display import Image, Markdown, display
 
 from saa_lib.workbook import report, viz
+from saa_lib.workbook import known_case as kc
 from saa_lib import workbook
 from saa_lib.config import BEHAVIOURS, behaviour_table
+from saa_lib.scoring import score
 from saa_lib.workbook.explorer import Explorer, explorer_sources
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.prompts.language import category_prompts
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -64,43 +67,39 @@ wb = workbook.setup(
 # | threshold | $c_i > \theta_{box}$ | weak boxes |
 # | $\mathcal{P}^L$ | phrase (tokens $> \theta_{text}$) names the object | boxes of the object itself |
 # | refiner | SAM, box → mask $m_i$ | — |
-# | $\mathcal{P}^P$ | on the object, area $< \theta_{area}\,\times$ object (paper: on the SAM masks, IoU with the object mask $\ge \theta_{IoU}$; code: on the boxes) | regions too large / off the object |
+# | $\mathcal{P}^P$ | IoU of $m_i$ with the object's mask $\ge \theta_{IoU}$, area$(m_i) \le \theta_{area}\,\times$ area(object) | regions off the object / too large |
 # | $\mathcal{P}^S$ | $c'_i = c_i \exp(\gamma\, \overline{s}(m_i))$ | re-ranks |
 # | $\mathcal{P}^C$ | top-$K$ of $c'_i$ | all but the $K$ best |
 # | fusion | $A(x) = \sum c'_i m_i(x) / (\delta + \sum m_i(x))$, score $= \max A$ | — |
 #
-# SAM comes before $\mathcal{P}^P$: the paper's property test reads the masks. The official code tests the boxes, so
-# there the order of the two does not matter.
+# SAM comes before $\mathcal{P}^P$: the paper's property test reads the masks. This table is the paper's form.
 #
-# ### Code vs paper behaviour
-#
-# Where the official code and the paper differ (`behaviour`; the default `code` produced the published numbers):
+# > **Official code:** the official implementation differs in several steps (`behaviour="code"`, the default, is the
+# > official code step by step; it produced the published numbers): it tests $\mathcal{P}^P$ on the *boxes* (area
+# > ratio only, no IoU — so there the order of SAM and $\mathcal{P}^P$ does not matter), uses other class-agnostic
+# > prompts, another saliency aggregate, $\gamma = 3$ and $\delta = 1$. Why it matters: a number measured in one
+# > behaviour is not the other's, and some prompts do different jobs (exercise 06.2). The main differences:
 
 # %%
 code_cfg, paper_cfg = (wb.config(variant, b) for b in ("code", "paper"))
-cat0, table0 = wb.items[0].sample.category, wb.items[0].prompts.table
-agnostic = {b: ", ".join(f"`{e.caption}`" for e in category_prompts(cat0, table0, behaviour=b).entries
-                         if e.kind == "agnostic") for b in BEHAVIOURS}
-rows = ["| setting | paper | official code |", "|---|---|---|",
-        f"| class-agnostic prompts ({cat0}) | {agnostic['paper']} | {agnostic['code']} |",
-        f"| P^P | SAM masks: IoU with the object ≥ {paper_cfg.min_iou:g} and area ratio | boxes: area ratio only |",
-        f"| P^S neighbours | {paper_cfg.saliency.aggregate} N, 1 − cos | {code_cfg.saliency.aggregate} N, ½ (1 − cos) |",
-        "| P^S with several objects per image (count > 1) | whole image | each object against the other objects |",
-        f"| P^S rescoring gain γ | {paper_cfg.gain:g} | {code_cfg.gain:g} |",
-        f"| fusion offset δ | {paper_cfg.offset:g} | {code_cfg.offset:g} |"]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.behaviour_settings_table(wb.items[0].prompts, code_cfg, paper_cfg))
 
 # %% [markdown]
-# Every choice on which the two behaviours differ, step by step, as the library applies it
-# (`saa_lib.config.behaviour_table()`; the same table is in `docs/behaviours.md`):
+# > Every choice on which the two behaviours differ, step by step, as the library applies it
+# > (`saa_lib.config.behaviour_table()`; the same table is in `docs/behaviours.md`):
 
 # %%
-display(Markdown(behaviour_table()))
+workbook.show(behaviour_table())
 
 # %% [markdown]
 # ## 2. SAA and SAA+ on the data set images
+#
+# With the tiny random-weight detector (the default when the official weights are not here) the candidates are
+# noise: the maps and the fate chart below show the machinery at work, not what SAA+ does. The known case in the
+# explorer (section 3) is the part that teaches whatever the weights.
 
 # %%
+wb.caution("the maps and the fate chart of this section")
 saa = wb.config("saa")
 full = wb.config(variant)
 for it in [it for it in wb.items if it.sample.label == 1][:2]:
@@ -148,28 +147,65 @@ display(explorer.ui)
 explorer.w_use["saliency"].value = False
 explorer.sliders["top_k"].value = 1
 result = explorer.result
-assert result.variant == "saa_plus" and sum(r.removed_by is None for r in result.regions) <= 1
-assert explorer.used.top_k == 1 and not explorer.used.use_saliency
+print(f"{sum(r.removed_by is None for r in result.regions)} region(s) fused with K = {explorer.used.top_k}, "
+      f"P^S {'on' if explorer.used.use_saliency else 'off'}")
 print(explorer.status.value.replace("<b>", "").replace("</b>", "").replace("<br>", "\n"))
 display(Image(explorer.picture.value))  # the picture, also in static exports (HTML) without widget state
 explorer.w_use["saliency"].value = True
 explorer.table_values()
 
 # %%
+wb.caution("this table")
 runs = wb.runs([saa, full])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**max-F1-pixel (%)**\n\n" + report.metric_table(runs, "pixel_max_f1", transpose=True)))
+workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1", transpose=True)},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
+
+# %% [markdown]
+# ## Takeaways
+# 1. SAA+ is a chain: generator → threshold → $\mathcal{P}^L$ → SAM → $\mathcal{P}^P$ → $\mathcal{P}^S$ rescoring →
+#    $\mathcal{P}^C$ top-$K$ → fusion; the networks run once per image, everything after them re-scores in
+#    milliseconds.
+# 2. The official code and the paper differ in many small steps (prompts, boxes vs masks, aggregate, $\gamma$,
+#    $\delta$, top-$K$ order); they change which prompt does which job, so say which behaviour a number comes from.
+# 3. Each threshold has one job: $\theta_{box}$ cuts weak boxes, $\theta_{IoU}$ checks a region touches the object,
+#    $\theta_{area}$ bounds its size, $K$ bounds how many regions are fused.
 
 # %% [markdown]
 # ## Exercises
-# 1. On the known case, raise $\theta_{box}$ step by step. At which value does the hole leave the map, and which
-#    candidate takes its place among the $K$ kept? Then choose a synthetic image: its slider ends at its highest box
-#    confidence. How many candidates does $\theta_{box} = 0.9$ remove
-#    (`sum(r.removed_by == "threshold" for r in explorer.result.regions)`), and why does the map not change?
-# 2. Switch the behaviour between `code` and `paper` on the known case with every prompt on. List the differences you
-#    expect from the table in section 1, and check which ones you see. In paper behaviour, at which $\theta_{IoU}$ do
-#    the patches of intact surface start to be removed by $\mathcal{P}^P$?
-# 3. On the known case, turn $\mathcal{P}^P$ off and sweep $K$ from 1 to 10. From which $K$ on does a whole-object
-#    region enter the map, and what does it do to the map and the image score?
 #
-# Answers: `notebooks/answers/06_answers.md`.
+# Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
+# the answer). They are about the **known case** (the first image of the explorer): its candidates are hand-built
+# and its saliency is real, so the answers hold whatever the detector weights. Use the explorer, or score from code:
+# `kc.known_case(lite0, workbook.make_config("saa_plus", "paper", "tf_efficientnet_lite0"))` builds the case in paper
+# behaviour, `kc.fate_table(case, {"label": score(case.stages, case.prompts, config)})` shows what removed what.
+#
+# ### Exercise 06.1 — the box threshold
+# On the known case (code behaviour, every prompt on), raise $\theta_{box}$ in steps of 0.01. At which value does the
+# hole leave the map, and which candidates take its place among the $K$ kept? (On a synthetic image with the tiny
+# detector, by contrast, the confidences are saturated near 1: $\theta_{box} = 0.9$ removes candidates but not the
+# fused ones, and the map does not change.)
+
+# %% tags=["exercise"]
+theta_box = ...  # the lowest value, a multiple of 0.01
+
+workbook.check("06.1", theta_box, backbone=lite0)
+
+# %% [markdown]
+# ### Exercise 06.2 — what $\mathcal{P}^P$ removes in the paper's behaviour
+# Switch the known case to `paper`. From the table of section 1, predict which candidates $\mathcal{P}^P$ removes
+# there, then verify. Answer with the set of their indices in `case.names` (0 is the true defect).
+
+# %% tags=["exercise"]
+removed_by_property = ...  # a set of indices, e.g. {0, 3}
+
+workbook.check("06.2", removed_by_property, backbone=lite0)
+
+# %% [markdown]
+# ### Exercise 06.3 — $\theta_{IoU}$ is not a size test
+# Still in paper behaviour, raise $\theta_{IoU}$ (`min_iou`) in steps of 0.001. From which value on does
+# $\mathcal{P}^P$ remove the hole? What does that say about using $\theta_{IoU}$ to remove large regions?
+
+# %% tags=["exercise"]
+theta_iou = ...  # the smallest value, a multiple of 0.001
+
+workbook.check("06.3", theta_iou, backbone=lite0)

@@ -32,7 +32,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the full method the ablation removes prompts from
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures; None: shown only
@@ -54,6 +54,7 @@ from saa_lib.config import ABLATION_VARIANTS
 from saa_lib.models.backbone import load_saliency_backbone
 from saa_lib.scoring import score
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -67,10 +68,7 @@ wb = workbook.setup(
 
 # %%
 configs = [wb.config(v) for v in ABLATION_VARIANTS]
-rows = ["| variant | label | P^L | P^P | P^S | P^C |", "|---|---|:---:|:---:|:---:|:---:|"]
-rows += [f"| `{c.variant}` | {report.VARIANT_LABELS[c.variant]} | "
-         + " | ".join("x" if getattr(c, f"use_{p}") else "–" for p in workbook.PROMPTS) + " |" for c in configs]
-display(Markdown("\n".join(rows)))
+workbook.show(workbook.variant_switches_table(configs))
 
 # %% [markdown]
 # ## 2. The ablation on a known case
@@ -88,7 +86,7 @@ lite0 = load_saliency_backbone("tf_efficientnet_lite0")
 case_cfgs = [workbook.make_config(v, behaviour, "tf_efficientnet_lite0") for v in ABLATION_VARIANTS]
 case = kc.known_case(lite0, case_cfgs[-1], category="washer", defect="hole", seed=seed)
 case_res = {report.VARIANT_LABELS[c.variant]: score(case.stages, case.prompts, c) for c in case_cfgs}
-display(Markdown(kc.fate_table(case, case_res)))
+workbook.show(kc.fate_table(case, case_res))
 case_f1 = {lab: 100 * metrics.pixel_max_f1(res.anomaly_map[None], case.mask[None]) for lab, res in case_res.items()}
 
 # %% [markdown]
@@ -99,10 +97,7 @@ for lab, res in case_res.items():
     kept = kc.fused_names(case, res)
     print(f"{lab:14s} keeps the true defect: {'true defect' in kept!s:5s} ({len(kept)} regions fused)")
 
-# %% [markdown]
-# A check that runs with the notebook (nbval compares this cell's output, which must stay empty):
-
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 keeps = {lab: "true defect" in kc.fused_names(case, res) for lab, res in case_res.items()}
 assert keeps["SAA+"] and not keeps["SAA+ w/o P^L"] and not keeps["SAA+ w/o P^S"], keeps
@@ -124,19 +119,30 @@ plt.show()
 # ## 3. The ablation on the data set (Table 2 layout)
 #
 # `wb.runs` calls `saa_lib.engine.evaluate.run_category` per category with the five configurations: the expensive
-# stages come from the cache filled above, each variant is a re-score. The paper column is filled for MVTec AD and
-# VisA only.
+# stages come from the cache filled above, each variant is a re-score. Each category's maps are scored as in the
+# paper: max-F1-pixel over every pixel of the category's test images pooled, then the mean over the categories. The
+# paper column is filled for MVTec AD and VisA only.
+#
+# > **Official code:** the official evaluation min-max normalises all maps of a category together (one minimum, one
+# > maximum) before the metrics — an increasing function of the scores, so it changes no max-F1 or AUROC and only
+# > puts every score, the image scores (each map's maximum) included, in [0, 1]. It writes one row per category to a CSV
+# > file and computes no mean: the "mean" columns of the paper's tables (and of this one) are averages of those rows.
+# > Region metrics are off (AUPRO only with `--cal-pro True`, otherwise reported as 0; the region max-F1 is commented
+# > out). Why it matters: compare means over the same categories, and never a zero AUPRO from the official CSV.
+#
+# With the tiny random-weight detector (the default when the official weights are not here) this table is noise:
+# it shows that one cached pass scores all five variants, not which prompt matters. Section 2 is the lesson.
 
 # %%
+wb.caution("the ablation table and bars of this section")
 t0 = time.perf_counter()
 runs = wb.runs(configs)
 print(f"{len(configs)} variants x {len(wb.items)} images scored in {time.perf_counter() - t0:.1f} s")
 table = workbook.paper_table(wb.data, wb.data.categories[0])
-display(Markdown(report.header(wb.models.describe(), wb.models.meaningful, wb.data.name)
-                 + "**Ablation, mean max-F1-pixel over the categories (%)**\n\n"
-                 + report.ablation_table(runs, "pixel_max_f1", dataset=table)
-                 + "\n**Per category, max-F1-pixel (%)**\n\n"
-                 + report.metric_table(runs, "pixel_max_f1", transpose=True)))
+workbook.show({"Ablation, mean max-F1-pixel over the categories (%)": report.ablation_table(runs, "pixel_max_f1",
+                                                                                             dataset=table),
+               "Per category, max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1", transpose=True)},
+              head=report.header(wb.models.describe(), wb.models.meaningful, wb.data.name))
 
 # %%
 mean_f1 = {report.VARIANT_LABELS[c.variant]: 100 * sum(r.metrics["pixel_max_f1"] for r in runs
@@ -149,13 +155,51 @@ wb.figures.save(fig, "07_ablation_bars")
 plt.show()
 
 # %% [markdown]
+# ## Takeaways
+# 1. An ablation removes one prompt from the full method at a time: it measures what each prompt adds *given the
+#    others*, and all five variants cost one pass of the networks.
+# 2. The prompts' contributions do not add up: $\mathcal{P}^S$ is useless alone and essential with $\mathcal{P}^C$;
+#    a variant missing one prompt can be worse than the baseline with none.
+# 3. Which prompt does a job depends on the behaviour (the paper's prompts hold no object word, so $\mathcal{P}^P$
+#    does what $\mathcal{P}^L$ does in the code); how much each adds on real data needs trained weights and the data
+#    set table.
+
+# %% [markdown]
 # ## Exercises
-# 1. Run the known-case ablation again in the paper's behaviour (`behaviour="paper"`: $\gamma = 1$, $\delta = 0$,
-#    nearest-neighbour saliency). Which variant changes its verdict on the true defect, and why?
-# 2. Add a sixth row to the ablation: the baseline `saa` (every prompt off). Where does it rank on the known case and
-#    what does that say about the prompts' contributions adding up?
-# 3. The paper's Table 2 removes one prompt at a time. Design the complementary study (one prompt **on** at a time,
-#    starting from `saa`) with `wb.config("saa").with_(use_<prompt>=True)` and compare the two rankings on
-#    the known case.
 #
-# Answers: `notebooks/answers/07_answers.md`.
+# Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
+# the answer). All three are about the known case of section 2 (real saliency, hand-built candidates: the answers
+# hold whatever the detector weights); build it in the other behaviour with
+# `kc.known_case(lite0, workbook.make_config("saa_plus", "paper", "tf_efficientnet_lite0"))` and score any variant with
+# `score(case.stages, case.prompts, workbook.make_config(variant, behaviour, "tf_efficientnet_lite0"))`.
+#
+# ### Exercise 07.1 — the ablation in the paper's behaviour
+# Run the known-case ablation again with `behaviour="paper"` ($\gamma = 1$, $\delta = 0$, the paper's prompts and
+# $\mathcal{P}^P$ on masks). Which variants change their verdict on the hole — found (max-F1-pixel $\ge$ 0.5) in one
+# behaviour, not in the other — and why?
+
+# %% tags=["exercise"]
+changed = ...  # a set of variant names, e.g. {"saa_plus-no_confidence"}
+
+workbook.check("07.1", changed, backbone=lite0)
+
+# %% [markdown]
+# ### Exercise 07.2 — below the baseline
+# Add a sixth row, the baseline `saa` (every prompt off), in code behaviour. Which ablation variants score *below*
+# it on the known case, and what does that say about the prompts' contributions adding up?
+
+# %% tags=["exercise"]
+below_saa = ...  # a set of variant names
+
+workbook.check("07.2", below_saa, backbone=lite0)
+
+# %% [markdown]
+# ### Exercise 07.3 — one prompt on at a time
+# The paper removes one prompt at a time. Run the complementary study: start from `saa` and switch **one** prompt on
+# (`.with_(use_language=True)`, ...). Which prompt alone gives the highest max-F1-pixel on the known case (code
+# behaviour)? Do the two rankings agree?
+
+# %% tags=["exercise"]
+best_alone = ...  # one of "language", "property", "saliency", "confidence"
+
+workbook.check("07.3", best_alone, backbone=lite0)

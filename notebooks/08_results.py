@@ -16,8 +16,9 @@
 #
 # The last notebook puts the series together in the form of the paper's results: a table with one column per
 # category (Table 1 layout), a qualitative grid (image, ground truth, the anomaly maps of each method) and pixel
-# precision–recall curves. With trained weights (`models="official"`) this notebook *is* the results section; with
-# the default tiny random-weight models it only checks that every piece runs, and every table and figure says so.
+# precision–recall curves. With trained weights (`models="auto"` finds them in the weights folder, or
+# `models="official"`) this notebook *is* the results section; with the tiny random-weight models (what `"auto"`
+# falls back to without them) it only checks that every piece runs, and every table and figure says so.
 #
 # One result here is real whatever the detector weights: the saliency map $\mathcal{P}^S$ alone, computed with the
 # ImageNet weights of `tf_efficientnet_lite0`, on real MVTec AD and MTD samples (section 4).
@@ -25,10 +26,10 @@
 # ## Learning goals
 # 1. Produce Table 1 (methods × categories, mean, the paper's mean) with `saa_lib.workbook.report.metric_table` from one cached
 #    pass per image, and the same numbers one row per category.
-# 2. Read the threshold-free metrics side by side: max-F1-pixel, pixel AUROC, image AUROC — and know why the paper
-#    leads with max-F1-pixel.
-# 3. Draw the qualitative grid and pixel PR curves of the paper's figures (`saa_lib.workbook.viz`), and tell a real result
-#    from a test of the machinery.
+# 2. Read the threshold-free metrics side by side: max-F1-pixel, pixel AUROC, image AUROC — compute max-F1-pixel and
+#    image AUROC yourself, and know why the paper leads with max-F1-pixel.
+# 3. Draw the qualitative grid and pixel PR curves of the paper's figures (`saa_lib.workbook.viz`), read where a PR
+#    curve ends, and tell a real result from a test of the machinery.
 
 # %% tags=["parameters"]
 dataset = "synthetic"  # synthetic | mvtec | visa | ksdd2 | mtd | folder
@@ -36,7 +37,7 @@ root = None  # data set folder; None: data/synthetic (generated on first use)
 categories = None  # e.g. ["washer"]; None: every category
 variant = "saa_plus"  # the method compared with the baseline SAA
 behaviour = "code"  # code (the official implementation) | paper
-models = "tiny"  # official | tiny (random weights, tests only) | random
+models = "auto"  # auto: official if their weights are here, else tiny (random weights) | official | tiny | random
 device = "cpu"  # cpu | cuda | auto
 n_images = 2  # images per category, anomalous and normal alternating
 out_dir = None  # figures go to <out_dir>/figures, tables to <out_dir>/results.md; None: shown only
@@ -58,6 +59,7 @@ from saa_lib.pipeline import SAAPipeline
 from saa_lib.utils import resolve_device
 from saa_lib.weights.zoo import load_saliency_only
 
+workbook.check_parameters(globals())
 saliency_backbone = workbook.choose_saliency_backbone(saliency_backbone)
 wb = workbook.setup(
     models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir, dataset=dataset,
@@ -66,11 +68,23 @@ wb = workbook.setup(
 # %% [markdown]
 # ## 1. Table 1: methods × categories
 #
-# Every metric is computed per category on the maps of that category normalised together (the official protocol),
-# then averaged over categories. **max-F1-pixel** is the best F1 over all thresholds of the pixel classification; it
-# is the paper's headline metric because, unlike AUROC, it is not inflated by the huge number of easy normal pixels.
+# Every metric is computed per category, every pixel of the category's test images pooled (normal images too), then
+# averaged over categories. **max-F1-pixel** is the best $F_1 = 2PR/(P + R)$ over all thresholds of the pixel
+# classification; it is the paper's headline metric because, unlike AUROC, it is not inflated by the huge number of
+# easy normal pixels. **pixel AUROC**: the probability that a random defect pixel scores above a random normal pixel.
+# **image AUROC**: the same over images, an image's score being the maximum of its map.
+#
+# > **Official code:** the official evaluation resizes every map and mask to 400 × 400, min-max normalises all maps
+# > of a category together (one minimum, one maximum: an increasing function, so no metric changes), scores an image
+# > by the maximum of its normalised map, and writes one row per category; the paper's means are averages of those
+# > rows. AUPRO is computed only with `--cal-pro True` (its runs pass `False`: the CSV holds 0) and the region max-F1
+# > is commented out. Why it matters: a 0 in the official AUPRO column means "not computed", and this workbook's
+# > metrics follow the same protocol (`saa_lib.metrics`), so its numbers compare with the paper's on identical maps.
+#
+# With the tiny random-weight detector these tables are noise (the header says so): they test the machinery.
 
 # %%
+wb.caution("Table 1, the grid and the PR curves of sections 1-3")
 methods = [wb.config("saa"), wb.config(variant)]
 t0 = time.perf_counter()
 runs = wb.runs(methods)
@@ -81,7 +95,7 @@ sections = {f"{name} (%)": report.metric_table(runs, key, dataset=table if key =
             for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"),
                               ("image AUROC", "image_auroc"))}
 sections["max-F1-pixel (%), one row per category"] = report.metric_table(runs, "pixel_max_f1", transpose=True)
-display(Markdown(head + "\n".join(f"**{k}**\n\n{v}" for k, v in sections.items())))
+workbook.show(sections, head=head)
 
 # %% [markdown]
 # ## 2. Qualitative results
@@ -106,7 +120,9 @@ plt.show()
 # ## 3. Pixel precision–recall curves
 #
 # One curve per method and category (maps normalised per category, as for the metrics). The area under the curve and
-# its best F1 point summarise it; max-F1-pixel is the F1 of the best point on this curve.
+# its best F1 point summarise it; max-F1-pixel is the F1 of the best point on this curve. Read a curve from the left
+# (a high threshold: few pixels flagged) to the right: every curve *ends* at recall 1, where every pixel is flagged
+# and the precision is the share of defect pixels of the category (exercise 08.2).
 
 # %%
 curves = {f"{report.VARIANT_LABELS.get(r.variant, r.variant)} · {r.category}": viz.pixel_pr(r.maps, r.masks)
@@ -138,13 +154,12 @@ if real:
         real_items += its
         real_runs += workbook.category_runs(sal_pipe, its, [sal_cfg])
     print(f"{sal_models.describe()}: {len(real_items)} images in {time.perf_counter() - t0:.1f} s")
-    display(Markdown(report.header(sal_models.describe(), sal_models.meaningful,
-                                   "MVTec AD + MTD samples" if workbook.shared_samples() else f"{wb.data.name} (fallback)",
-                                   f"{2 * n_images} images per category (anomalous and normal alternating): a handful, "
-                                   "so read the numbers as an illustration, not a benchmark.")
-                     + "**P^S map alone, per category (%)**\n\n"
-                     + "\n".join(f"{name}\n\n{report.metric_table(real_runs, key, transpose=True)}" for name, key in
-                                 (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc")))))
+    where = "MVTec AD + MTD samples" if workbook.shared_samples() else f"{wb.data.name} (fallback)"
+    workbook.show({f"P^S map alone, per category, {name} (%)": report.metric_table(real_runs, key, transpose=True)
+                   for name, key in (("max-F1-pixel", "pixel_max_f1"), ("pixel AUROC", "pixel_auroc"))},
+                  head=report.header(sal_models.describe(), sal_models.meaningful, where,
+                                     f"{2 * n_images} images per category (anomalous and normal alternating): a "
+                                     "handful, so read the numbers as an illustration, not a benchmark."))
 
 # %%
 if real_runs:
@@ -176,13 +191,53 @@ if out_dir and not wb.figures.readme_only:
     print("tables written to", path.name)
 
 # %% [markdown]
+# ## Takeaways
+# 1. Table 1 reports max-F1-pixel per category and its mean: the best $F_1$ over thresholds, every pixel of the
+#    category pooled; pixel AUROC stays high on small defects, max-F1 does not — chance level is the defect-pixel
+#    share, not 50 %.
+# 2. An image's score is the maximum of its map; with a handful of images image metrics take only a few values.
+# 3. Results with random-weight detectors test the machinery only; the one real result without the official weights
+#    is $\mathcal{P}^S$ alone on real features (section 4).
+
+# %% [markdown]
 # ## Exercises
-# 1. Add the pixel AUROC and max-F1-pixel of the *saliency-only* variant on the synthetic data to Table 1
-#    (`wb.config("saliency_only")` as a third method). Is saliency alone better or worse than SAA+ there, and
-#    why is that no contradiction with the paper?
-# 2. On the real samples, which category has the highest saliency-only pixel AUROC but a low max-F1-pixel? Explain
-#    the gap using the size of its defects. (Without them, section 4 runs on the synthetic images: same question.)
-# 3. The PR curves of a category with very few defect pixels start at low precision. Compute the precision of a map
-#    that flags every pixel, for one category, and compare it with where the curves end at recall 1.
 #
-# Answers: `notebooks/answers/08_answers.md`.
+# Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
+# the answer). They are about the metrics, computed on given maps and masks, so they are right or wrong whatever the
+# weights that made the maps.
+#
+# ### Exercise 08.1 — max-F1-pixel from scratch
+# Write `max_f1(maps, masks)`: `maps` (N, H, W) float and `masks` (N, H, W) bool of one category; return the best
+# $F_1$ over all thresholds, every pixel of every image pooled. A threshold $t$ flags the pixels scoring $\ge t$, so
+# equal scores are flagged together. `check` compares it with `saa_lib.metrics.pixel_max_f1` on random maps (ties
+# included).
+
+# %% tags=["exercise"]
+def max_f1(maps, masks):
+    ...  # your code
+
+
+workbook.check("08.1", max_f1)
+
+# %% [markdown]
+# ### Exercise 08.2 — where every PR curve ends
+# The pixel PR curves of section 3 end, at recall 1, at a low precision. Compute that precision — the precision of a
+# map that flags every pixel — for each category of `runs` (Table 1's runs: `run.category`, `run.masks`), as a dict
+# `{category: precision}`. What does it say about a method whose curve stays near that level?
+
+# %% tags=["exercise"]
+end_precision = ...  # {category: precision}
+
+workbook.check("08.2", end_precision, runs=runs)
+
+# %% [markdown]
+# ### Exercise 08.3 — image AUROC from the maps
+# For the $\mathcal{P}^S$-alone runs of section 4 (`real_runs`: real features), compute each category's image AUROC
+# yourself: an image's score is the maximum of its map (`run.maps`), its label `run.labels`
+# (`sklearn.metrics.roc_auc_score`). Answer with `{category: AUROC}` (a fraction, not %); use `float("nan")` where a
+# category has one class only. Why does it take so few values here?
+
+# %% tags=["exercise"]
+image_aurocs = ...  # {category: image AUROC}
+
+workbook.check("08.3", image_aurocs, real_runs=real_runs)

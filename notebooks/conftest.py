@@ -62,7 +62,7 @@ def pytest_sessionfinish(session):
         for it in items:
             code[it.cell_num].outputs = it.test_outputs
             code[it.cell_num].execution_count = it.cell_num + 1
-        params = params or parameters(nb)
+        params = {**parameters(nb), **params}  # the first notebook that sets a parameter gives its value
         tmp = out / f".{path.stem}.ipynb.partial"
         nbformat.write(nb, tmp)
         os.replace(tmp, out / f"{path.stem}.ipynb")

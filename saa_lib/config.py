@@ -181,11 +181,12 @@ BEHAVIOUR_CHOICES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def behaviour_table() -> str:
-    """Markdown table of every choice on which ``behaviour="code"`` (the official code) and ``"paper"`` differ."""
-    rows = ["| stage | choice | `code` (official code) | `paper` |", "|---|---|---|---|"]
-    rows += [f"| {stage} | {choice} | {code} | {paper} |" for stage, choice, code, paper in BEHAVIOUR_CHOICES]
-    return "\n".join(rows)
+def behaviour_table():
+    """Every choice on which ``behaviour="code"`` (the official code) and ``"paper"`` differ, as a DataFrame: one row
+    per :data:`BEHAVIOUR_CHOICES` entry, columns ``stage``, ``choice``, ``code`` (official code), ``paper``."""
+    from .frames import table
+
+    return table(BEHAVIOUR_CHOICES, ["stage", "choice", "code (official code)", "paper"])
 
 
 def variant_config(name: str, behaviour: Behaviour = "code", **overrides) -> SAAConfig:

@@ -32,6 +32,23 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used here (not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; CUDA without a visible
+    GPU), or None when it can."""
+    if device == "auto":
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        return "expected auto, cpu, cuda or cuda:N"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is visible here"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"only {torch.cuda.device_count()} CUDA GPU(s) are visible"
+    return None
+
+
 def split_on_oom(fn, items: list, *args) -> list:
     """Run ``fn(items, *args)``; on CUDA out-of-memory, split ``items`` in halves and retry each. Returns the list of
     results of every call that succeeded, in order."""

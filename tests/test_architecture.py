@@ -30,7 +30,8 @@ def module_names() -> dict[str, Path]:
 
 def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     """The modules of the package that ``name`` imports anywhere in its source (inside functions too), relative
-    imports resolved; ``from pkg import sub`` counts as importing ``pkg.sub`` when that is a module."""
+    imports resolved; ``from pkg import sub`` counts as importing ``pkg.sub`` when that is a module. A package that
+    holds ``name`` is left out: Python has imported it before ``name`` runs (``from . import sub`` in ``pkg.mod``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
@@ -49,7 +50,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
         for t in targets:
             while t and t not in known:  # `import saa_lib.x.y` names saa_lib.x.y; a symbol names its module
                 t = t.rpartition(".")[0] if "." in t else ""
-            if t and t != name and t.startswith("saa_lib"):
+            if t and t != name and t.startswith("saa_lib") and not name.startswith(t + "."):
                 found.add(t)
     return found
 
@@ -93,8 +94,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_walker_resolves_relative_and_local_imports(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("from .a import x\nfrom . import b\nfrom ..c import y\ndef f():\n    import saa_lib.d.e\n")
-    known = {"saa_lib.p.a", "saa_lib.p.b", "saa_lib.c", "saa_lib.d", "saa_lib.d.e"}
+    known = {"saa_lib.p", "saa_lib.p.a", "saa_lib.p.b", "saa_lib.c", "saa_lib.d", "saa_lib.d.e"}
     assert imports_of("saa_lib.p.m", src, known) == {"saa_lib.p.a", "saa_lib.p.b", "saa_lib.c", "saa_lib.d.e"}
+    src.write_text("from . import b\nimport saa_lib.p\n")  # the package holding m: imported before m runs
+    assert imports_of("saa_lib.p.m", src, known) == {"saa_lib.p.b"}
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
 

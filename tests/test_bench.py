@@ -43,3 +43,30 @@ def test_autocast_check_reports_speed_and_max_f1(tmp_path):
     r = bench.autocast_check(models, ds.samples(cat)[:1], category_prompts(cat, "synthetic"),
                              variant_config("saa_plus"), dtypes=())
     assert set(r) == {"fp32"} and r["fp32"]["images_per_s"] > 0 and 0 <= r["fp32"]["pixel_max_f1"] <= 100
+
+
+def _hand_built_result(cuda: dict) -> dict:
+    return {"machine": {"cpu": "test"}, "device": "cuda", "models": "tiny (NOT meaningful)", "meaningful": False,
+            "images": 1, "stages": {"generator": {"ms": 12.345, "peak_mib": 3.0}, "SAM": {"ms": 1.0, "peak_mib": 0.5}},
+            "ratios": {"a / b": 0.25}, "cuda": cuda,
+            "knn_scaling": [{"input_side": 64, "pixels_at_stride4": 256, "ms": 2.25, "peak_mib": 1.0}]}
+
+
+def test_bench_tables_known_answers_and_an_unmeasured_delta_is_na():
+    from saa_lib import frames
+
+    cuda = {"fp32": {"images_per_s": 10.0, "pixel_max_f1": 41.5},
+            "bf16": {"images_per_s": 20.0, "pixel_max_f1": 41.25, "max_f1_delta_vs_fp32_pt": -0.25}}
+    tables = bench.bench_tables(_hand_built_result(cuda))
+    assert list(tables) == ["stages", "ratios", "knn", "cuda"]
+    assert list(tables["stages"].columns) == ["stage", "ms", "peak MiB"]
+    assert tables["stages"]["ms"].tolist() == [12.345, 1.0]
+    stages = frames.markdown(tables["stages"]).splitlines()
+    assert [c.strip() for c in stages[2].strip("|").split("|")] == ["generator", "12.3", "3.0"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in frames.markdown(tables["cuda"]).splitlines()]
+    assert rows[0] == ["precision", "images/s", "max-F1-pixel", "delta vs fp32 (pt)"]
+    assert rows[2] == ["fp32", "10", "41.5", "-"]  # fp32 is the reference: no delta, not 0
+    assert rows[3] == ["bf16", "20", "41.25", "-0.25"]
+    md = bench.to_markdown(_hand_built_result({"status": "not measured: no GPU"}))
+    assert "CUDA: not measured: no GPU." in md and "| generator " in md and "cuda" not in bench.bench_tables(
+        _hand_built_result({"status": "x"}))

@@ -144,7 +144,7 @@ def test_every_notebook_and_docs_page_is_in_the_book(book, parsed):
         title = notebook_title(ROOT / "notebooks" / f"{name}.ipynb")
         # the page's title: the notebook's own (maths as MathJax source)
         assert re.sub(r"\$([^$]*)\$", r"\\(\1\\)", title) in parsed[page].page_text(), name
-    docs = ["ARCHITECTURE", "course_map", "this_build"] + [f"docs/{p.stem}" for p in sorted((ROOT / "docs").glob("*.md"))]
+    docs = ["ARCHITECTURE", "this_build"] + [f"docs/{p.stem}" for p in sorted((ROOT / "docs").glob("*.md"))]
     for doc in docs:
         assert (html / f"{doc}.html").is_file(), f"no page for {doc}"
         assert f"{doc}.html" in nav, f"{doc}.md is not in the book's navigation: add it to book/index.md's toctree"

@@ -24,7 +24,8 @@ def test_evaluate_folder_on_real_samples_with_tiny_models(samples_root, tmp_path
                "--device", "cpu", "--max-images", "2", "--out", str(out), "--save-maps"])
     assert rc == 0
     table = (out / "table1.md").read_text()
-    assert "NOT MEANINGFUL" in table and "| SAA |" in table and "| SAA+ |" in table
+    methods = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| SAA")]
+    assert "NOT MEANINGFUL" in table and {"SAA", "SAA+"} <= set(methods)
     rows = (out / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("variant,category,n_images,pixel_max_f1") and len(rows) == 1 + 2 * 2
     maps = np.load(out / "maps" / "saa_plus" / "screw" / "maps.npy")
@@ -43,19 +44,21 @@ def test_ablation_writes_table2(samples_root, tmp_path):
                "--device", "cpu", "--max-images", "2", "--out", str(out)])
     assert rc == 0
     text = (out / "table2.md").read_text()
-    for label in ("w/o P^L", "w/o P^P", "w/o P^S", "w/o P^C", "SAA+"):
-        assert f"| SAA+ {label} |" in text or (label == "SAA+" and "| SAA+ |" in text)
+    variants = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| SAA")}
+    assert {f"SAA+ {label}" for label in ("w/o P^L", "w/o P^P", "w/o P^S", "w/o P^C")} | {"SAA+"} <= variants
     run = json.loads((out / "run.json").read_text())
     # five variants from one cached pass: each expensive stage computed once per image
     assert run["cache"]["misses"]["saliency"] == 2
 
 
-def test_predict_writes_map_overlay_and_regions(samples_root, tmp_path):
+def test_predict_writes_map_overlay_and_regions(samples_root, tmp_path, capsys):
     img = next((samples_root / "mvtec_ad" / "leather" / "test" / "poke").glob("*.png"))
     out = tmp_path / "pred"
     rc = main(["predict", str(img), "--category", "leather", "--models", "tiny", "--device", "cpu",
                "--variant", "saa", "--variant", "saa_plus", "--out", str(out)])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert f"[saa_plus] image score" in printed and "max of the anomaly map" in printed
     stem = f"{img.stem}_saa_plus"
     amap = np.load(out / f"{stem}_map.npy")
     h, w = np.asarray(Image.open(img)).shape[:2]
@@ -66,7 +69,79 @@ def test_predict_writes_map_overlay_and_regions(samples_root, tmp_path):
     np.testing.assert_allclose(png / 65535 * meta["map_png_scale"], amap, atol=meta["map_png_scale"] / 65535)
     assert meta["meaningful"] is False and isinstance(meta["regions"], list)
     assert {"box", "mask_area", "score", "prompt", "removed_by"} <= set(meta["regions"][0])
-    assert Image.open(out / f"{stem}_overlay.png").size == (w, h)
+    assert meta["image_score"] == pytest.approx(float(amap.max()), rel=1e-4) and "max of" in meta["image_score_note"]
+    figure = Image.open(out / f"{stem}_overlay.png")  # image | map over it, colour bar, titles: wider than the image
+    assert figure.format == "PNG" and figure.size[0] > 1.5 * figure.size[1]
+
+
+def test_predict_overlay_figure_has_title_scores_and_colour_bar():
+    from types import SimpleNamespace
+
+    from saa_lib.cli import overlay_figure
+    from saa_lib.config import variant_config
+
+    image = np.full((60, 90, 3), 128, np.uint8)
+    amap = np.zeros((60, 90), np.float32)
+    amap[10:20, 30:40] = 0.7
+    models = SimpleNamespace(describe=lambda: "tiny random-init models (NOT meaningful); saliency x")
+    result = SimpleNamespace(image_score=0.7)
+    fig = overlay_figure(image, amap, result, "dir/part_07.png", variant_config("saa_plus"), models,
+                         SimpleNamespace(object_word="screw"))
+    title = fig.get_suptitle()
+    assert "part_07.png" in title and "saa_plus" in title and "NOT meaningful" in title and "'screw'" in title
+    image_ax, map_ax, bar_ax = fig.axes  # the image, the map over it, and the colour bar
+    assert "image score 0.700" in map_ax.get_title() and "anomaly score" in bar_ax.get_ylabel()
+    assert bar_ax.get_ylim()[1] == pytest.approx(0.7)
+
+
+def actions_of(parser) -> list:
+    """Every argument ``parser`` shows in its help, recorded by a help formatter as the help is written."""
+    import argparse
+
+    seen = []
+
+    class Recorder(argparse.HelpFormatter):
+        def add_argument(self, action):
+            seen.append(action)
+            super().add_argument(action)
+
+    parser.formatter_class = Recorder
+    parser.format_help()
+    return seen
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    from saa_lib.cli import build_parser
+
+    commands = next(a.choices for a in actions_of(build_parser()) if isinstance(a.choices, dict))
+    assert {"download", "predict", "evaluate", "ablation", "demo", "synthetic", "bench", "report",
+            "export-models"} <= set(commands)
+    for name, sub in commands.items():  # --help: usage, then a one-line description
+        first = sub.format_help().split("\n\n")[1]
+        assert first.strip() and "\n" not in first.strip(), f"saa {name} --help: no one-line description first"
+    lacking = [f"saa {name} {a.option_strings[0] if a.option_strings else a.dest}"
+               for name, sub in commands.items() for a in actions_of(sub)
+               if a.dest != "help" and (not a.help or a.help == argparse.SUPPRESS)]
+    assert len([a for a in actions_of(commands["evaluate"]) if a.dest != "help"]) > 30
+    assert not lacking, "options without help: " + ", ".join(lacking)
+    layouts = commands["evaluate"].format_help()
+    for form in ("masks/<stem>.png", "<stem>_mask.png", "test/good", "ground_truth/<defect>/<stem>_mask.png",
+                 "--variant saliency_only"):
+        assert form in layouts
+    assert "saa evaluate --dataset folder" in commands["predict"].format_help()
+
+
+def test_ray_help_says_whether_ray_is_installed():
+    import importlib.util
+
+    from saa_lib.cli import build_parser
+
+    commands = next(a.choices for a in actions_of(build_parser()) if isinstance(a.choices, dict))
+    ray = next(a for a in actions_of(commands["evaluate"]) if "--ray" in a.option_strings)
+    installed = importlib.util.find_spec("ray") is not None
+    assert ("Ray is installed here" in ray.help) == installed and ("pip install" in ray.help) != installed
 
 
 def test_unknown_category_without_prompt_is_a_clear_error(samples_root, tmp_path, capsys):

@@ -202,7 +202,7 @@ def test_layout_errors(tmp_path):
     _raises_naming(lambda: ds.samples("hollow"), root.absolute())  # empty category
     msg = _raises_naming(lambda: ds.samples("gadget"), root.absolute())
     assert "hollow" in msg and "widget" in msg
-    with pytest.raises(DatasetError, match="known: hollow, widget"):
+    with pytest.raises(DatasetError, match="categories: hollow, widget"):
         open_dataset("folder", root, categories=["widget", "gadget"])
     with pytest.raises(DatasetError, match="no split"):
         ds.samples("widget", "val")
@@ -249,15 +249,17 @@ def test_mvtec_layout_reader(tmp_path):
 
 def test_flat_folder(tmp_path):
     root = tmp_path / "shots"
-    _png(root / "a.png", _rgb())                                # no mask: unlabelled
+    _png(root / "a.png", _rgb())                                # no mask, others have one: normal
     _png(root / "b.png", _rgb())
     _png(root / "masks" / "b.png", _blob())                      # mask in masks/: anomalous
     _png(root / "c.jpg", _rgb())
     _png(root / "c_mask.png", np.zeros((8, 10), np.uint8))       # empty mask beside: normal
     ds = open_dataset("folder", root)
     assert ds.categories == ["shots"] and ds.splits == ("test",)
-    got = {s.image_path.name: (s.label, s.defect_type, s.mask_path) for s in ds.samples("shots")}
-    assert got == {"a.png": (-1, "unknown", None), "b.png": (1, "defect", (root / "masks" / "b.png").absolute()),
+    with pytest.warns(UserWarning, match=r"^shots: 1 image without a mask is taken as normal") as caught:
+        got = {s.image_path.name: (s.label, s.defect_type, s.mask_path) for s in ds.samples("shots")}
+    assert len(caught) == 1 and str((root / "a.png").absolute()) in str(caught[0].message)
+    assert got == {"a.png": (0, "good", None), "b.png": (1, "defect", (root / "masks" / "b.png").absolute()),
                    "c.jpg": (0, "good", None)}
     b = ds.samples("shots")[1]
     assert np.array_equal(b.load_mask(), _blob() > 0)
@@ -265,7 +267,48 @@ def test_flat_folder(tmp_path):
     _raises_naming(lambda: open_dataset("folder", root).samples("shots"), (root / "d_mask.png").absolute())
     (root / "d_mask.png").unlink()
     _png(root / "more" / "e.png", _rgb())
-    _raises_naming(lambda: open_dataset("folder", root).samples("shots"), (root / "more").absolute())
+    msg = _raises_naming(lambda: open_dataset("folder", root).samples("shots"), (root / "more").absolute())
+    assert "masks/<stem>.png" in msg and "<stem>_mask.png beside the image" in msg
+
+
+def test_flat_folder_without_masks_is_unlabelled(tmp_path):
+    root = tmp_path / "plain"
+    for name in ("x.png", "y.png"):
+        _png(root / name, _rgb())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "taken as normal" line: nothing is labelled here
+        got = [(s.label, s.defect_type) for s in open_dataset("folder", root).samples("plain")]
+    assert got == [(-1, "unknown"), (-1, "unknown")]
+
+
+def test_flat_folder_mask_folder_under_another_name_is_refused_naming_the_forms(tmp_path):
+    root = tmp_path / "mine"
+    _png(root / "001.png", _rgb())
+    _png(root / "002.png", _rgb())
+    _png(root / "gt" / "001.png", _blob())                       # masks, named like the images, in gt/
+    msg = _raises_naming(lambda: open_dataset("folder", root).samples("mine"), (root / "gt").absolute())
+    assert "rename gt/ to masks/" in msg
+    assert "masks/<stem>.png, masks/<stem>_mask.png or <stem>_mask.png beside the image" in msg
+
+
+def test_unknown_category_of_a_folder_says_what_the_categories_are(tmp_path):
+    flat = tmp_path / "mine"
+    _png(flat / "001.png", _rgb())
+    with pytest.raises(DatasetError) as err:
+        open_dataset("folder", flat, categories=["leather"])
+    msg = str(err.value)
+    assert "'leather'" in msg and "its categories: mine" in msg and "named after the folder" in msg
+    assert "--category" in msg and "--object" in msg and "\n" not in msg
+    tree = _mvtec_tree(tmp_path / "tree")
+    with pytest.raises(DatasetError) as err:
+        open_dataset("folder", tree, categories=["bottle"])
+    msg = str(err.value)
+    assert "its categories: widget" in msg and "sub-folders" in msg and "--root" in msg
+    with pytest.raises(DatasetError) as err:
+        open_dataset("folder", tree / "widget", categories=["bottle"])
+    assert "its categories: widget" in str(err.value) and "holds test/" in str(err.value)
 
 
 def test_ksdd2_reader(tmp_path):

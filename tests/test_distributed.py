@@ -87,7 +87,8 @@ def test_ray_scorer_reproduces_the_single_process_run(cluster, dataset, referenc
 def test_cli_evaluate_with_ray(cluster, dataset, reference, tmp_path):
     out = tmp_path / "ev"
     rc = main(["evaluate", "--dataset", "synthetic", "--root", str(dataset.root), "--models", "tiny", "--device", "cpu",
-               "--no-cache", "--save-maps", "--ray", "--ray-actors", str(ACTORS), "--out", str(out)])
+               "--no-cache", "--save-maps", "--ray", "--ray-actors", str(ACTORS), "--out", str(out),
+               "--saliency-backbone", SPEC.saliency_backbone])
     assert rc == 0
     assert (out / "metrics.csv").read_text() == write_metrics_csv(reference, tmp_path / "ref.csv").read_text()
     for run in reference:

@@ -24,17 +24,30 @@ def answers_of(notebook: str):
 
 
 @pytest.fixture(scope="session")
-def context():
-    """What the notebooks' exercises see: the set-up record of the series' default run (tiny models, synthetic set,
-    real lite0 saliency features), computed once."""
+def context(tmp_path_factory):
+    """What the notebooks' exercises see, computed once: the set-up record of the series' default run (tiny models,
+    synthetic set, real lite0 saliency features), its data set and first category (00), the known case and its
+    configuration (01-07), the real saliency backbone, the runs of Table 1 and of P^S alone (08), and the capstone
+    category's defect statistics (09)."""
     import warnings
 
     from saa_lib import workbook
+    from saa_lib.data import open_dataset
+    from saa_lib.workbook import known_case as kc
+    from saa_lib.workbook.capstone import defect_statistics, unseen_category
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         wb = workbook.setup(models="tiny", saliency_backbone="tf_efficientnet_lite0", n_images=2, behaviour="code")
-    return {"wb": wb}
+    backbone = wb.models.saliency  # tf_efficientnet_lite0 with its ImageNet weights
+    config = workbook.make_config("saa_plus", "code", backbone.name)
+    capstone = open_dataset("folder", unseen_category(root=tmp_path_factory.mktemp("capstone") / "set"))
+    return {"wb": wb, "data": wb.data, "category": wb.data.categories[0], "backbone": backbone, "config": config,
+            "behaviour": "code",
+            "case": kc.known_case(backbone, config, category="washer", defect="hole", seed=0),
+            "runs": wb.runs([wb.config("saa"), wb.config("saa_plus")]),
+            "real_runs": wb.runs([wb.config("saliency_only")]),
+            "stats": defect_statistics(capstone, "gasket", object_area="foreground")}
 
 
 EXERCISES = sorted(load_checks())
@@ -61,6 +74,18 @@ def test_the_answer_passes_and_a_wrong_answer_fails_with_its_hint(exercise_id, c
     wrong = check(exercise_id, module.WRONG[exercise_id](**context), **context)
     assert not wrong and wrong.message, f"{exercise_id}: the wrong answer passed"
     assert str(wrong).startswith(f"✗ {exercise_id}: not yet. Hint: ")
+
+
+@pytest.mark.parametrize("notebook", [f"{i:02d}" for i in range(1, 10)])
+def test_every_notebook_asks_at_least_two_checked_exercises(notebook):
+    """Notebooks 01-09 each ask at least two exercises that answer back: a ``check("NN.k", ...)`` call for each,
+    registered, with an answer and a wrong answer (run by the test above)."""
+    (nb,) = NB_DIR.glob(f"{notebook}_*.py")
+    ids = set(re.findall(r"""check\(\s*["'](\d\d\.\d+)["']""", nb.read_text(encoding="utf-8")))
+    assert len(ids) >= 2, f"{nb.name} asks {len(ids)} checked exercise(s): {sorted(ids)}"
+    assert ids <= set(EXERCISES), f"{nb.name}: not registered: {sorted(ids - set(EXERCISES))}"
+    module = answers_of(notebook)
+    assert ids <= set(module.ANSWERS) & set(module.WRONG), f"{nb.name}: an exercise without its answer or wrong one"
 
 
 def test_every_exercise_asked_in_a_notebook_is_checked():

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from saa_lib import known_case as kc  # noqa: E402
+from saa_lib.workbook import known_case as kc  # noqa: E402
 from saa_lib import workbook as wb  # noqa: E402
 from saa_lib.cache import StageCache  # noqa: E402
 from saa_lib.workbook.explorer import PROMPTS, Explorer, on_grid  # noqa: E402
@@ -139,3 +139,18 @@ def test_picture_is_drawn_at_its_displayed_size(explorer):
     assert explorer.picture.layout.width == f"{width}px"
     assert width + 270 <= 840, "picture and controls must fit beside each other in JupyterLab at 1280 px, file browser open"
     assert not math.isnan(explorer.timings["draw_ms"])
+
+
+def test_headless_settings_reach_the_result(explorer):
+    """What notebook 06 does from code (P^S off, K = 1): the configuration scored says so, and the map fuses at most
+    one region; the settings go back afterwards."""
+    for image in ("case", "loud"):
+        explorer.w_image.value = image
+        explorer.w_use["saliency"].value = False
+        explorer.sliders["top_k"].value = 1
+        result = explorer.result
+        assert result.variant == "saa_plus" and sum(r.removed_by is None for r in result.regions) <= 1
+        assert explorer.used.top_k == 1 and not explorer.used.use_saliency
+        explorer.w_use["saliency"].value = True
+        explorer.table_values()
+        assert explorer.used.use_saliency and explorer.used.top_k == explorer.item().prompts.top_k

@@ -23,7 +23,7 @@ def exported(tmp_path_factory):
         warnings.simplefilter("ignore")
         models = load_models("tiny")
         out = tmp_path_factory.mktemp("export") / "tiny"
-        assert cli.main(["export-models", "tiny", str(out)]) == 0
+        assert cli.main(["export-models", "tiny", str(out), "--saliency-backbone", "wide_resnet50_2"]) == 0
         yield models, out
 
 

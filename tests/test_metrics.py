@@ -293,6 +293,21 @@ def test_aupro_hand_computed_curve():
     assert M.aupro(maps, masks, protocol="code") == pytest.approx(0.5, abs=1e-12)
 
 
+def test_pro_curve_is_the_curve_aupro_integrates():
+    maps, masks = _hand_pro_case()
+    fpr, pro = M.pro_curve(maps, masks)
+    assert (fpr[0], pro[0], fpr[-1], pro[-1]) == (0.0, 0.0, 1.0, 1.0) and np.all(np.diff(fpr) >= 0)
+    assert {(round(f, 12), round(p, 12)) for f, p in zip(fpr, pro)} == {(0, 0), (0, 0.5), (0.25, 0.5), (0.25, 0.75),
+                                                                       (1, 1)}
+    rng = np.random.default_rng(3)
+    maps, masks = rng.random((3, 12, 12)), rng.random((3, 12, 12)) < 0.2
+    fpr, pro = M.pro_curve(maps, masks, num_thresholds=50)
+    keep = fpr <= 0.3
+    x, y = np.append(fpr[keep], 0.3), np.append(pro[keep], np.interp(0.3, fpr, pro))
+    assert np.trapezoid(y, x) / 0.3 == pytest.approx(M.aupro(maps, masks, num_thresholds=50), abs=1e-9)
+    assert M.pro_curve(maps, np.zeros_like(masks)) is None
+
+
 def test_aupro_perfect_and_disjoint_predictions():
     masks = np.zeros((2, 10, 10), bool)
     masks[0, 1:3, 1:3] = True

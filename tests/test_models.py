@@ -1,6 +1,7 @@
 """Model builders and checkpoint loaders of saa_lib.weights.zoo / saa_lib.models, on files written in the official formats."""
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
 from pathlib import Path
@@ -493,3 +494,66 @@ def test_lite0_deep_stage_equals_timm_with_the_stride32_output():
     assert not tiny.has_deep
     with pytest.raises(ValueError, match="deep_weight=0"):
         tiny(x, deep=True)
+
+
+def test_auto_chooses_the_official_files_by_presence_and_the_notebooks_pick_them(monkeypatch, tmp_path, capsys,
+                                                                                 text_dir, sam_file, gdino_file,
+                                                                                 wrn_file, rgb):
+    """``models="auto"`` with checkpoint files written in the official formats at the official file names of an empty
+    weights folder (tiny weights, architectures shrunk: their hashes cannot be the published ones): the choice is the
+    official set, every file is loaded as it is with a warning naming it, and the notebooks' set-up (``models`` and
+    ``saliency_backbone`` left at their defaults) picks them; without them it is the tiny set, whose banner says how
+    to get the real weights."""
+    from saa_lib import workbook
+    from saa_lib.cli import build_parser
+    from saa_lib.workbook.report import run_report
+
+    monkeypatch.setattr(dl, "reachable", lambda *a, **k: pytest.fail("network was used"))
+    monkeypatch.setenv("SAA_HOME", str(tmp_path / "saa"))
+    assert zoo.auto_kind() == "tiny" and workbook.resolve_models("auto") == "tiny"
+    assert not workbook.is_meaningful("auto")
+    assert workbook.banner("auto") == workbook.NOT_MEANINGFUL
+    out = capsys.readouterr().out
+    assert "`saa download weights`" in out and "--models sam=PATH,gdino=PATH" in out
+    assert "models='auto' chose them" in out and "sam_vit_h_4b8939.pth" in out
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(T.tiny_vocab()) + "\n")
+    official = {"sam_vit_h": sam_file[0], "groundingdino_swint_ogc": gdino_file, "bert_base_uncased_vocab": vocab,
+                "wide_resnet50_2": wrn_file[0]}
+    for name, src in official.items():
+        zoo.CHECKPOINTS[name].path.parent.mkdir(parents=True, exist_ok=True)
+        zoo.CHECKPOINTS[name].path.write_bytes(Path(src).read_bytes())
+    assert zoo.auto_kind() == "official" and workbook.resolve_models("auto") == "official"
+    assert workbook.choose_saliency_backbone("auto") == "wide_resnet50_2" and workbook.is_meaningful("auto")
+
+    _shrink_architectures(monkeypatch, text_dir)
+    with pytest.warns(UserWarning, match="is not the published") as record:
+        models = zoo.load_models("auto")
+    warned = "\n".join(str(w.message) for w in record)
+    for name in official:
+        assert zoo.CHECKPOINTS[name].path.name in warned and f"--force {name}" in warned
+    assert models.kind == "official" and models.meaningful and "official checkpoints" in models.describe()
+    assert file_fingerprint(zoo.CHECKPOINTS["sam_vit_h"].path) in models.identity
+    assert torch.equal(_sam_out(models.sam, rgb)[0], _sam_out(sam_file[1], rgb)[0])
+    with pytest.raises(Exception, match="corrupt or not the published"):
+        zoo.load_models("official")  # asked for by name, the published files are still required
+    with pytest.raises(ValueError, match="kind='auto' chooses"):
+        zoo.load_models("auto", checkpoints={"sam": sam_file[0]})
+
+    monkeypatch.setattr(workbook.series, "stage_items", lambda *a, **k: [])  # the models are the point, not the stages
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wb = workbook.setup(categories=["washer"], n_images=1)
+    out = capsys.readouterr().out
+    assert wb.models.kind == "official" and wb.models.meaningful and wb.tag != workbook.NOT_MEANINGFUL
+    assert wb.saliency_backbone == "wide_resnet50_2" and "models='auto': the official weights" in out
+    assert wb.models.identity == models.identity
+
+    zoo.CHECKPOINTS["groundingdino_swint_ogc"].path.unlink()
+    assert zoo.auto_kind() == "tiny"
+    with pytest.warns(UserWarning, match="not meaningful"):
+        assert zoo.load_models("auto").kind == "tiny"
+    parser = build_parser()
+    assert parser.parse_args(["report"]).models == "auto"
+    assert inspect.signature(run_report).parameters["models"].default == "auto"

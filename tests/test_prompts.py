@@ -288,3 +288,18 @@ def test_official_multi_instance_grid_compares_each_object_with_the_others():
     assert np.abs(grid).max() == 0  # alike positions match perfectly
     assert official_multi_instance_grid(f, masks[:1]) is None  # the official code fails with one object
     assert official_multi_instance_grid(f, [masks[0], np.zeros((8, 12), bool)]) is None
+
+
+def test_the_official_filter_never_matches_a_category_key_written_with_an_underscore():
+    """BERT's tokenizer splits ``metal_nut`` at the underscore and decodes it as ``metal _ nut``, so the official
+    substring filter (filter phrase: the key as written) drops no box of the class-agnostic prompts of MVTec AD's
+    metal_nut (notebook 02's side box; docs/behaviours.md)."""
+    from saa_lib.models.text import bert_base_with_tiny_vocab_dir, load_tokenizer
+
+    tokenizer = load_tokenizer(bert_base_with_tiny_vocab_dir())
+    agnostic = [e for e in category_prompts("metal_nut", "mvtec", behaviour="code").entries if e.kind == "agnostic"]
+    for entry in agnostic:
+        phrase = tokenizer.decode(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(entry.caption)))
+        assert phrase.endswith("metal _ nut") and entry.object_phrase == "metal_nut"
+        assert language_keep([phrase], [entry.object_phrase], substring=True)[0]
+        assert not language_keep([phrase], ["metal nut"])[0]  # the paper's word rule drops it

@@ -124,14 +124,15 @@ def _runs(labels_by_cat: dict):
 
 def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean():
     from saa_lib.engine.evaluate import warn_undefined
+    from saa_lib.frames import markdown
     from saa_lib.workbook.report import metric_table
 
     runs = _runs({"good_only": [0, 0, 0], "bad_only": [1, 1], "mixed": [0, 1, 0, 1]})
     mixed = next(r for r in runs if r.category == "mixed")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # numpy's "Mean of empty slice" would show here
-        table = metric_table(runs, "image_max_f1")
-        f1_table = metric_table(runs, "pixel_max_f1")
+        table = markdown(metric_table(runs, "image_max_f1"))
+        f1_table = markdown(metric_table(runs, "pixel_max_f1"))
         message = warn_undefined(runs)
     assert [str(w.message) for w in caught] == [message]  # one warning, nothing from numpy
     row = next(x for x in table.splitlines() if x.startswith("| SAA+"))
@@ -139,13 +140,15 @@ def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean():
     assert cells[1:3] == ["n/a", "n/a"]  # not 0.00 (no anomalous image) nor 100.00 (no normal image)
     assert cells[3] == cells[4] == f"{100 * mixed.metrics['image_max_f1']:.2f}"  # mean of the defined value only
     assert "good_only: no anomalous image" in table and "bad_only: no normal image" in table
-    assert "| n/a |" in f1_table and "good_only: no anomalous pixel" in f1_table
+    f1_row = next(x for x in f1_table.splitlines() if x.startswith("| SAA+"))
+    assert [c.strip() for c in f1_row.strip("|").split("|")][1] == "n/a" and "good_only: no anomalous pixel" in f1_table
     assert "good_only" in message and "bad_only" in message and "\n" not in message
     # a metric undefined everywhere: the mean is n/a too, without a numpy warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        only_good = metric_table(_runs({"good_only": [0, 0]}), "image_auroc")
-    assert "| n/a | n/a |" in only_good
+        only_good = markdown(metric_table(_runs({"good_only": [0, 0]}), "image_auroc"))
+    only_row = next(x for x in only_good.splitlines() if x.startswith("| SAA+"))
+    assert [c.strip() for c in only_row.strip("|").split("|")] == ["SAA+", "n/a", "n/a"]
 
 
 def test_evaluate_good_only_category_prints_na_and_one_warning(tmp_path, capsys):
@@ -671,3 +674,150 @@ def test_file_names_that_are_not_utf8(tmp_path):
                            "--out", out, *FAST], capture_output=True, env=env)
     assert done.returncode == 0 and b"Traceback" not in done.stderr
     assert b"data\xff" in (out / "table1.md").read_bytes() and b"data\xff" in done.stdout  # the name's own bytes
+
+
+# ------------------------------------------------------------------------------------------- checks before any work
+def two_categories(root: Path, train_good: tuple = (2, 0)) -> Path:
+    """Categories ``bottle`` and ``screw`` (MVTec layout), with ``train_good[i]`` normal training images each (0: no
+    train/ folder at all)."""
+    for cat, n in zip(("bottle", "screw"), train_good):
+        mvtec_tree(root, cat)
+        for i in range(n):
+            png(root / cat / "train" / "good" / f"{i:03d}.png")
+    return root
+
+
+def test_fewshot_without_train_good_in_the_second_category_fails_before_models(tmp_path, capsys, no_models):
+    root = two_categories(tmp_path / "ds")
+    out = tmp_path / "ev"
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", out,
+                     "--saliency-source", "fewshot", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "'screw'" in err and str(root / "screw" / "train") in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_fewshot_with_fewer_references_than_shots_names_the_category(tmp_path, capsys, no_models):
+    root = two_categories(tmp_path / "ds", train_good=(2, 1))
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev",
+                     "--saliency-source", "fewshot", "--shots", "2", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "2 shot(s)" in err and "'screw'" in err and "has 1" in err
+
+
+class RefusingScorer:
+    """A scorer that fails the test if any image is scored (the run must stop before)."""
+
+    def score_images(self, *args, **kwargs):
+        raise AssertionError("an image was scored before every category was checked")
+
+
+def test_evaluate_checks_every_category_before_scoring_the_first_image(tmp_path):
+    from saa_lib.config import variant_config
+    from saa_lib.data import open_dataset
+    from saa_lib.engine.evaluate import evaluate
+    from saa_lib.peers import with_peers
+
+    dataset = open_dataset("folder", two_categories(tmp_path / "ds"))
+    fewshot = with_peers(variant_config("saliency_only"), source="fewshot", shots=1)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"category 'screw'.*screw/train"):
+        evaluate(dataset, None, [fewshot], out_dir=out, progress=False, scorer=RefusingScorer())
+    assert not out.exists()
+    png(tmp_path / "ds" / "screw" / "test" / "good" / "009.png", size=(16, 16))  # a too small image, 2nd category
+    with pytest.raises(ValueError, match=r"009\.png \(image 4 of 4 of category 'screw'\): image is 16x16"):
+        evaluate(open_dataset("folder", dataset.root), None, [variant_config("saliency_only")], out_dir=out,
+                 progress=False, scorer=RefusingScorer())
+    assert not out.exists()
+    (tmp_path / "ds" / "screw" / "test" / "good" / "009.png").unlink()
+    png(tmp_path / "ds" / "screw" / "ground_truth" / "crack" / "000_mask.png", size=(32, 32), mode="L")  # wrong size
+    with pytest.raises(ValueError, match=r"screw/ground_truth/crack/000_mask\.png"):
+        evaluate(open_dataset("folder", dataset.root), None, [variant_config("saliency_only")], out_dir=out,
+                 progress=False, scorer=RefusingScorer())
+    assert not out.exists()
+
+
+def test_saliency_source_comparison_checks_every_category_first(tmp_path):
+    from saa_lib.data import open_dataset
+    from saa_lib.engine.saliency_sources import compare_sources, source_configs
+
+    dataset = open_dataset("folder", two_categories(tmp_path / "ds"))
+    configs = source_configs(shots=(1,), behaviours=("paper",))
+    with pytest.raises(ValueError, match=r"category 'screw'"):
+        compare_sources(None, dataset, configs)  # no models: computing any map would fail otherwise
+
+
+# ------------------------------------------------------------------------------------------------ your own images
+def test_flat_folder_without_a_mask_for_some_images_counts_them_as_normal(tmp_path, capsys):
+    root = tmp_path / "mine"
+    for stem in ("001", "002", "003"):
+        png(root / f"{stem}.png")
+    m = np.zeros((64, 64), np.uint8)
+    m[10:30, 10:30] = 255
+    Image.fromarray(m).save(root / "001_mask.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 0, err
+    assert [x for x in lines(err) if "without a mask" in x] == [
+        f"saa evaluate: warning: mine: 2 images without a mask are taken as normal (in a flat folder with masks, no "
+        f"mask means normal, as an all-zero mask does), first: {(root / '002.png').absolute()}"]
+    row = (tmp_path / "ev" / "metrics.csv").read_text().splitlines()[1].split(",")
+    assert row[:3] == ["saliency_only", "mine", "3"]
+
+
+def test_flat_folder_without_any_mask_points_to_predict(tmp_path, capsys, no_models):
+    root = tmp_path / "plain"
+    png(root / "a.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "saa predict" in err and "masks/<stem>.png" in err
+
+
+def test_mask_folder_under_another_name_is_refused_naming_the_forms(tmp_path, capsys, no_models):
+    root = tmp_path / "mine"
+    png(root / "001.png")
+    png(root / "gt" / "001.png", mode="L", value=0)
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and str((root / "gt").absolute()) in err
+    assert "masks/<stem>.png" in err and "<stem>_mask.png beside the image" in err and "rename gt/ to masks/" in err
+
+
+def test_unknown_category_of_a_flat_folder_says_why_and_how(tmp_path, capsys, no_models):
+    root = tmp_path / "mine"
+    png(root / "001.png")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--category", "leather",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1
+    assert "its categories: mine" in err and "named after the folder" in err and "--object" in err
+
+
+def test_object_word_names_one_category(tmp_path, capsys, no_models):
+    root = mvtec_tree(mvtec_tree(tmp_path / "ds", "screw"), "nut")
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--object", "bolt",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "--category" in err and "nut, screw" in err
+    rc, _, err = run(capsys, "evaluate", "--dataset", "folder", "--root", root, "--object", " ",
+                     "--out", tmp_path / "ev", *FAST)
+    assert rc == 2 and "--object" in err
+
+
+def test_saliency_only_needs_no_prompts_and_predict_needs_an_object_or_category(tmp_path, capsys):
+    img = png(tmp_path / "in" / "part.png")
+    rc, _, err = run(capsys, "predict", img, "--out", tmp_path / "o", *FAST)
+    assert rc == 2 and len(lines(err)) == 1 and "--object" in err and not (tmp_path / "o").exists()
+    rc, printed, err = run(capsys, "predict", img, "--object", "gizmo", "--out", tmp_path / "o", *FAST)
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "o" / "part_saliency_only_regions.json").read_text())
+    assert meta["category"] == "gizmo" and meta["object_word"] == "gizmo" and "image score" in printed
+    rc, _, err = run(capsys, "predict", img, "--object", "gizmo", "--variant", "saa", "--out", tmp_path / "p",
+                     "--models", "tiny")
+    assert rc == 2 and "gizmo" in err and "--prompt" in err
+
+
+def test_missing_weights_name_the_offline_command(tmp_path, capsys, monkeypatch):
+    import saa_lib.weights.download as dl
+
+    monkeypatch.setattr(dl, "reachable", lambda url, timeout=dl.CONNECT_TIMEOUT: False)
+    root = mvtec_tree(tmp_path / "ds")
+    rc, _, err = run(capsys, "ablation", "--dataset", "folder", "--root", root, "--saliency-backbone",
+                     "wide_resnet50_2", "--prompt", "dent", "--out", tmp_path / "ev")
+    assert rc == 2 and "wide_resnet50_2-95faca4d.pth" in err and "groundingdino_swint_ogc.pth" in err
+    hint = lines(err)[-1]
+    assert hint.endswith(f"runs offline: saa evaluate --dataset folder --root {root} --out {tmp_path / 'ev'} "
+                         "--variant saliency_only")

@@ -31,10 +31,34 @@ def test_defect_type_auroc_known_answers_and_sklearn():
 
 
 def test_defect_type_table_one_line_per_type_one_column_per_source():
-    table = defect_type_table([_row("image-paper"), _row("batch-paper")]).splitlines()
-    assert table[0] == "| category | defect type | share of defect pixels | image-paper | batch-paper |"
-    assert table[2] == "| tile | hole | 25.00 | 100.00 | 100.00 |"
-    assert table[3].startswith("| tile | stain | 75.00 |") and len(table) == 4
+    from saa_lib.frames import markdown
+
+    table = defect_type_table([_row("image-paper"), _row("batch-paper")])
+    assert list(table.columns) == ["category", "defect type", "share of defect pixels", "image-paper", "batch-paper"]
+    assert table.iloc[0].tolist() == ["tile", "hole", pytest.approx(25.0), pytest.approx(100.0), pytest.approx(100.0)]
+    assert table.iloc[1].tolist()[:3] == ["tile", "stain", pytest.approx(75.0)] and len(table) == 2
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in markdown(table).splitlines()[2:4]]
+    assert rows[0] == ["tile", "hole", "25.00", "100.00", "100.00"]
+
+
+def test_sources_tables_values_na_and_differences():
+    from saa_lib.engine.saliency_sources import source_means_table, sources_table
+    from saa_lib.frames import markdown
+
+    a, b = _row("image-paper"), _row("batch-paper")
+    a = SourceRow("tile", "image-paper", 0.75, 0.5, np.nan, 0.25, a.maps, a.masks, a.defect_types)
+    b = SourceRow("tile", "batch-paper", 0.8, 0.6, 0.3, 0.5, b.maps, b.masks, b.defect_types)
+    per = sources_table([a, b])
+    assert list(per.columns) == ["category", "source", "pixel AUROC", "max-F1", "AUPRO@0.3", "s / image"]
+    assert per.iloc[1].tolist() == ["tile", "batch-paper", pytest.approx(80.0), pytest.approx(60.0), pytest.approx(30.0),
+                                    0.5]
+    assert "n/a" in markdown(per).splitlines()[2]  # the undefined AUPRO of image-paper
+    means = source_means_table([a, b], baseline="image-paper")
+    assert list(means.index) == ["image-paper", "batch-paper"]
+    assert means.loc["batch-paper", "Δ AUROC vs image-paper"] == pytest.approx(0.05)
+    assert means.loc["batch-paper", "Δ max-F1 (points)"] == pytest.approx(10.0)
+    assert "+0.0500" in markdown(means) and "+10.00" in markdown(means)
+    assert source_means_table([a, b], baseline="nothing")["Δ max-F1 (points)"].isna().all()
 
 
 @pytest.mark.parametrize("args, says", [(["--deep-size", "8"], "--deep-size"), (["--only", "no-such-row"], "--only")])

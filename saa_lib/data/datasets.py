@@ -16,9 +16,12 @@ Layouts read:
 - MTD: ``<root>/MT_<Defect>/Imgs/<name>.jpg`` with the mask ``<name>.png`` beside it; ``MT_Free`` is normal. No
   official split: everything is ``test``. One category, ``mtd``. A root in the MVTec layout is read as such.
 - folder: the MVTec layout if the root has it, else a flat folder of images (one category named after the folder).
-  A flat folder image's mask is ``masks/<stem>.png`` / ``masks/<stem>_mask.png`` or ``<stem>_mask.png`` beside it;
-  with a mask it is anomalous (mask has a non-zero pixel, defect type ``defect``) or normal (empty mask, ``good``);
-  without one it is unlabelled (``label=-1``, defect type ``unknown``), which metrics skip.
+  A flat folder image's mask is ``masks/<stem>.png`` / ``masks/<stem>_mask.png`` or ``<stem>_mask.png`` beside it
+  (:data:`FLAT_MASK_FORMS`; a sub-folder of images under any other name is refused naming these forms). With a mask
+  an image is anomalous (mask has a non-zero pixel, defect type ``defect``) or normal (empty mask, ``good``). Once
+  any image of the folder has a mask, an image without one is normal too (``good``; one warning per category gives
+  how many); in a folder without any mask every image is unlabelled (``label=-1``, defect type ``unknown``), which
+  metrics skip (``saa predict`` scores such images).
 
 An all-zero mask means a normal image in every layout: an image of a defect folder (MVTec ``test/<defect>/``, MTD
 ``MT_<Defect>/``) whose mask has no defect pixel is counted as normal (label 0, its defect type kept), the same as a
@@ -61,6 +64,10 @@ HOW_TO_GET = {
 }
 _MVTEC_LAYOUT = ("<root>/<category>/test/<defect>/<image> with masks <root>/<category>/ground_truth/<defect>/"
                  "<stem>_mask.png and normal images in test/good/ and train/good/")
+_OBJECT_WORD = (". A folder's category is also the object word of the prompts; name another object with --object "
+                "WORD (object_word=)")
+#: where a flat folder's masks may be, in the words the error messages use
+FLAT_MASK_FORMS = "masks/<stem>.png, masks/<stem>_mask.png or <stem>_mask.png beside the image"
 
 
 def default_root(name: str) -> Path:
@@ -91,7 +98,7 @@ class AnomalyDataset:
         self.root = Path(root).expanduser().absolute()
         self.table = table
         found = self._discover()
-        self.categories: list[str] = _select(found, categories, self.root)
+        self.categories: list[str] = _select(found, categories, self.root, self.categories_rule())
         self._cache: dict[tuple[str, str], list[Sample]] = {}
 
     # -- to implement -------------------------------------------------------------------------------------------------
@@ -102,13 +109,16 @@ class AnomalyDataset:
     def _list(self, category: str, split: str) -> list[Sample]:
         raise NotImplementedError
 
+    def categories_rule(self) -> str:
+        """Why the categories of ``root`` are what they are (for messages); ``""`` when fixed by the data set."""
+        return ""
+
     # -- public -------------------------------------------------------------------------------------------------------
     def samples(self, category: str, split: str = "test") -> list[Sample]:
         """Every image of one category and split, sorted by path. Raises :class:`DatasetError` for an unknown
         category or split, an empty category, a defect image without a mask, an empty file."""
         if category not in self.categories:
-            raise DatasetError(f"unknown category {category!r} in {self.name} data set {self.root}; "
-                               f"known: {', '.join(self.categories)}")
+            raise DatasetError(unknown_categories([category], self.categories, self.root, self.categories_rule()))
         if split not in self.splits:
             raise DatasetError(f"the {self.name} data set has no split {split!r}; splits: {', '.join(self.splits)}")
         key = (category, split)
@@ -145,7 +155,14 @@ class AnomalyDataset:
                 f"categories={self.categories!r})")
 
 
-def _select(found: list[str], wanted, root: Path) -> list[str]:
+def unknown_categories(unknown: list[str], found: list[str], root: Path, rule: str = "") -> str:
+    """The message for categories asked for that ``root`` does not hold: its categories, and ``rule`` (why they are
+    these, and how to point at another)."""
+    return (f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} in {root}; its "
+            f"categories: {', '.join(found)}" + (f". {rule}" if rule else ""))
+
+
+def _select(found: list[str], wanted, root: Path, rule: str = "") -> list[str]:
     found = sorted(found)
     if wanted is None:
         return found
@@ -156,8 +173,7 @@ def _select(found: list[str], wanted, root: Path) -> list[str]:
         raise DatasetError(f"{root}: no category selected; known: {', '.join(found)}")
     unknown = [w for w in wanted if w not in found]
     if unknown:
-        raise DatasetError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))} "
-                           f"in {root}; known: {', '.join(found)}")
+        raise DatasetError(unknown_categories(unknown, found, root, rule))
     return sorted(wanted)
 
 
@@ -190,6 +206,17 @@ class MVTecLayout(AnomalyDataset):
 
     def _present_splits(self, category: str) -> tuple[str, ...]:
         return tuple(s for s in self.splits if (self._dirs[category] / s).is_dir())
+
+    def categories_rule(self) -> str:
+        if _is_category_dir(self.root):
+            rule = (f"A root that holds test/ or train/ is one category, named after the folder ({self.root.name!r}): "
+                    f"select it with --category (categories=) {self.root.name}, or point --root (root=) at the "
+                    "folder that holds the category folders")
+        else:
+            rule = ("In the MVTec AD layout the categories are the root's sub-folders that hold test/ or train/: "
+                    "select one with --category (categories=) NAME, or point --root (root=) at the folder that "
+                    "holds them")
+        return rule + (_OBJECT_WORD if self.name == "folder" else "")
 
     def _list(self, category: str, split: str) -> list[Sample]:
         cat_dir = self._dirs[category]
@@ -274,8 +301,14 @@ class FlatFolder(AnomalyDataset):
     def _discover(self) -> list[str]:
         if not any(f.is_file() and is_image_file(f) for f in _entries(self.root)):
             raise DatasetError(f"{self.root}: no images found. A folder data set is either flat (images directly in "
-                               f"it) or in the MVTec AD layout ({_MVTEC_LAYOUT}).")
+                               f"it, masks as {FLAT_MASK_FORMS}) or in the MVTec AD layout ({_MVTEC_LAYOUT}).")
         return [self.root.name]
+
+    def categories_rule(self) -> str:
+        return (f"A flat folder (images directly in it) is one category, named after the folder "
+                f"({self.root.name!r}): select it with --category (categories=) {self.root.name} or leave the "
+                "category out; for one category per sub-folder use the MVTec AD layout and point --root (root=) at "
+                "the folder that holds them" + _OBJECT_WORD)
 
     def _list(self, category: str, split: str) -> list[Sample]:
         files, subdirs = [], []
@@ -283,6 +316,7 @@ class FlatFolder(AnomalyDataset):
             (subdirs if p.is_dir() else files).append(p)
         images = [f for f in files if is_image_file(f) and not f.stem.endswith(_MASK_SUFFIX)]
         beside = {f.stem[:-len(_MASK_SUFFIX)]: f for f in files if is_image_file(f) and f.stem.endswith(_MASK_SUFFIX)}
+        stems = {f.stem for f in images}
         in_masks: dict[str, Path] = {}
         for d in subdirs:
             if d.name == "masks":
@@ -292,26 +326,38 @@ class FlatFolder(AnomalyDataset):
                         if stem in in_masks:
                             raise DatasetError(f"{m}: a second mask for {stem!r} (also {in_masks[stem]}). Keep one.")
                         in_masks[stem] = m
-            elif any(f.is_file() and is_image_file(f) for f in _entries(d)):
-                raise DatasetError(f"{d}: sub-folder with images inside a flat folder data set; only images directly "
-                                   f"in {self.root} are read. Move them up, or use the MVTec AD layout "
-                                   f"({_MVTEC_LAYOUT}).")
-        stems = {f.stem for f in images}
+                continue
+            inside = [f for f in _entries(d) if f.is_file() and is_image_file(f)]
+            if not inside:
+                continue
+            if any(f.stem.removesuffix(_MASK_SUFFIX) in stems for f in inside):
+                raise DatasetError(f"{d}: a folder of masks? A flat folder reads a mask only as {FLAT_MASK_FORMS}: "
+                                   f"rename {d.name}/ to masks/.")
+            raise DatasetError(f"{d}: sub-folder with images inside a flat folder data set; only images directly "
+                               f"in {self.root} are read, and masks as {FLAT_MASK_FORMS}. Move the images up, or "
+                               f"use the MVTec AD layout ({_MVTEC_LAYOUT}).")
         for stem, m in {**in_masks, **beside}.items():
             if stem not in stems:
                 raise DatasetError(f"{m}: mask without an image (expected an image named {stem}.<ext> in "
-                                   f"{self.root}). Rename or remove it.")
-        out = []
+                                   f"{self.root}; masks are {FLAT_MASK_FORMS}). Rename or remove it.")
+        out, unmasked = [], []
         for f in images:
             check_nonempty(f, "image")
             if f.stem in beside and f.stem in in_masks:
                 raise DatasetError(f"{f}: two masks ({beside[f.stem]} and {in_masks[f.stem]}). Keep one.")
             mask = beside.get(f.stem) or in_masks.get(f.stem)
             if mask is None:
-                out.append(Sample(f, None, UNLABELLED, category, "unknown", self.name))
+                unmasked.append(f)
             else:
                 out.append(_masked_sample(f, mask, category, self.name))
-        return out
+        if not out:  # no mask at all: an unlabelled folder (saa predict scores it)
+            return [Sample(f, None, UNLABELLED, category, "unknown", self.name) for f in unmasked]
+        if unmasked:
+            n = len(unmasked)
+            warnings.warn(f"{category}: {n} image{'s' if n > 1 else ''} without a mask {'are' if n > 1 else 'is'} "
+                          "taken as normal (in a flat folder with masks, no mask means normal, as an all-zero mask "
+                          f"does), first: {unmasked[0]}", stacklevel=3)
+        return out + [Sample(f, None, NORMAL, category, "good", self.name) for f in unmasked]
 
 
 # ------------------------------------------------------------------------------------------------------------ KSDD2

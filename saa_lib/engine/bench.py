@@ -18,8 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 import torch
+
+from .. import frames
+from ..safeio import write_text
 
 
 class PeakMemory:
@@ -229,8 +233,8 @@ def run_bench(models_kind: str = "tiny", device: str = "auto", n_images: int = 4
     result = {"machine": machine(), "device": str(dev), "models": models.describe(),
               "meaningful": models.meaningful, "images": len(images), "stages": stages, "ratios": ratios, "cuda": cuda,
               "knn_scaling": knn_scaling(dev, knn_sides)}
-    (out / "bench.json").write_text(json.dumps(result, indent=1))
-    (out / "bench.md").write_text(to_markdown(result))
+    write_text(out / "bench.json", json.dumps(result, indent=1))
+    write_text(out / "bench.md", to_markdown(result))
     return result
 
 
@@ -262,25 +266,39 @@ def autocast_check(models, samples, prompts, cfg, dtypes=("bf16", "fp16")) -> di
     return out
 
 
+def bench_tables(r: dict) -> dict[str, pd.DataFrame]:
+    """The tables of a :func:`run_bench` result as DataFrames: ``stages`` (ms and peak MiB per stage), ``ratios``,
+    ``knn`` (the kNN scaling) and, when measured on CUDA, ``cuda`` (fp32 vs autocast on the same images)."""
+    out = {
+        "stages": frames.table([[k, v["ms"], v["peak_mib"]] for k, v in r["stages"].items()],
+                               ["stage", "ms", "peak MiB"], formats={"ms": ".1f", "peak MiB": ".1f"}),
+        "ratios": frames.table(list(r["ratios"].items()), ["ratio", "value"], formats={"value": "g"}),
+        "knn": frames.table([[x["input_side"], x["pixels_at_stride4"], x["ms"], x["peak_mib"]] for x in r["knn_scaling"]],
+                            ["input side", "pixels (stride 4)", "ms", "peak MiB"],
+                            formats={"ms": ".1f", "peak MiB": ".1f"}),
+    }
+    cuda = r.get("cuda", {})
+    if cuda and "status" not in cuda:
+        out["cuda"] = frames.table([[k, v["images_per_s"], v["pixel_max_f1"], v.get("max_f1_delta_vs_fp32_pt", "-")]
+                                    for k, v in cuda.items()],
+                                   ["precision", "images/s", "max-F1-pixel", "delta vs fp32 (pt)"],
+                                   formats={"images/s": "g", "max-F1-pixel": "g", "delta vs fp32 (pt)": "+g"})
+    return out
+
+
 def to_markdown(r: dict) -> str:
+    """The benchmark's report: machine, then :func:`bench_tables` as markdown."""
+    tables = bench_tables(r)
     lines = [f"# saa bench — {r['device']}, {r['models']}", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in r["machine"].items()), "",
-             "| stage | ms | peak MiB |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v['ms']:.1f} | {v['peak_mib']:.1f} |" for k, v in r["stages"].items()]
-    lines += ["", "| ratio | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in r["ratios"].items()]
-    lines += ["", "Saliency kNN (exact, chunked, 400 neighbours):", "", "| input side | pixels (stride 4) | ms | "
-              "peak MiB |", "|---:|---:|---:|---:|"]
-    lines += [f"| {x['input_side']} | {x['pixels_at_stride4']} | {x['ms']:.1f} | {x['peak_mib']:.1f} |"
-              for x in r["knn_scaling"]]
+             frames.markdown(tables["stages"]), frames.markdown(tables["ratios"]),
+             "Saliency kNN (exact, chunked, 400 neighbours):", "", frames.markdown(tables["knn"])]
     cuda = r.get("cuda", {})
     if "status" in cuda:
-        lines += ["", f"CUDA: {cuda['status']}."]
-    elif cuda:
-        lines += ["", "CUDA, SAA+ on the same images (fp32 vs autocast):", "", "| precision | images/s | max-F1-pixel | "
-                  "delta vs fp32 (pt) |", "|---|---:|---:|---:|"]
-        lines += [f"| {k} | {v['images_per_s']} | {v['pixel_max_f1']} | {v.get('max_f1_delta_vs_fp32_pt', '')} |"
-                  for k, v in cuda.items()]
-    return "\n".join(lines) + "\n"
+        lines += [f"CUDA: {cuda['status']}."]
+    elif "cuda" in tables:
+        lines += ["CUDA, SAA+ on the same images (fp32 vs autocast):", "", frames.markdown(tables["cuda"])]
+    return "\n".join(lines)
 
 
 def main(args) -> int:

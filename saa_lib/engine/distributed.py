@@ -13,9 +13,9 @@ confidences moved by about 2e-6 between 1 and 2 threads), so each CPU actor runs
 (``cpus_per_actor``); a single-process run with that many threads (``torch.set_num_threads``) gives bit-identical maps
 and metrics. On GPUs the same model on the same kind of GPU gives the same numbers.
 
-Ray is imported only when a :class:`RayScorer` is made (``pip install 'saa-workbook[ray]'``); importing this module
-touches neither Ray nor the network. On a cluster of several machines every node needs saa_lib installed, the data set
-at the same path (a shared file system) and the weights in its cache.
+Ray (pinned in requirements.txt; the package's ``ray`` extra) is imported only when a :class:`RayScorer` is made;
+importing this module touches neither Ray nor the network. On a cluster of several machines every node needs saa_lib
+installed, the data set at the same path (a shared file system) and the weights in its cache.
 """
 from __future__ import annotations
 
@@ -46,8 +46,9 @@ def import_ray():
         import ray
     except ImportError as err:
         raise RayNotInstalledError(
-            f"--ray needs Ray, which cannot be imported here ({err}). Install it with "
-            "pip install 'saa-workbook[ray]' (or pip install 'ray[default]'), or run without --ray.") from err
+            f"--ray needs Ray, which cannot be imported here ({err}). requirements.txt pins it (make setup installs "
+            "it); after a bare pip install of the package: pip install 'saa-workbook[ray]'. Or run without --ray.") \
+            from err
     return ray
 
 

@@ -7,8 +7,6 @@ shares.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 import warnings
@@ -16,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .. import frames
 from .. import metrics as M
 from ..config import SAAConfig
+from ..data.datasets import FLAT_MASK_FORMS
 from ..masks import resize_masks
 from ..generator import normalize_caption
 from ..peers.saliency import PeerSaliency
@@ -46,9 +47,14 @@ class CategoryRun:
     undefined: dict = field(default_factory=dict)
 
 
-def prompts_for(dataset, category: str, extra=(), behaviour: str = "code") -> CategoryPrompts:
-    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``."""
-    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour)
+def prompts_for(dataset, category: str, extra=(), behaviour: str = "code", object_word: str | None = None,
+                configs: list[SAAConfig] = ()) -> CategoryPrompts:
+    """Prompts of a dataset's category: its own table first, then every other table, then ``extra``; ``object_word``
+    (None: the table's, else the category) names the object. When every one of ``configs`` is ``saliency_only`` no
+    detector reads the prompts, and a category the tables lack needs no ``extra``."""
+    return category_prompts(category, getattr(dataset, "table", None), extra=extra, behaviour=behaviour,
+                            object_word=object_word, for_detector=not configs or not all(c.saliency_only
+                                                                                         for c in configs))
 
 
 @dataclass
@@ -64,9 +70,10 @@ def labelled(samples, category: str = "") -> list:
     """The samples with a label (0 normal, 1 anomalous), in order; an error if there is none."""
     samples = [s for s in samples if s.label in (0, 1)]
     if not samples:
-        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's image is labelled by a mask "
-                         "beside it, <stem>_mask.png or masks/<stem>.png; an all-zero mask marks a normal image). "
-                         "Add masks, or score unlabelled images with saa predict.")
+        raise ValueError(f"category {category!r}: no labelled test images (a flat folder's images are labelled by "
+                         f"masks, {FLAT_MASK_FORMS}: a defect pixel marks a defect; an all-zero mask, or no mask once "
+                         "other images have one, a normal image). Add masks, or score unlabelled images with saa "
+                         "predict.")
     return samples
 
 
@@ -272,18 +279,21 @@ def save_maps(run: CategoryRun, out_dir: Path) -> Path:
     return d
 
 
-def write_metrics_csv(runs: list[CategoryRun], path: Path) -> Path:
-    """One row per (variant, category), metrics in percent, written atomically. An undefined or not computed value is
-    ``n/a`` (which pandas reads as NaN); the last column, ``undefined``, says why (``metric: reason; ...``)."""
+def metrics_table(runs: list[CategoryRun]) -> pd.DataFrame:
+    """The per-category metrics as a DataFrame: one row per (variant, category) with ``n_images``, every metric of
+    :data:`saa_lib.metrics.METRIC_NAMES` in percent (NaN where undefined or not computed) and ``undefined``, why
+    (``metric: reason; ...``, empty when every metric is defined)."""
     keys = list(M.METRIC_NAMES)
-    fh = io.StringIO(newline="")
-    w = csv.writer(fh)
-    w.writerow(["variant", "category", "n_images", *keys, "undefined"])
-    for r in runs:
-        cells = [f"{100 * r.metrics[k]:.2f}" if np.isfinite(r.metrics[k]) else "n/a" for k in keys]
-        why = "; ".join(f"{k}: {r.undefined.get(k, 'undefined')}" for k in keys if not np.isfinite(r.metrics[k]))
-        w.writerow([r.variant, r.category, len(r.labels), *cells, why])
-    return write_text(path, fh.getvalue())
+    rows = [[r.variant, r.category, len(r.labels), *(100 * r.metrics[k] for k in keys),
+             "; ".join(f"{k}: {r.undefined.get(k, 'undefined')}" for k in keys if not np.isfinite(r.metrics[k]))]
+            for r in runs]
+    return frames.table(rows, ["variant", "category", "n_images", *keys, "undefined"], formats={"n_images": "d"})
+
+
+def write_metrics_csv(runs: list[CategoryRun], path: Path) -> Path:
+    """:func:`metrics_table` as CSV (``DataFrame.to_csv``), written atomically: metrics in percent with two decimals,
+    an undefined or not computed value ``n/a`` (which ``pandas.read_csv`` reads as NaN)."""
+    return write_text(path, frames.to_csv(metrics_table(runs)))
 
 
 def warn_undefined(runs: list[CategoryRun]) -> str | None:
@@ -306,33 +316,98 @@ def warn_undefined(runs: list[CategoryRun]) -> str | None:
     return msg
 
 
+@dataclass(frozen=True)
+class CategoryPlan:
+    """What a run scores in one category, checked before any image is scored: the labelled test ``samples`` (after
+    ``max_images``), the category's ``prompts`` and the normal ``references`` few-shot saliency compares with (the
+    first ``shots``; empty when no config needs them)."""
+
+    category: str
+    samples: list
+    prompts: CategoryPrompts
+    references: list
+
+
+def check_image_file(path, where: str = "") -> None:
+    """:class:`~saa_lib.data.sample.DatasetError` naming ``path`` (and ``where``) if its header cannot be read or the
+    image is smaller than the models take (:data:`saa_lib.pipeline.MIN_IMAGE_SIDE`); reads the header only."""
+    from ..data.sample import DatasetError, image_size
+    from ..pipeline import MIN_IMAGE_SIDE
+
+    h, w = image_size(path)
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise DatasetError(f"{path}{where}: image is {w}x{h} px; SAA+ needs at least {MIN_IMAGE_SIDE} px per side "
+                           "(upsample it, or leave it out)")
+
+
+def fewshot_shots(configs: list[SAAConfig]) -> int:
+    """The most reference images a few-shot config of ``configs`` compares with (0 when none is few-shot)."""
+    return max([c.saliency.peers.shots for c in configs if c.saliency.source == "fewshot"], default=0)
+
+
+def plan_categories(dataset, configs: list[SAAConfig], categories=None, extra_prompts=(),
+                    max_images: int | None = None, object_word: str | None = None) -> list[CategoryPlan]:
+    """Check what every category needs before any image of any category is scored; return what each will score.
+
+    Per category: its labelled test images (listing them reads every mask and checks its size against its image),
+    its prompts (:func:`prompts_for`, with ``object_word``), the size of every image to score (header only), and for
+    few-shot saliency at least ``shots`` normal reference images (``train/good``) of a usable size. The first problem
+    raises ``ValueError`` (or its subclass :class:`~saa_lib.data.sample.DatasetError`) naming the category and the
+    file or folder.
+    """
+    shots = fewshot_shots(configs)
+    plans = []
+    for cat in list(categories or dataset.categories):
+        samples = labelled(dataset.samples(cat), cat)
+        if max_images:
+            samples = balanced_subset(samples, max_images)
+        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour, object_word, configs)
+        for i, s in enumerate(samples):
+            check_image_file(s.image_path, f" (image {i + 1} of {len(samples)} of category {cat!r})")
+        refs = reference_samples(dataset, cat, configs)[:shots]
+        if len(refs) < shots:
+            raise ValueError(f"few-shot saliency with {shots} shot(s) needs {shots} normal reference image(s) "
+                             f"(train/good) of category {cat!r}; {dataset.root} has {len(refs)}: add normal images "
+                             "there, or lower --shots")
+        for i, s in enumerate(refs):
+            check_image_file(s.image_path, f" (reference image {i + 1} of {shots} of category {cat!r})")
+        plans.append(CategoryPlan(cat, samples, prompts, refs))
+    return plans
+
+
 def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], categories=None, extra_prompts=(),
              out_dir: str | Path | None = None, save_all_maps: bool = False, progress: bool = True,
              max_images: int | None = None, region_metrics: bool = False, num_workers: int | None = 0,
-             scorer=None) -> list[CategoryRun]:
+             scorer=None, object_word: str | None = None,
+             plans: list[CategoryPlan] | None = None) -> list[CategoryRun]:
     """Run ``configs`` over ``categories`` of ``dataset`` (an :class:`saa_lib.data.AnomalyDataset`).
 
+    Every category is checked before the first image is scored (:func:`plan_categories`, or the ``plans`` it
+    returned; with a pipeline here, also every category's prompts against the text encoder's length).
     ``scorer``: where the models run (default: a :class:`LocalScorer` of ``pipeline`` with ``num_workers`` image-loading
     processes; a :class:`saa_lib.engine.distributed.RayScorer` shards the images over a Ray cluster, ``pipeline`` may then be
-    None). With ``out_dir``: writes ``metrics.csv`` and (``save_all_maps``) every map. Returns the runs.
+    None). ``object_word``: the object of the prompts (None: each category's own, see :func:`prompts_for`). With
+    ``out_dir``: writes ``metrics.csv``, ``run.json`` and (``save_all_maps``) every map. Returns the runs.
     """
-    categories = list(categories or dataset.categories)
+    if plans is None:
+        plans = plan_categories(dataset, configs, categories, extra_prompts, max_images, object_word)
     scorer = scorer if scorer is not None else LocalScorer(pipeline, num_workers)
+    local = getattr(scorer, "pipeline", None)
+    if local is not None:
+        for plan in plans:
+            check_prompt_lengths(local, plan.prompts, configs)
     runs: list[CategoryRun] = []
     peers: dict = {}
+    objects: dict[str, str] = {}
     t0 = time.perf_counter()
-    for cat in tqdm(categories, desc="categories", disable=not progress or len(categories) < 2):
-        prompts = prompts_for(dataset, cat, extra_prompts, configs[0].behaviour)
-        samples = dataset.samples(cat)
-        if max_images:
-            samples = balanced_subset(samples, max_images)
-        refs = reference_samples(dataset, cat, configs)
-        batch, used_refs = peer_samples(labelled(samples, cat), refs, configs)
+    for plan in tqdm(plans, desc="categories", disable=not progress or len(plans) < 2):
+        objects[plan.category] = plan.prompts.object_word
+        batch, used_refs = peer_samples(plan.samples, plan.references, configs)
         if batch or used_refs:
-            peers[cat] = {"batch": sorted(str(s.image_path) for s in batch),
-                          "references": [str(s.image_path) for s in used_refs]}
-        runs += run_category(pipeline, samples, prompts, configs, progress, desc=cat, region_metrics=region_metrics,
-                             scorer=scorer, references=refs)
+            peers[plan.category] = {"batch": sorted(str(s.image_path) for s in batch),
+                                    "references": [str(s.image_path) for s in used_refs]}
+        runs += run_category(pipeline, plan.samples, plan.prompts, configs, progress, desc=plan.category,
+                             region_metrics=region_metrics, scorer=scorer, references=plan.references)
     warn_undefined(runs)
     if out_dir is not None:
         out = Path(out_dir)
@@ -341,8 +416,10 @@ def evaluate(dataset, pipeline: SAAPipeline | None, configs: list[SAAConfig], ca
             for r in runs:
                 save_maps(r, out)
         write_text(out / "run.json", json.dumps({
-            "seconds": round(time.perf_counter() - t0, 2), "categories": categories,
+            "seconds": round(time.perf_counter() - t0, 2), "categories": [p.category for p in plans],
             "variants": [c.variant for c in configs], "configs": [c.to_dict() for c in configs],
+            "saliency_backbone": ", ".join(dict.fromkeys(c.saliency.backbone for c in configs)),
+            "object_words": objects, "n_images": {r.category: len(r.labels) for r in runs},
             "models": scorer.describe(), "meaningful": scorer.meaningful,
             "cache": scorer.cache_stats(), "execution": scorer.execution(), "saliency_peers": peers},
             indent=1, default=str))

@@ -11,14 +11,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from .. import frames
 from .. import metrics as M
 from ..cache import StageCache
 from ..config import SAAConfig, variant_config
 from ..peers.config import with_peers
 from ..pipeline import SAAPipeline
 from ..prompts.language import category_prompts
-from .evaluate import balanced_subset, labelled, reference_samples, run_category
+from .evaluate import plan_categories, run_category
 
 
 #: the simple batch / few-shot forms (plain nearest-patch distance): the baseline the tuned defaults must beat
@@ -62,17 +64,18 @@ def compare_sources(models, dataset, configs: dict[str, SAAConfig], categories=N
                     progress: bool = False) -> list[SourceRow]:
     """Every config of ``configs`` on every category of ``dataset`` (an :class:`~saa_lib.data.AnomalyDataset`):
     pixel AUROC, max-F1 and AUPRO@0.3 of the maps, and the time per image. ``max_images``: at most that many test
-    images per category (anomalous and normal alternating); they are also the whole batch of the batch source."""
+    images per category (anomalous and normal alternating); they are also the whole batch of the batch source. Every
+    category (images, masks, few-shot references) is checked before the first map is computed
+    (:func:`~saa_lib.engine.evaluate.plan_categories`)."""
+    plans = plan_categories(dataset, list(configs.values()), categories, max_images=max_images)
     rows = []
-    for cat in categories or dataset.categories:
-        samples = labelled(dataset.samples(cat), cat)
-        samples = balanced_subset(samples, max_images) if max_images else samples
+    for plan in plans:
+        cat, samples = plan.category, plan.samples
         prompts = category_prompts(cat, getattr(dataset, "table", None))
         for name, cfg in configs.items():
             pipe = SAAPipeline(models, StageCache(enabled=False))
             t0 = time.perf_counter()
-            (run,) = run_category(pipe, samples, prompts, [cfg], progress=progress,
-                                  references=reference_samples(dataset, cat, [cfg]))
+            (run,) = run_category(pipe, samples, prompts, [cfg], progress=progress, references=plan.references)
             dt = (time.perf_counter() - t0) / len(samples)
             rows.append(SourceRow(cat, name, M.pixel_auroc(run.maps, run.masks), M.pixel_max_f1(run.maps, run.masks),
                                   M.aupro(run.maps, run.masks), dt, run.maps, run.masks,
@@ -80,27 +83,26 @@ def compare_sources(models, dataset, configs: dict[str, SAAConfig], categories=N
     return rows
 
 
-def _pct(v: float) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{100 * v:.2f}"
+def sources_table(rows: list[SourceRow]) -> pd.DataFrame:
+    """One row per (category, source): pixel AUROC, max-F1 and AUPRO@0.3 in percent (NaN where undefined) and the
+    seconds per image."""
+    return frames.table([[r.category, r.name, 100 * r.pixel_auroc, 100 * r.pixel_max_f1, 100 * r.aupro,
+                          r.seconds_per_image] for r in rows],
+                        ["category", "source", "pixel AUROC", "max-F1", "AUPRO@0.3", "s / image"])
 
 
-def sources_table(rows: list[SourceRow], baseline: str = "image-paper") -> str:
-    """Markdown: one line per (category, source), then the mean over categories of each source with its difference
-    to ``baseline`` (pixel AUROC in points of AUROC x 100, max-F1 in points)."""
-    lines = ["| category | source | pixel AUROC | max-F1 | AUPRO@0.3 | s / image |", "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r.category} | {r.name} | {_pct(r.pixel_auroc)} | {_pct(r.pixel_max_f1)} | {_pct(r.aupro)} "
-                     f"| {r.seconds_per_image:.2f} |")
+def source_means_table(rows: list[SourceRow], baseline: str = "image-paper") -> pd.DataFrame:
+    """Index ``source``: the mean over categories of each metric (percent) and of the seconds per image, and the
+    difference to ``baseline``: pixel AUROC as a fraction, max-F1 in points (NaN when ``baseline`` is not among the
+    rows)."""
     means = source_means(rows)
     base = means.get(baseline)
-    lines += ["", f"| mean over categories | pixel AUROC | max-F1 | AUPRO@0.3 | s / image | Δ AUROC vs {baseline} "
-                  f"| Δ max-F1 (points) |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, m in means.items():
-        d_auc = "n/a" if base is None else f"{m['pixel_auroc'] - base['pixel_auroc']:+.4f}"
-        d_f1 = "n/a" if base is None else f"{100 * (m['pixel_max_f1'] - base['pixel_max_f1']):+.2f}"
-        lines.append(f"| {name} | {_pct(m['pixel_auroc'])} | {_pct(m['pixel_max_f1'])} | {_pct(m['aupro'])} "
-                     f"| {m['seconds_per_image']:.2f} | {d_auc} | {d_f1} |")
-    return "\n".join(lines)
+    d_auc, d_f1 = f"Δ AUROC vs {baseline}", "Δ max-F1 (points)"
+    out = [[name, 100 * m["pixel_auroc"], 100 * m["pixel_max_f1"], 100 * m["aupro"], m["seconds_per_image"],
+            np.nan if base is None else m["pixel_auroc"] - base["pixel_auroc"],
+            np.nan if base is None else 100 * (m["pixel_max_f1"] - base["pixel_max_f1"])] for name, m in means.items()]
+    return frames.table(out, ["source", "pixel AUROC", "max-F1", "AUPRO@0.3", "s / image", d_auc, d_f1],
+                        index="source", formats={d_auc: "+.4f", d_f1: "+.2f"})
 
 
 def source_means(rows: list[SourceRow]) -> dict[str, dict]:
@@ -127,15 +129,13 @@ def defect_type_auroc(row: SourceRow) -> dict[str, tuple[float, float]]:
     return out
 
 
-def defect_type_table(rows: list[SourceRow]) -> str:
-    """Markdown: per category and defect type, the share of the category's anomalous pixels and each source's pixel
-    AUROC on that type (:func:`defect_type_auroc`)."""
+def defect_type_table(rows: list[SourceRow]) -> pd.DataFrame:
+    """Per category and defect type: the share of the category's anomalous pixels (percent) and each source's pixel
+    AUROC on that type (:func:`defect_type_auroc`, percent; NaN where undefined or the source has no row there)."""
     names = list(dict.fromkeys(r.name for r in rows))
-    lines = ["| category | defect type | share of defect pixels | " + " | ".join(names) + " |",
-             "|---|---|---:|" + "---:|" * len(names)]
+    out = []
     for cat in dict.fromkeys(r.category for r in rows):
         per = {r.name: defect_type_auroc(r) for r in rows if r.category == cat}
         for t, (_, share) in per[next(iter(per))].items():
-            cells = " | ".join(_pct(per[n][t][0]) if n in per else "n/a" for n in names)
-            lines.append(f"| {cat} | {t} | {_pct(share)} | {cells} |")
-    return "\n".join(lines)
+            out.append([cat, t, 100 * share, *(100 * per[n][t][0] if n in per else np.nan for n in names)])
+    return frames.table(out, ["category", "defect type", "share of defect pixels", *names])

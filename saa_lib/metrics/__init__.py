@@ -39,8 +39,8 @@ from .category import METRIC_NAMES, category_metrics, undefined_reasons
 from .checks import PROTOCOLS, normalize_category
 from .image import image_auroc, image_max_f1
 from .pixel import DEFAULT_BINS, POOLED_MIN_PIXELS, pixel_auroc, pixel_max_f1, pixel_max_f1_streaming
-from .region import aupro, region_f1
+from .region import aupro, pro_curve, region_f1
 
 __all__ = ["DEFAULT_BINS", "METRIC_NAMES", "POOLED_MIN_PIXELS", "PROTOCOLS", "aupro", "category_metrics", "image_auroc",
-           "image_max_f1", "normalize_category", "pixel_auroc", "pixel_max_f1", "pixel_max_f1_streaming", "region_f1",
-           "undefined_reasons"]
+           "image_max_f1", "normalize_category", "pixel_auroc", "pixel_max_f1", "pixel_max_f1_streaming", "pro_curve",
+           "region_f1", "undefined_reasons"]

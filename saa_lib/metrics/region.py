@@ -119,6 +119,19 @@ def aupro_from_levels(levels, masks, k: int, fpr_limit: float, protocol: str) ->
     return _integrate_to_limit(fpr, pro, fpr_limit) / fpr_limit
 
 
+def pro_curve(maps, masks, num_thresholds: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+    """The curve :func:`aupro` integrates (standard protocol): (fpr, pro), each (K + 2,), FPR non-decreasing from
+    (0, 0) (nothing predicted) to (1, 1) (everything predicted), one point per official threshold between them.
+    maps (N, H, W) float, masks (N, H, W) bool or 0/1; None without ground-truth regions or normal pixels."""
+    arr, m, mn, mx = validate(maps, masks)
+    k = check_num_thresholds(num_thresholds)
+    curve = _pro_fpr_curve(threshold_levels(normalize(arr, mn, mx), k), m, k, "standard")
+    if curve is None:
+        return None
+    fpr, pro = curve
+    return np.concatenate(([0.0], fpr, [1.0])), np.concatenate(([0.0], pro, [1.0]))
+
+
 def aupro(maps, masks, fpr_limit: float = 0.3, num_thresholds: int = 200, protocol: Protocol = "standard") -> float:
     """Area under the per-region-overlap (PRO) vs false-positive-rate curve up to ``fpr_limit``, in [0, 1].
 

@@ -2,7 +2,8 @@
 
 The tables (MVTec AD, VisA, KSDD2, MTD and the workbook's synthetic set) are data in
 ``saa_lib/resources/saa_tables.yaml``, read by :mod:`saa_lib.tables`. A category the tables do not have needs
-``extra`` prompts; its name is then the object word and the default property settings apply.
+``extra`` prompts (unless no detector will read them: ``saliency_only``); its name, or the ``object_word`` given, is
+then the object word and the default property settings apply.
 """
 from __future__ import annotations
 
@@ -74,25 +75,29 @@ def _clean(text: str) -> str:
 
 
 def category_prompts(category: str, table: str | None = None, extra: tuple[str, ...] | list[str] = (),
-                     behaviour: str = "code", object_word: str | None = None) -> CategoryPrompts:
+                     behaviour: str = "code", object_word: str | None = None,
+                     for_detector: bool = True) -> CategoryPrompts:
     """Prompts and property settings of ``category``.
 
     ``extra`` adds user defect prompts (one GroundingDINO forward each). ``behaviour="code"`` uses the official code's
     class-agnostic prompts, filled with the dataset's category key as written and filtered by it ("defect on
-    metal_nut", filter phrase "metal_nut"), ``"paper"`` the paper's ("anomaly", "defect", filtered by the object
-    word). ``object_word`` overrides the table's object (both forms).
+    metal_nut", filter phrase "metal_nut"; for a category the tables lack, the object word), ``"paper"`` the paper's
+    ("anomaly", "defect", filtered by the object word). ``object_word`` overrides the table's object (both forms).
+    ``for_detector=False`` (the prompts reach no detector: ``saliency_only``): a category the tables lack needs no
+    ``extra``; it gets the class-agnostic prompts and the default property settings.
     """
     tables = load_tables()
     extra = tuple(p for p in (_clean(p) for p in extra) if p)
     key = category if find_table(category, table) else ALIASES.get(category.lower(), category)
     found = find_table(key, table)
-    if found is None and not extra:
+    if found is None and not extra and for_detector:
         listing = "\n".join(f"  {t}: {', '.join(c)}" for t, c in known_categories().items())
         raise UnknownCategoryError(
             f"category {category!r} is not in the prompt tables and no prompts were given.\n"
             f"Known categories:\n{listing}\n"
             f"For a new category pass defect prompts, e.g. --prompt 'scratch' --prompt 'black hole' "
-            f"(or extra=('scratch', 'black hole') in Python); {category!r} is then used as the object word.")
+            f"(or extra=('scratch', 'black hole') in Python); {category!r} is then used as the object word "
+            "(another with --object WORD). The variant saliency_only needs no prompts.")
     prop = dict(DEFAULT_PROPERTY, object=category)
     expert: list[PromptEntry] = []
     if found is not None:
@@ -105,7 +110,7 @@ def category_prompts(category: str, table: str | None = None, extra: tuple[str, 
         agnostic = [PromptEntry(t.format(object=obj), obj, "agnostic") for t in templates]
         object_caption = obj
     else:  # official: templates and filter phrase take the category key; the object prompt keeps its comma
-        name = key if found is not None else _clean(category)
+        name = key if found is not None else _clean(object_word or category)
         agnostic = [PromptEntry(t.format(object=name), name, "agnostic") for t in templates]
         object_caption = written + ("," if prop["object_comma"] else "")
     user = [PromptEntry(p, obj, "user") for p in extra]

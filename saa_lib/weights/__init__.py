@@ -5,8 +5,10 @@ download policy, with no model code, so ``import saa_lib.weights`` stays light. 
 file downloads. ``zoo``: :func:`~saa_lib.weights.zoo.load_models`, the model sets (official, local paths, tiny,
 random, manifest). ``export``: a model set written in the official file formats, with a manifest that rebuilds it.
 """
-from .registry import (CHECKPOINTS, SALIENCY_BACKBONES, SAM_VARIANTS, Checkpoint, download_weights, missing_weights,
-                       require_weights, resolve_checkpoint, weights_dir, weights_for)
+from .registry import (CHECKPOINTS, SALIENCY_BACKBONES, SAM_VARIANTS, Checkpoint, auto_kind, download_weights,
+                       how_to_get_weights, missing_weights, require_weights, resolve_checkpoint, weights_dir,
+                       weights_for)
 
-__all__ = ["CHECKPOINTS", "SALIENCY_BACKBONES", "SAM_VARIANTS", "Checkpoint", "download_weights", "missing_weights",
-           "require_weights", "resolve_checkpoint", "weights_dir", "weights_for"]
+__all__ = ["CHECKPOINTS", "SALIENCY_BACKBONES", "SAM_VARIANTS", "Checkpoint", "auto_kind", "download_weights",
+           "how_to_get_weights", "missing_weights", "require_weights", "resolve_checkpoint", "weights_dir",
+           "weights_for"]

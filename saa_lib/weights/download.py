@@ -35,7 +35,8 @@ class MissingFileError(FileNotFoundError):
         lines = [f"{len(missing)} required file(s) missing{': ' + reason if reason else ''}"]
         for name, url, path in missing:
             lines.append(f"  - {name}: download {url}\n      and save it as {path}")
-        lines.append("Or point saa at files you already have (see README, 'Weights and datasets you already have').")
+        lines.append("Or point saa at files you already have: --models sam=PATH,gdino=PATH (in Python "
+                     "load_models('paths', checkpoints={'sam': PATH, 'gdino': PATH})).")
         super().__init__("\n".join(lines))
 
 

@@ -46,6 +46,33 @@ BERT_BASE_UNCASED_CONFIG: dict = {
 SAM_VARIANTS = ("vit_h", "vit_l", "vit_b")
 #: saliency backbones (:mod:`saa_lib.models.backbone`): the paper's, and one whose ImageNet weights install offline
 SALIENCY_BACKBONES = ("wide_resnet50_2", "tf_efficientnet_lite0")
+#: the model sets :func:`saa_lib.weights.zoo.load_models` builds (``paths``: from checkpoint files given by key;
+#: ``auto``: ``official`` when its files are in the weights folder, else ``tiny``, see :func:`auto_kind`)
+MODEL_KINDS = ("official", "paths", "tiny", "random", "auto")
+#: the keys of a ``paths`` model set (``sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]``)
+MODEL_PATH_KEYS = ("sam", "gdino", "saliency", "bert_vocab")
+#: the forms a models setting takes, for messages
+MODELS_FORM = "official | tiny | random | auto | sam=PATH,gdino=PATH[,saliency=PATH][,bert_vocab=PATH]"
+
+
+def parse_models(spec: str, name: str = "--models") -> tuple[str, dict | None]:
+    """``(kind, checkpoints)`` of a models setting (``official``, ``tiny``, ``random``, ``sam=PATH,gdino=PATH,...`` or
+    ``manifest=PATH``); ``ValueError`` naming the setting (``name``), the bad item and the expected form."""
+    spec = spec.strip()
+    if "=" not in spec:
+        if spec in MODEL_KINDS and spec != "paths":
+            return spec, None
+        raise ValueError(f"{name} {spec!r}: expected {MODELS_FORM}")
+    paths, keys = {}, (*MODEL_PATH_KEYS, "manifest")
+    for item in spec.split(","):
+        key, eq, path = (x.strip() for x in item.partition("="))
+        if not eq or not path or key not in keys:
+            raise ValueError(f"{name} {spec!r}: {item.strip()!r} is not KEY=PATH with KEY one of "
+                             f"{', '.join(keys)}; expected {MODELS_FORM}")
+        if key in paths:
+            raise ValueError(f"{name} {spec!r}: {key} is given twice")
+        paths[key] = path
+    return "paths", paths
 
 
 @dataclass(frozen=True)
@@ -259,3 +286,16 @@ def weights_for(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resne
     for n in names:
         _entry(n)
     return names
+
+
+def how_to_get_weights() -> str:
+    """One line: how to get the official models (the tiny models' banner ends with it)."""
+    return (f"Real models: `saa download weights` (saves the official checkpoints into {weights_dir()}), "
+            "or your own files: --models sam=PATH,gdino=PATH")
+
+
+def auto_kind(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resnet50_2") -> str:
+    """What ``models="auto"`` loads: ``"official"`` when every file of :func:`weights_for` is in the weights folder,
+    else ``"tiny"``. Presence only: no hash is computed and nothing is downloaded (a file that is there but not the
+    published one is loaded as your own, see :func:`saa_lib.weights.zoo.load_models`)."""
+    return "tiny" if missing_weights(weights_for(sam_variant, saliency_backbone)) else "official"

@@ -5,7 +5,8 @@ models:
 - ``official``: SAM (``vit_h`` by default), GroundingDINO Swin-T OGC and the saliency backbone with published weights;
 - ``paths``: the same architectures loaded from files you name (``checkpoints={"sam": ..., "gdino": ..., ...}``);
 - ``tiny``: the same classes at small sizes, random init, seeded — for tests and demos, NOT meaningful;
-- ``random``: official sizes, random init — for timing only, NOT meaningful.
+- ``random``: official sizes, random init — for timing only, NOT meaningful;
+- ``auto``: ``official`` when every official file is in the weights folder, else ``tiny`` (the notebooks' default).
 
 Nothing here touches the network at import time.
 """
@@ -16,23 +17,47 @@ from pathlib import Path
 
 import torch
 
-from saa_lib.weights.download import MissingFileError
+from saa_lib.weights.download import HashMismatchError, MissingFileError, check_hash_once
 from saa_lib.models import Models
 from saa_lib.models.common import file_fingerprint
 from saa_lib.models.backbone import SALIENCY_BACKBONES, SaliencyBackbone, load_saliency_backbone
-from saa_lib.weights.registry import (CHECKPOINTS, Checkpoint, download_weights, missing_weights, require_weights,
-                             resolve_checkpoint, weights_dir, weights_for)
+from saa_lib.weights.registry import (CHECKPOINTS, MODEL_KINDS, MODEL_PATH_KEYS, Checkpoint, auto_kind,
+                                      download_weights, missing_weights, require_weights, resolve_checkpoint,
+                                      weights_dir, weights_for)
 
 __all__ = [
     "Checkpoint", "CHECKPOINTS", "KINDS", "Models", "SaliencyBackbone", "weights_dir", "resolve_checkpoint",
     "missing_weights", "require_weights", "download_weights", "weights_for", "load_models", "load_saliency_backbone",
-    "load_saliency_only",
+    "load_saliency_only", "auto_kind", "zoo_files", "unpublished_files",
 ]
 
-KINDS = ("official", "paths", "tiny", "random")
+KINDS = MODEL_KINDS
+PATH_KEYS = MODEL_PATH_KEYS
 
 
-PATH_KEYS = ("sam", "gdino", "saliency", "bert_vocab")
+def zoo_files(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resnet50_2") -> dict[str, str]:
+    """``{checkpoints key: zoo name}`` of the files the official models read (the keys of ``checkpoints=``)."""
+    names = {"sam": f"sam_{sam_variant}", "gdino": "groundingdino_swint_ogc", "bert_vocab": "bert_base_uncased_vocab"}
+    if saliency_backbone == "wide_resnet50_2":
+        names["saliency"] = "wide_resnet50_2"
+    return names
+
+
+def unpublished_files(sam_variant: str = "vit_h", saliency_backbone: str = "wide_resnet50_2") -> dict[str, Path]:
+    """``{checkpoints key: path}`` of the official files in the weights folder whose hash is not the published one,
+    each named in a warning: ``models="auto"`` loads them as your own files (as ``--models sam=PATH`` would) instead
+    of refusing them as ``"official"`` does."""
+    own = {}
+    for key, name in zoo_files(sam_variant, saliency_backbone).items():
+        ck = CHECKPOINTS[name]
+        try:
+            check_hash_once(ck.path, ck.known_hash)
+        except HashMismatchError:
+            own[key] = ck.path
+            warnings.warn(f"{ck.path.name} in {ck.path.parent} is not the published {name} (its hash differs): "
+                          f"models='auto' loads it as your own checkpoint, as --models {key}=PATH would; "
+                          f"`saa download weights --force {name}` replaces it with the published file", stacklevel=3)
+    return own
 
 
 def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h",
@@ -42,8 +67,10 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
 
     ``kind``: ``official`` (zoo files, downloaded and verified if missing; entries of ``checkpoints`` win),
     ``paths`` (``checkpoints={"sam": ..., "gdino": ..., "saliency": ...}`` local files, ``"bert_vocab"`` optional),
-    ``tiny`` or ``random`` (seeded random init; warns "not meaningful"). Official files that are missing are reported
-    together in one :class:`MissingFileError` before anything is built.
+    ``tiny`` or ``random`` (seeded random init; warns "not meaningful"), ``auto`` (:func:`auto_kind`: ``official``
+    when every file is in the weights folder, loading the ones that are not the published files as your own with a
+    warning, see :func:`unpublished_files`; else ``tiny``; never downloads). Official files that are missing are
+    reported together in one :class:`MissingFileError` before anything is built.
     ``checkpoints={"manifest": ".../manifest.json"}`` alone loads a set written by
     :func:`saa_lib.weights.export.export_models` (the other arguments play no part).
     """
@@ -64,6 +91,13 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
         raise ValueError(f"unknown sam_variant {sam_variant!r}; choose one of {SAM_VARIANTS}")
     if saliency_backbone not in SALIENCY_BACKBONES:
         raise ValueError(f"unknown saliency_backbone {saliency_backbone!r}; choose one of {SALIENCY_BACKBONES}")
+    if kind == "auto":
+        if checkpoints:
+            raise ValueError("kind='auto' chooses between the weights folder and the tiny models; pass your own files "
+                             "with kind='official' (they win over the folder) or kind='paths'")
+        kind = auto_kind(sam_variant, saliency_backbone)
+        if kind == "official":
+            checkpoints, download = unpublished_files(sam_variant, saliency_backbone), False
     checkpoints = {k: Path(v).expanduser() for k, v in (checkpoints or {}).items()}
     unknown = set(checkpoints) - set(PATH_KEYS)
     if unknown:
@@ -105,9 +139,7 @@ def load_models(kind: str = "official", device="cpu", sam_variant: str = "vit_h"
             raise ValueError(f"kind='paths' needs checkpoints for {lacking}: "
                              "checkpoints={'sam': '.../sam_vit_h_4b8939.pth', 'gdino': '.../groundingdino_swint_ogc.pth'"
                              ", 'saliency': '.../wide_resnet50_2-95faca4d.pth'}")
-    zoo_names = {"sam": f"sam_{sam_variant}", "gdino": "groundingdino_swint_ogc", "bert_vocab": "bert_base_uncased_vocab"}
-    if saliency_backbone == "wide_resnet50_2":
-        zoo_names["saliency"] = "wide_resnet50_2"
+    zoo_names = zoo_files(sam_variant, saliency_backbone)
     absent = [(key, CHECKPOINTS[zoo_names[key]].url if key in zoo_names else "(a file of that format)", p)
               for key, p in checkpoints.items() if not p.is_file()]
     if absent:
@@ -143,6 +175,8 @@ def load_saliency_only(name: str = "tf_efficientnet_lite0", kind: str = "officia
     runs without the detector weights. Arguments as :func:`saa_lib.models.backbone.load_saliency_backbone`."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
+    if kind == "auto":  # the backbone's own file decides (tf_efficientnet_lite0's weights are always here)
+        kind = "official" if name not in CHECKPOINTS or CHECKPOINTS[name].path.is_file() else "tiny"
     saliency = load_saliency_backbone(name, kind=kind, device=device, path=path, seed=seed, download=download)
     return Models(gdino=None, sam=None, saliency=saliency, kind=kind, gdino_min_size=0, gdino_max_size=0,
                   identity=f"saliency-only|{kind}|saliency={saliency.identity}", device=torch.device(device),

@@ -1,13 +1,12 @@
-"""The book: the notebook series executed once with papermill (:func:`saa_lib.workbook.report.run_report`), then rendered as a
-static HTML site by Sphinx + MyST-NB from the executed copies, without executing them again.
+"""The book: the notebook series executed once with papermill (:func:`saa_lib.workbook.report.run_report`), then
+rendered as a static HTML site by Sphinx + MyST-NB from the executed copies, without executing them again.
 
-:func:`build` (``python -m saa_lib.workbook.book``, ``make book``) writes ``<out>/`` as a unit: ``html/index.html`` (the
-book), ``executed/`` (the executed notebooks, as :func:`saa_lib.workbook.report.run_report` writes them) and ``run.json``.
-The Sphinx source is assembled in a scratch folder from ``book/`` (``conf.py``, the landing page, ``_static/``), the
-executed notebooks, the answers of the exercises, ``ARCHITECTURE.md``, ``docs/*.md`` and the project's files these
-pages link to; MathJax is copied from the
-``jupyter-server-mathjax`` package, so the book needs no network to build or to read. A notebook that fails, or an error output in an executed
-notebook, fails the build with a message naming it.
+:func:`build` (``python -m saa_lib.workbook.book``, ``make book``) writes ``<out>/`` as a unit: ``html/index.html``
+(the book), ``executed/`` (the executed notebooks, as :func:`saa_lib.workbook.report.run_report` writes them) and
+``run.json``. The Sphinx source is assembled in a scratch folder from ``book/`` (``conf.py``, the landing page,
+``_static/``), the executed notebooks, ``ARCHITECTURE.md``, ``docs/*.md`` and the project's files these pages link
+to; MathJax is copied from the ``jupyter-server-mathjax`` package, so the book needs no network to build or to read.
+A notebook that fails, or an error output in an executed notebook, fails the build with a message naming it.
 """
 from __future__ import annotations
 
@@ -146,7 +145,8 @@ def execute_series(executed: Path, models: str, n_images: int | None, notebooks,
     from .report import run_report
 
     try:
-        rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress)
+        rc = run_report(models=models, out=executed, max_images=n_images, notebooks=notebooks, progress=progress,
+                        labels={"models": "--models", "n_images": "--n-images"})
     except RuntimeError as err:  # no kernel: it did not start or stopped answering
         raise BookError(f"the notebooks could not be executed: {err}") from err
     record = read_record(executed)
@@ -185,8 +185,6 @@ def assemble(src: Path, executed: Path, record: dict) -> list[str]:
     (src / "docs").mkdir()
     for page in sorted((root / "docs").glob("*.md")):
         shutil.copy2(page, src / "docs" / page.name)
-    shutil.copytree(root / "notebooks" / "answers", src / "notebooks" / "answers",
-                    ignore=shutil.ignore_patterns("*.py", "*.ipynb", ".ipynb_checkpoints"))
     lines, samples_found = [], True
     for name in [s["notebook"] for s in record["notebooks"]]:
         path = executed / f"{name}.ipynb"
@@ -246,23 +244,27 @@ def copy_linked_files(src: Path, root: Path) -> list[str]:
 def this_build_page(record: dict, samples: bool) -> str:
     """The page that says how the book's outputs were made: parameters, whether the real samples were found (as the
     executed notebooks say), time per notebook."""
-    from .series import BANNER, is_meaningful
+    from .series import BANNER, choose_saliency_backbone, is_meaningful, resolve_models
+
+    from ..frames import markdown, table
 
     params = record["parameters"]
-    models = params["models"]
+    models = params.get("models", "auto")
+    shown = models if models != "auto" else f"auto` → `{resolve_models(models, choose_saliency_backbone('auto'))}"
+    settings = table([["models", f"`{shown}`" + ("" if is_meaningful(models) else f" ({BANNER})")],
+                      ["data set", f"`{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "")],
+                      ["images per category (`n_images`)", str(params.get("n_images", "the notebooks’ default"))],
+                      ["real MVTec AD / MTD samples",
+                       "found (`SAA_SAMPLES` or `../shared/data/samples`) and used by the notebooks that read them"
+                       if samples else "not found: the notebooks used the synthetic set instead"]],
+                     ["parameter", "value"])
+    times = table([[f"[{s['notebook']}](notebooks/{s['notebook']}.ipynb)", s["seconds"]] for s in record["notebooks"]],
+                  ["notebook", "seconds"], formats={"seconds": ".1f"})
     lines = ["# This build", "",
              f"The notebooks were executed once ({record.get('executed_by', 'papermill')}), then rendered without being "
              f"executed again; the book was built on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", "",
-             "| parameter | value |", "|---|---|",
-             f"| models | `{models}`" + ("" if is_meaningful(models) else f" ({BANNER})") + " |",
-             f"| data set | `{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "") + " |",
-             f"| images per category (`n_images`) | {params.get('n_images', 'the notebooks’ default')} |",
-             "| real MVTec AD / MTD samples | " + ("found (`SAA_SAMPLES` or `../shared/data/samples`) and used by the "
-                                                 "notebooks that read them" if samples else
-                                                 "not found: the notebooks used the synthetic set instead") + " |",
-             "", "| notebook | seconds |", "|---|---:|"]
-    lines += [f"| [{s['notebook']}](notebooks/{s['notebook']}.ipynb) | {s['seconds']} |" for s in record["notebooks"]]
-    return "\n".join(lines) + "\n"
+             markdown(settings), markdown(times)]
+    return "\n".join(lines)
 
 
 def sphinx_build(src: Path, html: Path, doctrees: Path, quiet: bool = True) -> None:
@@ -275,7 +277,7 @@ def sphinx_build(src: Path, html: Path, doctrees: Path, quiet: bool = True) -> N
         raise BookError(f"sphinx-build failed (exit {proc.returncode}) on {src}: see the messages above")
 
 
-def build(out="results/book", models: str = "tiny", n_images: int | None = None, executed=None, notebooks=None,
+def build(out="results/book", models: str = "auto", n_images: int | None = None, executed=None, notebooks=None,
           progress: bool = True) -> Path:
     """Execute the series (or the ``notebooks`` named; or take the executed notebooks in ``executed``) and build the
     book into ``out/``, replacing an earlier book there only when the new one is complete. Returns the path of
@@ -310,7 +312,9 @@ def build(out="results/book", models: str = "tiny", n_images: int | None = None,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m saa_lib.workbook.book", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/book", help="the book's folder (replaced as a whole when complete)")
-    p.add_argument("--models", default="tiny", help="the notebooks' `models` parameter (default: tiny)")
+    p.add_argument("--models", default="auto",
+                   help="the notebooks' `models` parameter (default: auto, the official models when their weights "
+                        "are in the weights folder, else the tiny ones)")
     p.add_argument("--n-images", type=int, default=None, help="the notebooks' `n_images` (default: theirs)")
     p.add_argument("--notebooks", default=None, help="comma-separated notebook names (default: the whole series)")
     p.add_argument("--executed", default=None,

@@ -127,3 +127,32 @@ def close_to(value, expected: float, tolerance: float, what: str = "your value")
     if abs(v - expected) <= tolerance:
         return True
     return f"{what} is too {'high' if v > expected else 'low'}"
+
+
+def close_each(values, expected: dict, tolerance: float) -> bool | str:
+    """True when ``values`` (a sequence, in the order of ``expected``'s keys) holds one number within ``tolerance``
+    of each expected value; otherwise which one is too high or too low (never by how much)."""
+    names = list(expected)
+    try:
+        got = list(values)
+    except TypeError:
+        return f"hand in {len(names)} numbers: ({', '.join(names)})"
+    if len(got) != len(names):
+        return f"hand in {len(names)} numbers: ({', '.join(names)}); you gave {len(got)}"
+    for name, value in zip(names, got):
+        verdict = close_to(value, expected[name], tolerance, what=f"your {name}")
+        if verdict is not True:
+            return verdict
+    return True
+
+
+def same_set(answer, expected, what: str = "items") -> bool | str:
+    """True when ``answer`` (a string or a collection of strings) names exactly the ``expected`` strings; otherwise
+    whether one is missing or one too many (never which)."""
+    given = {answer} if isinstance(answer, str) else set(answer)
+    expected = set(expected)
+    if given == expected:
+        return True
+    if given - expected:
+        return f"at least one of your {what} should not be there"
+    return f"at least one {what[:-1] if what.endswith('s') else what} is missing"

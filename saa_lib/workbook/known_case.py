@@ -18,7 +18,8 @@ class KnownCase:
     image: (H, W, 3) uint8; mask: (R, R) bool ground truth at the evaluation resolution R; stages: the
     :class:`saa_lib.records.StageOutputs` a detector could have produced (the saliency map is real: computed with
     the given backbone, for the saliency settings of the config given); names: one description per candidate, in
-    order.
+    order; kinds: the kind of prompt that found each; config: the :class:`saa_lib.config.SAAConfig` it was built for
+    (its behaviour and saliency settings).
     """
 
     image: np.ndarray
@@ -27,6 +28,7 @@ class KnownCase:
     stages: object
     names: list[str]
     kinds: list[str]
+    config: object = None
 
 
 def _box(mask: np.ndarray) -> list[float]:
@@ -115,7 +117,7 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
                       masks=masks, object_detections=obj, object_masks=obj_masks)
     st = st.with_saliency(saliency_key(st, prompts, config), sal)
     return KnownCase(s.image, resize_masks(s.mask[None], r)[0], prompts, st, [name for name, *_ in rows],
-                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows])
+                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows], config)
 
 
 def candidate_regions(case: KnownCase, result) -> dict:
@@ -130,23 +132,29 @@ def fused_names(case: KnownCase, result) -> list[str]:
     return [case.names[i] for i, r in candidate_regions(case, result).items() if r.removed_by is None]
 
 
-def fate_table(case: KnownCase, results: dict) -> str:
-    """Markdown: one row per candidate of ``case``, one column per ``{label: ImageResult}`` saying what removed it
-    (``kept`` for the regions fused into the map; ``not prompted`` for candidates of an expert prompt that a variant
-    without P^L never asks for)."""
-    labels = list(results)
-    lines = ["| candidate | confidence | " + " | ".join(labels) + " |",
-             "|---|---:|" + "---|" * len(labels)]
+def fate_table(case: KnownCase, results: dict):
+    """A DataFrame: index ``candidate`` (one row per candidate of ``case``), its ``confidence``, then one column per
+    ``{label: ImageResult}`` saying what removed it (``kept`` for the regions fused into the map; ``not prompted`` for
+    candidates of an expert prompt that a variant without P^L never asks for)."""
+    from ..frames import table
+
     per_candidate = {lab: candidate_regions(case, res) for lab, res in results.items()}
-    for i, name in enumerate(case.names):
-        cells = []
-        for lab in labels:
-            reg = per_candidate[lab].get(i)
-            if reg is None:
-                cells.append("not prompted")
-            elif reg.removed_by is None:
-                cells.append("**kept**")
-            else:
-                cells.append(f"removed: {reg.removed_by}")
-        lines.append(f"| {name} | {case.stages.detections.scores[i]:.2f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+
+    def fate(reg) -> str:
+        if reg is None:
+            return "not prompted"
+        return "kept" if reg.removed_by is None else f"removed: {reg.removed_by}"
+
+    rows = [[name, float(case.stages.detections.scores[i]), *(fate(per_candidate[lab].get(i)) for lab in results)]
+            for i, name in enumerate(case.names)]
+    return table(rows, ["candidate", "confidence", *results], index="candidate")
+
+
+def rescoring_table(case: KnownCase, result):
+    """A DataFrame of the P^S rescoring in ``result`` on ``case``: index ``candidate``, its confidence c, the mean
+    saliency s in its mask and the rescored c' = c·exp(γ s), for the candidates ``result`` scored."""
+    from ..frames import table
+
+    rows = [[case.names[i], r.confidence, r.saliency, r.score] for i, r in candidate_regions(case, result).items()]
+    return table(rows, ["candidate", "confidence c", "mean saliency", "c' = c·exp(γ s)"], index="candidate",
+                 formats={"mean saliency": ".3f", "c' = c·exp(γ s)": ".3f"})

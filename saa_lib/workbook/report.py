@@ -1,6 +1,7 @@
-"""Reports: markdown tables in the layout of the paper (Table 1, methods x categories, or its transpose; Table 2,
-the ablation), a report file, and :func:`run_report`, which executes the notebook series with papermill (executed
-notebooks, their HTML and figures) as a report."""
+"""Reports: the tables in the layout of the paper as DataFrames (Table 1, methods x categories, or its transpose;
+Table 2, the ablation), shown in a notebook (:func:`show`) or written as markdown (:func:`write_report`), and
+:func:`run_report`, which executes the notebook series with papermill (executed notebooks, their HTML and figures) as a
+report."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from .. import frames
 from ..tables import load_tables
 from ..safeio import write_text
 
@@ -23,6 +26,9 @@ VARIANT_LABELS = {
     "saa_plus-no_confidence": "SAA+ w/o P^C",
     "saliency_only": "P^S map only",
 }
+#: how a metric key is named in table headers
+METRIC_LABELS = {"pixel_max_f1": "max-F1-pixel", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO@0.3",
+                 "image_auroc": "image AUROC", "image_max_f1": "image max-F1", "region_f1": "region F1"}
 _PAPER_KEYS = {"saa": ("table1", "SAA"), "saa_plus": ("table1", "SAA_plus"),
                "saa_plus-no_language": ("table2_ablation", "no_language"),
                "saa_plus-no_property": ("table2_ablation", "no_property"),
@@ -49,11 +55,6 @@ def header(models_line: str, meaningful: bool, dataset: str, extra: str = "") ->
     return "\n\n".join(lines) + "\n\n"
 
 
-def fmt(value: float) -> str:
-    """A percentage with two decimals; ``n/a`` for an undefined (nan) value."""
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
-
-
 def defined_mean(values) -> float:
     """Mean of the finite values; nan when there is none (no numpy warning)."""
     v = np.asarray([x for x in values if x is not None], dtype=np.float64)
@@ -70,20 +71,22 @@ def undefined_notes(runs, metric: str) -> list[str]:
     return [f"{c}: {why}" for c, why in notes.items()]
 
 
-def _notes_block(runs, metric: str) -> str:
+def _notes(runs, metric: str) -> str:
     notes = undefined_notes(runs, metric)
-    if not notes:
-        return ""
-    return ("\nn/a = undefined, left out of the means: " + "; ".join(notes) + ".\n")
+    return "n/a = undefined, left out of the means: " + "; ".join(notes) + "." if notes else ""
 
 
-def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpose: bool = False) -> str:
-    """``metric`` in percent, one value per (variant, category), with the mean over categories.
+NOT_APPLICABLE = frames.NOT_APPLICABLE
 
-    Table 1 layout: one row per variant, one column per category, then the mean, and a last column with the paper's
-    number for ``dataset`` where there is one. ``transpose=True``: one row per category (with its number of images),
-    one column per variant, then the mean row (and the paper's row). An undefined value (nan) is shown as ``n/a``,
-    left out of the mean, and its reason is given under the table.
+
+def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpose: bool = False) -> pd.DataFrame:
+    """``metric`` in percent, one value per (variant, category), with the mean over categories, as a DataFrame.
+
+    Table 1 layout: index ``method`` (one row per variant, labelled as in :data:`VARIANT_LABELS`), one column per
+    category, then ``mean``, and ``paper (mean)`` with the paper's number for ``dataset`` when it reports one for
+    any of the variants (``-`` where it reports none). ``transpose=True``: index ``category`` (one row per category),
+    a column ``n`` (its number of images), one column per variant, then the rows ``mean`` and ``paper (mean)``. An
+    undefined value is NaN (shown ``n/a``), left out of the mean, and its reason is in ``attrs["notes"]``.
     """
     variants = list(dict.fromkeys(r.variant for r in runs))
     cats = list(dict.fromkeys(r.category for r in runs))
@@ -92,45 +95,65 @@ def metric_table(runs, metric: str = "pixel_max_f1", dataset: str = "", transpos
     means = {v: defined_mean(cells[v]) for v in variants}
     paper = {v: paper_value(v, dataset) for v in variants}
     show_paper = any(p is not None for p in paper.values())
-    paper_cell = {v: "-" if p is None else f"{p:.2f}" for v, p in paper.items()}
+    paper_cell = {v: NOT_APPLICABLE if p is None else float(p) for v, p in paper.items()}
     labels = [VARIANT_LABELS.get(v, v) for v in variants]
+    notes = _notes(runs, metric)
     if transpose:
         n = {r.category: len(r.labels) for r in runs}
-        lines = ["| category | n | " + " | ".join(labels) + " |", "|---|---:|" + "---:|" * len(variants)]
-        lines += [f"| {c} | {n[c]} | " + " | ".join(fmt(cells[v][j]) for v in variants) + " |"
-                  for j, c in enumerate(cats)]
-        lines.append("| **mean** | | " + " | ".join(f"**{fmt(means[v])}**" for v in variants) + " |")
+        rows = [[c, n[c], *(cells[v][j] for v in variants)] for j, c in enumerate(cats)]
+        rows.append(["mean", NOT_APPLICABLE, *(means[v] for v in variants)])
         if show_paper:
-            lines.append("| paper (mean) | | " + " | ".join(paper_cell[v] for v in variants) + " |")
-        return "\n".join(lines) + "\n" + _notes_block(runs, metric)
+            rows.append(["paper (mean)", NOT_APPLICABLE, *(paper_cell[v] for v in variants)])
+        return frames.table(rows, ["category", "n", *labels], index="category", formats={"n": "d"}, notes=notes)
     cols = ["method", *cats, "mean"] + (["paper (mean)"] if show_paper else [])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
-    for v, label in zip(variants, labels):
-        row = [label, *(fmt(x) for x in cells[v]), fmt(means[v])] + ([paper_cell[v]] if show_paper else [])
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n" + _notes_block(runs, metric)
+    rows = [[label, *cells[v], means[v]] + ([paper_cell[v]] if show_paper else []) for v, label in zip(variants, labels)]
+    return frames.table(rows, cols, index="method", notes=notes)
 
 
-def ablation_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> str:
-    """Table 2 layout: one row per ablated prompt, the mean over categories and its change against full SAA+.
-
-    Undefined values (nan) are left out of the means (``n/a`` when none is defined)."""
+def ablation_table(runs, metric: str = "pixel_max_f1", dataset: str = "") -> pd.DataFrame:
+    """Table 2 layout as a DataFrame: index ``variant`` (one row per variant), the mean of ``metric`` over categories
+    in percent, its change against full SAA+ (``Δ vs SAA+``, when ``saa_plus`` is among the runs; ``-`` on the SAA+
+    row itself) and the paper's number (``-`` where it reports none). Undefined values are left out of the means (NaN,
+    shown ``n/a``, when none is defined)."""
     variants = list(dict.fromkeys(r.variant for r in runs))
     mean = {v: 100 * defined_mean([r.metrics[metric] for r in runs if r.variant == v]) for v in variants}
     full = mean.get("saa_plus")
-    lines = ["| variant | mean max-F1-pixel | Δ vs SAA+ | paper |", "|---|---:|---:|---:|"]
+    name = f"mean {METRIC_LABELS.get(metric, metric)}"
+    cols = ["variant", name] + ([] if full is None else ["Δ vs SAA+"]) + ["paper"]
+    rows = []
     for v in variants:
-        delta = "" if full is None or v == "saa_plus" else (
-            f"{mean[v] - full:+.2f}" if np.isfinite(mean[v] - full) else "n/a")
-        p = paper_value(v, dataset)
-        lines.append(f"| {VARIANT_LABELS.get(v, v)} | {fmt(mean[v])} | {delta} | {'-' if p is None else f'{p:.2f}'} |")
-    return "\n".join(lines) + "\n" + _notes_block(runs, metric)
+        p = paper_value(v, dataset) if metric == "pixel_max_f1" else None
+        delta = NOT_APPLICABLE if v == "saa_plus" else None if full is None else mean[v] - full
+        rows.append([VARIANT_LABELS.get(v, v), mean[v]] + ([] if full is None else [delta])
+                    + [NOT_APPLICABLE if p is None else float(p)])
+    return frames.table(rows, cols, index="variant", formats={"Δ vs SAA+": "+.2f"}, notes=_notes(runs, metric))
 
 
-def write_report(path: Path, title: str, head: str, sections: dict[str, str]) -> Path:
-    """A markdown file, written atomically: title, header, then ``{section title: markdown}``."""
-    body = [f"# {title}\n", head] + [f"## {k}\n\n{v}" for k, v in sections.items()]
+def write_report(path: Path, title: str, head: str, sections: dict) -> Path:
+    """A markdown file, written atomically: title, header, then ``{section title: DataFrame or markdown text}`` (a
+    DataFrame by :func:`saa_lib.frames.markdown`)."""
+    body = [f"# {title}\n", head] + [f"## {k}\n\n{as_markdown(v)}" for k, v in sections.items()]
     return write_text(path, "\n".join(body))
+
+
+def as_markdown(table) -> str:
+    """A DataFrame as markdown (:func:`saa_lib.frames.markdown`); text as it is."""
+    return frames.markdown(table) if isinstance(table, pd.DataFrame) else str(table)
+
+
+def show(tables, head: str = "") -> None:
+    """Display in a notebook: ``head`` (markdown), then ``tables`` — one DataFrame, or ``{title: DataFrame}`` each
+    under its title — as HTML with undefined values ``n/a`` (:func:`saa_lib.frames.styled`)."""
+    from IPython.display import Markdown, display
+
+    if head:
+        display(Markdown(head))
+    if isinstance(tables, pd.DataFrame):
+        tables = {"": tables}
+    for title, df in tables.items():
+        if title:
+            display(Markdown(f"**{title}**"))
+        display(frames.styled(df) if isinstance(df, pd.DataFrame) else Markdown(str(df)))
 
 
 # ---------------------------------------------------------------------------------------------- the series as a report
@@ -147,23 +170,30 @@ def _kernel_env(root: Path | None) -> None:
             os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
 
 
-def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "tiny",
+def run_report(dataset: str = "synthetic", root=None, categories=None, models: str = "auto",
                out="results/report", device: str = "auto", max_images: int | None = None,
-               notebooks=None, kernel_name: str = "python3", progress: bool = True) -> int:
+               notebooks=None, kernel_name: str = "python3", progress: bool = True, labels: dict | None = None) -> int:
     """Execute the notebook series into ``out/``; return 0 when every notebook ran, 1 otherwise.
 
     Writes ``out/NN_name.ipynb`` (executed), ``out/NN_name.html`` (nbconvert), the figures the notebooks save into
     ``out/figures/`` and ``out/index.md`` (status and time of each notebook). ``categories``: list or comma-separated
-    string; ``max_images``: images per category (the notebooks' ``n_images``). A notebook that fails is still exported
-    (up to the failing cell) and named in the index; the others run on.
+    string; ``max_images``: images per category (the notebooks' ``n_images``). Every value is checked before any
+    notebook runs (:func:`saa_lib.workbook.parameters.check_parameters`, a ``ParameterError`` naming it, by its name in
+    ``labels`` when given, e.g. ``{"n_images": "--max-images"}``). A notebook that fails is still exported (up to the
+    failing cell) and named in the index; the others run on. ``models``: the notebooks' ``models`` parameter
+    (``auto``: the official models when their weights are in the weights folder, else the tiny ones).
     """
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
     from tqdm.auto import tqdm
 
-    from .series import BANNER, NOTEBOOKS, is_meaningful, notebooks_dir, project_root
+    from .parameters import check_parameters
+    from .series import BANNER, NOTEBOOKS, choose_saliency_backbone, is_meaningful, notebooks_dir, project_root, \
+        resolve_models
 
+    checked = dict(dataset=dataset, root=root, categories=categories, models=models, device=device, out_dir=out)
+    check_parameters(**checked, **({} if max_images is None else {"n_images": max_images}), labels=labels)
     nb_dir = notebooks_dir()
     names = list(notebooks or NOTEBOOKS)
     unknown = [n for n in names if not (nb_dir / f"{n}.ipynb").is_file()]
@@ -176,7 +206,7 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
     params = {"dataset": dataset, "root": None if root is None else str(Path(root).expanduser().absolute()),
               "categories": list(categories) if categories else None, "models": models, "device": device,
               "out_dir": str(out)}
-    if max_images:
+    if max_images is not None:
         params["n_images"] = int(max_images)
     _kernel_env(project_root())
     exporter = HTMLExporter()
@@ -198,14 +228,14 @@ def run_report(dataset: str = "synthetic", root=None, categories=None, models: s
             write_text(out / f"{name}.html", body)
         status.append({"notebook": name, "seconds": round(seconds, 1), "error": error})
     figures = sorted(p.name for p in (out / "figures").glob("*.png")) if (out / "figures").is_dir() else []
+    notebooks_table = frames.table(
+        [[f"[{s['notebook']}]({s['notebook']}.html)", s["seconds"], "failed: " + s["error"] if s["error"] else "ok"]
+         for s in status], ["notebook", "seconds", "status"], formats={"seconds": ".1f"})
     lines = ["# SAA+ workbook report", "", f"Dataset: {dataset}" + (f" ({params['root']})" if root else ""),
              f"Categories: {', '.join(categories) if categories else 'all'}", f"Models: {models}"
-             + ("" if is_meaningful(models) else f" — **{BANNER}**"), "",
-             "| notebook | seconds | status |", "|---|---:|---|"]
-    for s in status:
-        lines.append(f"| [{s['notebook']}]({s['notebook']}.html) | {s['seconds']} | "
-                     f"{'failed: ' + s['error'] if s['error'] else 'ok'} |")
-    lines += ["", f"Figures ({len(figures)}): see `figures/`.", ""]
+             + (f" ({resolve_models(models, choose_saliency_backbone('auto'))})" if models == "auto" else "")
+             + ("" if is_meaningful(models) else f" — **{BANNER}**"), "", frames.markdown(notebooks_table),
+             f"Figures ({len(figures)}): see `figures/`.", ""]
     write_text(out / "index.md", "\n".join(lines))
     write_text(out / "report.json",
                json.dumps({"parameters": params, "notebooks": status, "figures": figures}, indent=1))

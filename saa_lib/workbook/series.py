@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: the series, in reading order (file stems in ``notebooks/``)
+#: the series, in reading order (file stems in ``notebooks/``): the course map first, loading no model
 NOTEBOOKS = (
+    "00_course_map",
     "00_setup_and_data",
     "01_baseline_saa",
     "02_language_prompts",
@@ -85,6 +86,20 @@ def real_datasets() -> dict:
     return real
 
 
+def saliency_images(data, dataset: str) -> tuple[dict, str, bool]:
+    """The images a notebook shows real saliency maps on: ``({category: data set}, what they are, whether they are
+    the real samples)``. With a data set of your own (``dataset`` other than ``"synthetic"``, ``data`` opened from
+    it): its images. Otherwise the real samples (:func:`real_datasets`), and without them the synthetic set
+    ``data``, said in one line."""
+    if dataset != "synthetic":
+        return {cat: data for cat in data.categories}, f"the {dataset} images of {data.root}", False
+    real = real_datasets()
+    if real:
+        return real, "real MVTec AD / MTD images", True
+    print("falling back to the synthetic images: the maps below are NOT on real images")
+    return {cat: data for cat in data.categories}, "synthetic images (fallback)", False
+
+
 def synthetic_root(seed: int = 0) -> Path:
     """Where the synthetic set of ``seed`` lives: ``<project>/data/synthetic[-seedN]``, else a temporary folder."""
     name = "synthetic" if seed == 0 else f"synthetic-seed{seed}"
@@ -142,23 +157,43 @@ def paper_table(dataset, category: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- models, banner
+def resolve_models(models: str, saliency_backbone: str = "wide_resnet50_2") -> str:
+    """The kind ``models`` stands for: ``"auto"`` becomes ``"official"`` when every official weights file is in the
+    weights folder (:func:`saa_lib.weights.auto_kind`), else ``"tiny"``; any other value is itself."""
+    from ..weights import auto_kind
+
+    return auto_kind(saliency_backbone=saliency_backbone) if models == "auto" else models
+
+
 def is_meaningful(models) -> bool:
-    """``models``: a kind string (``"tiny"``, ``"official"``, ...) or a :class:`saa_lib.weights.zoo.Models`."""
+    """``models``: a kind string (``"tiny"``, ``"official"``, ``"auto"``, ...) or a
+    :class:`saa_lib.weights.zoo.Models`."""
     if isinstance(models, str):
-        return models not in ("tiny", "random")
+        return resolve_models(models, choose_saliency_backbone("auto")) not in ("tiny", "random")
     return bool(models.meaningful)
 
 
-def banner(models) -> str:
-    """Print which models make the outputs, loudly when they are random; return the tag for figure titles."""
+def banner(models, requested: str | None = None) -> str:
+    """Print which models make the outputs, loudly when they are random (with how to get the real ones); return the
+    tag for figure titles. ``requested``: the ``models`` parameter the set-up was given (``"auto"`` says why)."""
+    from ..weights import how_to_get_weights, missing_weights, weights_for
+
+    if isinstance(models, str):
+        requested, models = models, resolve_models(models, choose_saliency_backbone("auto"))
     meaningful = is_meaningful(models)
     line = models if isinstance(models, str) else models.describe()
     if meaningful:
-        print(f"Models: {line}")
+        print(f"Models: {line}" + ("  (models='auto': the official weights are in the weights folder)"
+                                   if requested == "auto" else ""))
         return "trained weights" if isinstance(models, str) else line.split(";")[0]
     bar = "!" * 78
-    print(f"{bar}\n!!  {BANNER.upper()}\n!!  models: {line}\n!!  Every map, score and table made with these models "
-          f"is noise.\n!!  Run with models='official' for the real report.\n{bar}")
+    why = ""
+    if requested == "auto":
+        absent = [path.name for _, _, path in missing_weights(weights_for(
+            saliency_backbone=choose_saliency_backbone("auto")))]
+        why = f"\n!!  models='auto' chose them: not in the weights folder: {', '.join(absent)}"
+    print(f"{bar}\n!!  {BANNER.upper()}\n!!  models: {line}{why}\n!!  Every map, score and table made with these "
+          f"models is noise.\n!!  {how_to_get_weights()}\n{bar}")
     return NOT_MEANINGFUL
 
 
@@ -271,18 +306,28 @@ class Workbook:
         """``item``'s stage outputs scored under ``config`` (no model runs): an :class:`saa_lib.records.ImageResult`."""
         return self.pipe.score(item.stages, item.prompts, config)
 
+    def caution(self, what: str = "this result") -> None:
+        """Say, where a result is shown, that it means nothing when the detectors' weights are random (one line;
+        nothing with trained weights)."""
+        if not self.models.meaningful:
+            print(f"⚠ {what}: made with random-weight detectors, so it is noise; it shows that the code runs, not "
+                  "what SAA+ does (models='official' for the real result)")
+
     def runs(self, configs, items=None) -> list:
         """:func:`category_runs` of ``configs`` on ``items`` (default: all of this notebook's)."""
         return category_runs(self.pipe, list(self.items if items is None else items), configs)
 
 
-def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str = "wide_resnet50_2", seed: int = 0,
+def setup(*, models: str = "auto", device: str = "cpu", saliency_backbone: str = "auto", seed: int = 0,
           out_dir=None, dataset: str = "synthetic", root=None, categories=None, n_images: int = 2,
           behaviour: str = "code") -> Workbook:
     """The set-up every notebook of the series starts with, called with its parameters cell's values by keyword.
 
-    Loads the models (never downloading: a missing checkpoint is an error that names the file and the command that
-    fetches it; ``saliency_backbone="auto"``: see :func:`choose_saliency_backbone`), prints the banner, opens the
+    Checks every value first (:func:`saa_lib.workbook.parameters.check_parameters`), then loads the models (never
+    downloading: a missing checkpoint is an error that names the file and the command that fetches it;
+    ``models="auto"``: the official ones when their weights are in the weights folder, else the tiny ones, see
+    :func:`resolve_models`; ``saliency_backbone="auto"``: see :func:`choose_saliency_backbone`), prints the banner,
+    opens the
     data and computes (or loads from the stage cache) the stage outputs of ``n_images`` images per category under
     ``saa_plus`` (which needs every stage any variant needs).
     """
@@ -291,14 +336,19 @@ def setup(*, models: str = "tiny", device: str = "cpu", saliency_backbone: str =
     from ..cache import StageCache
     from ..pipeline import SAAPipeline
     from ..utils import resolve_device
+    from ..weights.registry import parse_models
     from ..weights.zoo import load_models
+    from .parameters import check_parameters
 
+    check_parameters(models=models, device=device, saliency_backbone=saliency_backbone, seed=seed, out_dir=out_dir,
+                     dataset=dataset, root=root, categories=categories, n_images=n_images, behaviour=behaviour)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*not meaningful.*")  # said once, loudly, by the banner
     saliency_backbone = choose_saliency_backbone(saliency_backbone)
-    loaded = load_models(models, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
-                         download=False)
-    tag = banner(loaded)
+    kind, paths = parse_models(models, "models")  # a kind, or the command line's sam=PATH,gdino=PATH,... form
+    loaded = load_models(kind, device=resolve_device(device), saliency_backbone=saliency_backbone, seed=seed,
+                         checkpoints=paths, download=False)
+    tag = banner(loaded, requested=models)
     print(saliency_line(saliency_backbone))
     pipe = SAAPipeline(loaded, StageCache())
     data = open_data(dataset, root, categories, seed)

@@ -38,6 +38,17 @@ def finish(fig, title: str = "", path: str | Path | None = None, dpi: int = 110,
     return fig
 
 
+def png_bytes(fig, dpi: int = 110) -> bytes:
+    """``fig`` encoded as PNG (``bbox_inches="tight"``), then closed: for writing it atomically
+    (:func:`saa_lib.safeio.write_bytes`)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
 def to_uint8_map(amap: np.ndarray, vmax: float | None = None) -> np.ndarray:
     """(H, W) float -> (H, W) uint8 scaled by ``vmax`` (default: the map's max; an all-zero map stays zero)."""
     vmax = float(amap.max()) if vmax is None else vmax
@@ -185,23 +196,30 @@ FATE_COLOURS = {None: "#009E73", "language": "#E69F00", "property": "#D55E00", "
 
 
 def map_panels(image: np.ndarray, maps: dict, mask: np.ndarray | None = None, title: str = "",
-               vmax: float | None = None, normalize: bool = False, label: str = "anomaly score", path=None):
+               vmax: float | None = None, normalize: bool = False, label: str = "anomaly score", path=None,
+               scores: dict | None = None):
     """One row: ``image`` with the ``mask`` outline (magenta), then each of ``maps`` ({title: (h, w) float}) overlaid.
 
     Maps share one colour scale (``vmax``, default their joint max) shown by a colour bar labelled ``label``;
     ``normalize=True`` min-max scales each map to [0, 1] first (for maps whose offset carries no meaning).
+    ``scores`` ({title: image score}) adds each map's image score under its title.
     """
     plt = _plt()
     if normalize:
         maps = {k: (m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else np.zeros_like(m)
                 for k, m in maps.items()}
     top = vmax if vmax is not None else max([float(m.max()) for m in maps.values()] + [1e-12])
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.6, 2.9), squeeze=False)
+    extra = 0.17 * max(0, title.count("\n")) + (0.15 if scores else 0.0)  # inches for more lines of titles
+    height = 2.9 + extra
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(2.6 * (len(maps) + 1) + 0.6, height), squeeze=False)
+    if extra:
+        fig.subplots_adjust(top=1 - (0.35 + extra) / height, bottom=0.32 / height)
     axes[0, 0].imshow(with_outline(image, mask))
     axes[0, 0].set_title("image + ground truth" if mask is not None else "image", fontsize=9)
     for ax, (name, amap) in zip(axes[0, 1:], maps.items()):
         ax.imshow(overlay(image, amap, alpha=0.75, vmax=top))
-        ax.set_title(name, fontsize=9)
+        score = (scores or {}).get(name)
+        ax.set_title(name if score is None else f"{name}\nimage score {score:.3f}", fontsize=9)
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
