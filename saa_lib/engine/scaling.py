@@ -12,7 +12,6 @@ search where both ran. ``--root DIR`` runs on the categories of a folder as they
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import subprocess
@@ -273,46 +272,46 @@ def accuracy(results: list[dict], maps_dir: Path) -> list[dict]:
     return rows
 
 
-def _fmt(v, spec=".2f") -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-
-def table(results: list[dict]) -> str:
-    """Markdown: per category, search and N the seconds per scored image (extraction incl. the index build, scoring,
+def table(results: list[dict]):
+    """DataFrame: per category, search and N the seconds per scored image (extraction incl. the index build, scoring,
     total; CPU = process CPU seconds on one thread, wall), peak RSS, and the growth of the time per image from the
-    smallest N."""
-    lines = ["| category | search | turns | N | extraction + build s/img (CPU / wall) | build s (CPU) "
-             "| scoring s/img (CPU / wall) | total s/img (CPU / wall) | growth vs N=25 (CPU / wall) "
-             "| RSS before scoring MiB | peak RSS MiB | known pairs |",
-             "|---|---|---:|---:|---|---:|---|---|---|---:|---:|---:|"]
-    base = {}
+    smallest N (n/a for that N itself)."""
+    from .. import frames
+
+    rows, base = [], {}
     for r in sorted(results, key=lambda r: (r["category"], r["search"], r["n"])):
-        key = (r["category"], r["search"])
-        base.setdefault(key, r)
-        b = base[key]
-        growth = (f"{r['per_image_cpu'] / b['per_image_cpu']:.2f}x / {r['per_image_wall'] / b['per_image_wall']:.2f}x"
-                  if b is not r or r["n"] == b["n"] else "n/a")
-        lines.append(
-            f"| {r['category']} | {r['search']} | {r.get('turns', 1)} | {r['n']} "
-            f"| {r['prepare_cpu'] / r['n']:.2f} / {r['prepare_wall'] / r['n']:.2f} | {r['build_cpu']:.1f} "
-            f"| {r['score_cpu']:.2f} / {r['score_wall']:.2f} | **{r['per_image_cpu']:.2f}** / {r['per_image_wall']:.2f} "
-            f"| {growth} | {r['rss_after_prepare_mib']:.0f} | {r['peak_mib']:.0f} | {_fmt(r['known_share'], '.3f')} |")
-    return "\n".join(lines)
+        b = base.setdefault((r["category"], r["search"]), r)
+        growth = [float("nan")] * 2 if b is r else [r[f"per_image_{k}"] / b[f"per_image_{k}"] for k in ("cpu", "wall")]
+        rows.append([r["category"], r["search"], r.get("turns", 1), r["n"], r["prepare_cpu"] / r["n"],
+                     r["prepare_wall"] / r["n"], r["build_cpu"], r["score_cpu"], r["score_wall"], r["per_image_cpu"],
+                     r["per_image_wall"], *growth, r["rss_after_prepare_mib"], r["peak_mib"], r["known_share"]])
+    columns = ["category", "search", "turns", "N", "extraction + build CPU", "extraction + build wall",
+               "build CPU (s, once)", "scoring CPU", "scoring wall", "total CPU", "total wall", "growth CPU",
+               "growth wall", "RSS before scoring MiB", "peak RSS MiB", "known pairs"]
+    formats = {"turns": "d", "N": "d", "build CPU (s, once)": ".1f", "growth CPU": ".2f", "growth wall": ".2f",
+               "RSS before scoring MiB": ".0f", "peak RSS MiB": ".0f", "known pairs": ".3f"}
+    return frames.table(rows, columns, formats=formats,
+                        notes="Seconds per scored image (build: seconds per category); growth: the total against "
+                              "the smallest N of the same category and search.")
 
 
-def accuracy_table(rows: list[dict]) -> str:
-    """Markdown: pixel AUROC / max-F1 (%) of each search over the query maps and the difference to the exact search
-    (AUROC in points of AUROC x 100: the tolerance 0.003 is 0.3 points; max-F1 in points, tolerance 1)."""
+def accuracy_table(rows: list[dict]):
+    """DataFrame: pixel AUROC / max-F1 (%) of each search over the query maps and the difference to the exact search
+    (AUROC in points of AUROC x 100: the tolerance 0.003 is 0.3 points; max-F1 in points, tolerance 1; n/a where the
+    exact search did not run)."""
+    from .. import frames
+
     exact = {(r["category"], r["n"]): r for r in rows if r["search"] == "exact"}
-    lines = ["| category | N | search | queries | pixel AUROC | max-F1 | Δ AUROC vs exact | Δ max-F1 vs exact |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    out = []
     for r in sorted(rows, key=lambda r: (r["category"], r["n"], r["search"])):
         e = exact.get((r["category"], r["n"]))
-        da = None if e is None else 100 * (r["auroc"] - e["auroc"])
-        df = None if e is None else 100 * (r["max_f1"] - e["max_f1"])
-        lines.append(f"| {r['category']} | {r['n']} | {r['search']} | {r['queries']} | {_fmt(100 * r['auroc'], '.3f')} "
-                     f"| {_fmt(100 * r['max_f1'])} | {_fmt(da, '+.3f')} | {_fmt(df, '+.2f')} |")
-    return "\n".join(lines)
+        out.append([r["category"], r["n"], r["search"], r["queries"], 100 * r["auroc"], 100 * r["max_f1"],
+                    float("nan") if e is None else 100 * (r["auroc"] - e["auroc"]),
+                    float("nan") if e is None else 100 * (r["max_f1"] - e["max_f1"])])
+    return frames.table(out, ["category", "N", "search", "queries", "pixel AUROC", "max-F1", "Δ AUROC vs exact",
+                              "Δ max-F1 vs exact"],
+                        formats={"N": "d", "queries": "d", "pixel AUROC": ".3f", "Δ AUROC vs exact": "+.3f",
+                                 "Δ max-F1 vs exact": "+.2f"})
 
 
 def plot(results: list[dict], path: Path) -> Path:
@@ -429,6 +428,8 @@ def main(args) -> int:
     if bad:
         print(f"saa bench scaling: --searches {','.join(bad)}: choose from {','.join(SEARCHES)}", file=sys.stderr)
         return 2
+    from .. import frames
+
     load_before = os.getloadavg()
     results = run_scaling(samples, out, sizes, categories, searches, args.score, args.device, args.threads, root,
                           exact_sizes, say=lambda m: print(f"[scaling {time.strftime('%H:%M:%S')}] {m}",
@@ -438,7 +439,8 @@ def main(args) -> int:
     rows = accuracy(results, out / "maps")
     text = (f"Batch P^S at the size of a category ({args.device}, torch threads {args.threads}; CPU = process CPU "
             f"seconds, wall = elapsed seconds; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after)\n\n"
-            + table(results) + "\n\nAccuracy over the query maps:\n\n" + accuracy_table(rows) + "\n")
+            + frames.markdown(table(results)) + "\nAccuracy over the query maps:\n\n"
+            + frames.markdown(accuracy_table(rows)))
     write_text(out / "scaling.md", text)
     if args.figure:
         plot(results, Path(args.figure))
