@@ -35,7 +35,7 @@ out_dir = None  # figures go to <out_dir>/figures; None: shown only
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib import metrics, workbook
 from saa_lib.workbook import course

@@ -62,7 +62,7 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 import warnings
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib import workbook
 from saa_lib.workbook import viz

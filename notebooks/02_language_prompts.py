@@ -39,7 +39,7 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib import metrics
 from saa_lib.workbook import report, viz

@@ -48,7 +48,7 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib import metrics
 from saa_lib.workbook import report, viz

@@ -41,7 +41,7 @@ saliency_backbone = "auto"  # auto: wide_resnet50_2 if its weights are here, els
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-from IPython.display import Image, Markdown, display
+from IPython.display import Image, display
 
 from saa_lib.workbook import report, viz
 from saa_lib.workbook import known_case as kc

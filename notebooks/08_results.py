@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib.workbook import report, viz
 from saa_lib import workbook

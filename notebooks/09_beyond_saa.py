@@ -60,7 +60,7 @@ capstone_object = "foreground"  # what θ_area is relative to: foreground (an ob
 import time
 
 import matplotlib.pyplot as plt
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from saa_lib import workbook
 from saa_lib.workbook import viz

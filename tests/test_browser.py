@@ -172,9 +172,19 @@ def test_explorer_in_a_real_browser(lab, tmp_path, browser_report):
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .ansi-red-fg")
             assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0, \
                 "a cell raised: " + (errors.first.inner_text() if errors.count() else "")
+            # the widgets' views render after the kernel went idle: wait for the explorer's status and picture
+            page.wait_for_function("""() => { const c = document.querySelector('.saa-status .saa-config');
+                const img = document.querySelector('img.saa-picture');
+                return c && /min_iou=/.test(c.textContent) && img && img.complete && img.naturalHeight > 0; }""",
+                                   timeout=30000)
             page.locator(".saa-explorer").scroll_into_view_if_needed()
-            page.evaluate("document.querySelector('.saa-explorer').scrollIntoView({block: 'start'})")
-            page.wait_for_timeout(300)
+            for _ in range(20):  # the figures above it still load and push it down: scroll until it stays put
+                page.evaluate("document.querySelector('.saa-explorer').scrollIntoView({block: 'start'})")
+                page.wait_for_timeout(300)
+                if abs(page.evaluate("document.querySelector('.saa-explorer').getBoundingClientRect().top")
+                       - page.evaluate("document.querySelector('.jp-WindowedPanel-outer, .jp-Notebook')"
+                                       ".getBoundingClientRect().top")) < 40:
+                    break
             page.screenshot(path=tmp_path / "01_explorer_loaded.png")
 
             # the values the kernel holds after the browser rendered the sliders (a slider snaps to its grid)
