@@ -321,12 +321,12 @@ def plot(results: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8.0, 4.2), dpi=110)
     cats = sorted({r["category"] for r in results})
     colours = {c: f"C{i}" for i, c in enumerate(cats)}
-    for (cat, search) in sorted({(r["category"], r["search"]) for r in results if r["search"] != "image"}):
+    for (cat, search) in sorted({(r["category"], r["search"]) for r in results if r["search"] in ("index", "exact")}):
         runs = [r for r in results if (r["category"], r["search"]) == (cat, search)]
         pts = sorted((r["n"], r["per_image_cpu"]) for r in runs)
         turns = max(r.get("turns", 1) for r in runs)
@@ -336,11 +336,14 @@ def plot(results: list[dict], path: Path) -> Path:
     ax.set_yscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(SIZES, [str(n) for n in SIZES])
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks([t for t in (1, 2, 5, 10, 20, 50, 100, 200) if t <= 1.5 * max(r["per_image_cpu"] for r in results)])
     ax.set_xlabel("images in the category (N)")
     ax.set_ylabel("CPU s per scored image (1 thread)")
     ax.set_title("Batch P^S: cost per image, patch index vs exact search")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=3.5, borderaxespad=0)
     fig.tight_layout()
     from ..safeio import atomic_path
 
