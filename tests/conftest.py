@@ -42,3 +42,26 @@ def pytest_terminal_summary(terminalreporter):
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own SAA_HOME so no cache or weight file leaks between tests."""
     monkeypatch.setenv("SAA_HOME", str(tmp_path_factory.mktemp("saa_home")))
+
+
+@pytest.fixture
+def hand_runs():
+    """``hand_runs({category: labels})``: one ``saa_plus`` run per category of random (N, 8, 8) maps, every anomalous
+    image's mask a 3 x 3 square, measured (metrics and the reason of each undefined one)."""
+    import numpy as np
+
+    from saa_lib.engine.evaluate import CategoryRun
+
+    def make(labels_by_cat: dict) -> list:
+        rng = np.random.default_rng(0)
+        runs = []
+        for cat, labels in labels_by_cat.items():
+            labels = np.array(labels)
+            masks = np.zeros((len(labels), 8, 8), bool)
+            masks[labels == 1, 2:5, 2:5] = True
+            maps = rng.random(masks.shape).astype(np.float32)
+            runs.append(CategoryRun.measured("saa_plus", cat, maps, masks, labels,
+                                             [f"{cat}/{i}" for i in range(len(labels))], region_metrics=False))
+        return runs
+
+    return make

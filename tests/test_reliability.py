@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from saa_lib import metrics as M
 from saa_lib.cli import main, output_stems
 
 FAST = ["--variant", "saliency_only", "--models", "tiny", "--saliency-backbone", "tf_efficientnet_lite0",
@@ -104,30 +103,12 @@ def test_predict_same_file_names_in_two_folders_keeps_both(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------- 2. undefined metrics
-def _runs(labels_by_cat: dict):
-    from saa_lib.engine.evaluate import CategoryRun
-
-    runs = []
-    rng = np.random.default_rng(0)
-    for cat, labels in labels_by_cat.items():
-        labels = np.array(labels)
-        masks = np.zeros((len(labels), 8, 8), bool)
-        masks[labels == 1, 2:5, 2:5] = True
-        maps = rng.random(masks.shape).astype(np.float32)
-        r = CategoryRun("saa_plus", cat, maps, masks, labels, [f"{cat}/{i}" for i in range(len(labels))])
-        r.metrics = M.category_metrics(maps, masks, labels, region_metrics=False)
-        r.undefined = {k: v for k, v in M.undefined_reasons(masks, labels, False).items()
-                       if not np.isfinite(r.metrics[k])}
-        runs.append(r)
-    return runs
-
-
-def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean():
+def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean(hand_runs):
     from saa_lib.engine.evaluate import warn_undefined
     from saa_lib.frames import markdown
     from saa_lib.workbook.report import metric_table
 
-    runs = _runs({"good_only": [0, 0, 0], "bad_only": [1, 1], "mixed": [0, 1, 0, 1]})
+    runs = hand_runs({"good_only": [0, 0, 0], "bad_only": [1, 1], "mixed": [0, 1, 0, 1]})
     mixed = next(r for r in runs if r.category == "mixed")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # numpy's "Mean of empty slice" would show here
@@ -146,7 +127,7 @@ def test_undefined_metrics_are_na_with_a_reason_and_left_out_of_the_mean():
     # a metric undefined everywhere: the mean is n/a too, without a numpy warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        only_good = markdown(metric_table(_runs({"good_only": [0, 0]}), "image_auroc"))
+        only_good = markdown(metric_table(hand_runs({"good_only": [0, 0]}), "image_auroc"))
     only_row = next(x for x in only_good.splitlines() if x.startswith("| SAA+"))
     assert [c.strip() for c in only_row.strip("|").split("|")] == ["SAA+", "n/a", "n/a"]
 

@@ -111,30 +111,11 @@ def test_table2_delta_of_an_undefined_mean_is_na():
     assert _md_rows(frames.markdown(df))[3][:3] == ["SAA+ w/o P^L", "n/a", "n/a"]
 
 
-def _category_runs():
-    from saa_lib import metrics as M
-    from saa_lib.engine.evaluate import CategoryRun
-
-    rng = np.random.default_rng(0)
-    runs = []
-    for cat, labels in (("good_only", [0, 0, 0]), ("mixed", [0, 1, 0, 1])):
-        labels = np.array(labels)
-        masks = np.zeros((len(labels), 8, 8), bool)
-        masks[labels == 1, 2:5, 2:5] = True
-        maps = rng.random(masks.shape).astype(np.float32)
-        r = CategoryRun("saa_plus", cat, maps, masks, labels, [f"{cat}/{i}" for i in range(len(labels))])
-        r.metrics = M.category_metrics(maps, masks, labels, region_metrics=False)
-        r.undefined = {k: v for k, v in M.undefined_reasons(masks, labels, False).items()
-                       if not np.isfinite(r.metrics[k])}
-        runs.append(r)
-    return runs
-
-
-def test_metrics_csv_round_trip_with_pandas(tmp_path):
+def test_metrics_csv_round_trip_with_pandas(tmp_path, hand_runs):
     from saa_lib.engine.evaluate import metrics_table, write_metrics_csv
     from saa_lib.metrics import METRIC_NAMES
 
-    runs = _category_runs()
+    runs = hand_runs({"good_only": [0, 0, 0], "mixed": [0, 1, 0, 1]})
     path = write_metrics_csv(runs, tmp_path / "metrics.csv")
     back = pd.read_csv(path)
     assert list(back.columns) == ["variant", "category", "n_images", *METRIC_NAMES, "undefined"]

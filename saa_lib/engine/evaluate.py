@@ -46,6 +46,16 @@ class CategoryRun:
     #: ``{metric: reason}`` of the metrics that are undefined (nan) for this ground truth
     undefined: dict = field(default_factory=dict)
 
+    @classmethod
+    def measured(cls, variant: str, category: str, maps, masks, labels, names, results=(),
+                 region_metrics: bool = True) -> "CategoryRun":
+        """The run with its :attr:`metrics` computed and the reason of each undefined one in :attr:`undefined`."""
+        run = cls(variant, category, maps, masks, labels, names, list(results))
+        run.metrics = M.category_metrics(maps, masks, labels, region_metrics=region_metrics)
+        run.undefined = {k: why for k, why in M.undefined_reasons(masks, labels, region_metrics=region_metrics).items()
+                         if not np.isfinite(run.metrics[k])}
+        return run
+
 
 def prompts_for(dataset, category: str, extra=(), behaviour: str = "code", object_word: str | None = None,
                 configs: list[SAAConfig] = ()) -> CategoryPrompts:
@@ -199,15 +209,12 @@ def collect_runs(samples: list, scored: list[ScoredImage], category: str, config
     masks_a = np.stack([x.mask for x in scored])
     labels_a = np.array([int(s.label) for s in samples])
     names = [str(s.image_path) for s in samples]
-    undefined = M.undefined_reasons(masks_a, labels_a, region_metrics=region_metrics)
     runs = []
     for v, cfg in enumerate(configs):
         results = [x.results[v] for x in scored]
         maps = np.stack([x.anomaly_map for x in results]).astype(np.float32)
-        run = CategoryRun(cfg.variant, category, maps, masks_a, labels_a, names, results)
-        run.metrics = M.category_metrics(maps, masks_a, labels_a, region_metrics=region_metrics)
-        run.undefined = {k: why for k, why in undefined.items() if not np.isfinite(run.metrics[k])}
-        runs.append(run)
+        runs.append(CategoryRun.measured(cfg.variant, category, maps, masks_a, labels_a, names, results,
+                                         region_metrics=region_metrics))
     return runs
 
 
