@@ -250,8 +250,9 @@ def this_build_page(record: dict, samples: bool) -> str:
 
     params = record["parameters"]
     models = params.get("models", "auto")
-    shown = models if models != "auto" else f"auto` → `{resolve_models(models, choose_saliency_backbone('auto'))}"
-    settings = table([["models", f"`{shown}`" + ("" if is_meaningful(models) else f" ({BANNER})")],
+    kind = resolve_models(models, choose_saliency_backbone("auto"))  # "auto" looks in the weights folder once
+    shown = models if kind == models else f"{models}` → `{kind}"
+    settings = table([["models", f"`{shown}`" + ("" if is_meaningful(kind) else f" ({BANNER})")],
                       ["data set", f"`{params['dataset']}`" + (f" (`{params['root']}`)" if params.get("root") else "")],
                       ["images per category (`n_images`)", str(params.get("n_images", "the notebooks’ default"))],
                       ["real MVTec AD / MTD samples",
