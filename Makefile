@@ -19,7 +19,10 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: setup demo test lab report bench figures book clean-venv
 
+# A new .venv (PyTorch with its CUDA libraries) takes about 7.5 GB: say so before pip runs out of disk half-way.
+SETUP_GB := 8
 $(STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || $(PY) -c 'import shutil, sys; free = shutil.disk_usage(".").free / 2**30; sys.exit(0 if free >= $(SETUP_GB) else f"make setup: a new $(VENV) needs about $(SETUP_GB) GB of disk and {free:.1f} GB is free on the disk of $(CURDIR): free some space, then run make again")'
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -r requirements.txt

@@ -184,7 +184,7 @@ workbook.show({"max-F1-pixel (%), SAA+ with each category's table K": report.met
 # Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
 # the answer). Replace the `...` and run the cell.
 #
-# ### Exercise 05.1 — top-$K$ from scratch
+# ### 05.1 · Top-$K$ from scratch
 # Write the paper's $\mathcal{P}^C$: `top_k(scores, k, candidates)` takes the rescored confidences `scores` (M,), $K$
 # and `candidates` (M,) bool (the regions still alive after $\mathcal{P}^L$ and $\mathcal{P}^P$), and returns an (M,)
 # bool mask of the regions kept: the $K$ highest scores among the candidates, a tie going to the lower index.
@@ -198,7 +198,7 @@ def top_k(scores, k, candidates):
 workbook.check("05.1", top_k)
 
 # %% [markdown]
-# ### Exercise 05.2 — how far down is the hole without $\mathcal{P}^S$?
+# ### 05.2 · How far down is the hole without $\mathcal{P}^S$?
 # In the known case, with $\mathcal{P}^S$ off (`case_on.with_(use_saliency=False)`), what is the smallest $K$ that
 # keeps the hole? Predict it from the confidences in the fate table of section 2, then verify it by scoring.
 
@@ -208,7 +208,7 @@ smallest_k = ...  # a whole number
 workbook.check("05.2", smallest_k, case=case, config=case_on)
 
 # %% [markdown]
-# ### Exercise 05.3 — ties: the paper's rule and the official `argsort()[-k:]`
+# ### 05.3 · Ties: the paper's rule and the official `argsort()[-k:]`
 # Scores `(0.3, 0.5, 0.5, 0.2, 0.5)`, $K = 2$. Which indices does the paper's rule keep, and which does the official
 # code's `scores.argsort()[-2:]` keep? Work it out by hand first (numpy sorts so few values stably), then answer with
 # the pair of sets `(official, paper)`.

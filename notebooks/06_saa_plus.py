@@ -179,7 +179,7 @@ workbook.show({"max-F1-pixel (%)": report.metric_table(runs, "pixel_max_f1", tra
 # `kc.known_case(lite0, workbook.make_config("saa_plus", "paper", "tf_efficientnet_lite0"))` builds the case in paper
 # behaviour, `kc.fate_table(case, {"label": score(case.stages, case.prompts, config)})` shows what removed what.
 #
-# ### Exercise 06.1 — the box threshold
+# ### 06.1 · The box threshold
 # On the known case (code behaviour, every prompt on), raise $\theta_{box}$ in steps of 0.01. At which value does the
 # hole leave the map, and which candidates take its place among the $K$ kept? (On a synthetic image with the tiny
 # detector, by contrast, the confidences are saturated near 1: $\theta_{box} = 0.9$ removes candidates but not the
@@ -191,7 +191,7 @@ theta_box = ...  # the lowest value, a multiple of 0.01
 workbook.check("06.1", theta_box, backbone=lite0)
 
 # %% [markdown]
-# ### Exercise 06.2 — what $\mathcal{P}^P$ removes in the paper's behaviour
+# ### 06.2 · What $\mathcal{P}^P$ removes in the paper's behaviour
 # Switch the known case to `paper`. From the table of section 1, predict which candidates $\mathcal{P}^P$ removes
 # there, then verify. Answer with the set of their indices in `case.names` (0 is the true defect).
 
@@ -201,7 +201,7 @@ removed_by_property = ...  # a set of indices, e.g. {0, 3}
 workbook.check("06.2", removed_by_property, backbone=lite0)
 
 # %% [markdown]
-# ### Exercise 06.3 — $\theta_{IoU}$ is not a size test
+# ### 06.3 · $\theta_{IoU}$ is not a size test
 # Still in paper behaviour, raise $\theta_{IoU}$ (`min_iou`) in steps of 0.001. From which value on does
 # $\mathcal{P}^P$ remove the hole? What does that say about using $\theta_{IoU}$ to remove large regions?
 

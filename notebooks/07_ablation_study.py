@@ -173,7 +173,7 @@ plt.show()
 # `kc.known_case(lite0, workbook.make_config("saa_plus", "paper", "tf_efficientnet_lite0"))` and score any variant with
 # `score(case.stages, case.prompts, workbook.make_config(variant, behaviour, "tf_efficientnet_lite0"))`.
 #
-# ### Exercise 07.1 — the ablation in the paper's behaviour
+# ### 07.1 · The ablation in the paper's behaviour
 # Run the known-case ablation again with `behaviour="paper"` ($\gamma = 1$, $\delta = 0$, the paper's prompts and
 # $\mathcal{P}^P$ on masks). Which variants change their verdict on the hole — found (max-F1-pixel $\ge$ 0.5) in one
 # behaviour, not in the other — and why?
@@ -184,7 +184,7 @@ changed = ...  # a set of variant names, e.g. {"saa_plus-no_confidence"}
 workbook.check("07.1", changed, backbone=lite0)
 
 # %% [markdown]
-# ### Exercise 07.2 — below the baseline
+# ### 07.2 · Below the baseline
 # Add a sixth row, the baseline `saa` (every prompt off), in code behaviour. Which ablation variants score *below*
 # it on the known case, and what does that say about the prompts' contributions adding up?
 
@@ -194,7 +194,7 @@ below_saa = ...  # a set of variant names
 workbook.check("07.2", below_saa, backbone=lite0)
 
 # %% [markdown]
-# ### Exercise 07.3 — one prompt on at a time
+# ### 07.3 · One prompt on at a time
 # The paper removes one prompt at a time. Run the complementary study: start from `saa` and switch **one** prompt on
 # (`.with_(use_language=True)`, ...). Which prompt alone gives the highest max-F1-pixel on the known case (code
 # behaviour)? Do the two rankings agree?

@@ -206,7 +206,7 @@ if out_dir and not wb.figures.readme_only:
 # the answer). They are about the metrics, computed on given maps and masks, so they are right or wrong whatever the
 # weights that made the maps.
 #
-# ### Exercise 08.1 — max-F1-pixel from scratch
+# ### 08.1 · Max-F1-pixel from scratch
 # Write `max_f1(maps, masks)`: `maps` (N, H, W) float and `masks` (N, H, W) bool of one category; return the best
 # $F_1$ over all thresholds, every pixel of every image pooled. A threshold $t$ flags the pixels scoring $\ge t$, so
 # equal scores are flagged together. `check` compares it with `saa_lib.metrics.pixel_max_f1` on random maps (ties
@@ -220,7 +220,7 @@ def max_f1(maps, masks):
 workbook.check("08.1", max_f1)
 
 # %% [markdown]
-# ### Exercise 08.2 — where every PR curve ends
+# ### 08.2 · Where every PR curve ends
 # The pixel PR curves of section 3 end, at recall 1, at a low precision. Compute that precision — the precision of a
 # map that flags every pixel — for each category of `runs` (Table 1's runs: `run.category`, `run.masks`), as a dict
 # `{category: precision}`. What does it say about a method whose curve stays near that level?
@@ -231,7 +231,7 @@ end_precision = ...  # {category: precision}
 workbook.check("08.2", end_precision, runs=runs)
 
 # %% [markdown]
-# ### Exercise 08.3 — image AUROC from the maps
+# ### 08.3 · Image AUROC from the maps
 # For the $\mathcal{P}^S$-alone runs of section 4 (`real_runs`: real features), compute each category's image AUROC
 # yourself: an image's score is the maximum of its map (`run.maps`), its label `run.labels`
 # (`sklearn.metrics.roc_auc_score`). Answer with `{category: AUROC}` (a fraction, not %); use `float("nan")` where a

@@ -291,7 +291,7 @@ print(f"{variant} with batch P^S on {wb.items[0].sample.key}: image score {res.i
 # Each exercise ends with `workbook.check(...)`: it says whether your answer is right and, if not, gives a hint (never
 # the answer). Replace the `...` and run the cell.
 #
-# ### Exercise 09.1 — mutual scoring from scratch
+# ### 09.1 · Mutual scoring from scratch
 # Write the core of the batch source: `batch_score(distances, rho)` takes `distances` (Q, N − 1) — row $x$: patch
 # $x$'s (scaled) distance $\tilde d_J(x)$ to each other image $J$ — and $\rho$, and returns (Q,): the mean of the
 # smallest $m = \lceil \rho (N - 1) \rceil$ (at least 1) of each row. `check` compares it with
@@ -305,7 +305,7 @@ def batch_score(distances, rho):
 workbook.check("09.1", batch_score)
 
 # %% [markdown]
-# ### Exercise 09.2 — few-shot saliency from scratch
+# ### 09.2 · Few-shot saliency from scratch
 # Write `fewshot(query, references)`: `query` (Q, D) unit feature vectors of the test image, `references` a list of
 # (R_j, D) unit vectors of the normal references (and their views); return (Q,): each query patch's distance
 # $1 - \cos$ to its nearest patch in any reference. `check` compares it with `saa_lib.peers.sources.fewshot_scores`.
@@ -319,7 +319,7 @@ def fewshot(query, references):
 workbook.check("09.2", fewshot)
 
 # %% [markdown]
-# ### Exercise 09.3 — when does mutual scoring miss a defect?
+# ### 09.3 · When does mutual scoring miss a defect?
 # A defect type recurs in several test images of the batch. Write `missed_from(n_images, rho)`: with `n_images` test
 # images in the batch and fraction $\rho$, how many *other* images must show the same defect for its patches to score
 # like normal ones? What does that make $\rho$ mean, and what is the trade-off in choosing it?
@@ -332,7 +332,7 @@ def missed_from(n_images, rho):
 workbook.check("09.3", missed_from)
 
 # %% [markdown]
-# ### Capstone (exercise 09.4) — bring SAA+ to a new category
+# ### 09.4 · Capstone: bring SAA+ to a new category
 #
 # A category the prompt tables do not hold: you write its **language prompts** and its **property table**
 # ($\theta_{area}$, $K$), justify both from the **defect statistics** of its masks, run SAA+ with them and report

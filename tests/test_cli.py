@@ -174,3 +174,24 @@ def test_demo_offline_falls_back_to_real_saliency(tmp_path, capsys, monkeypatch)
     table = (tmp_path / "demo" / "table1.md").read_text()
     assert "saliency_only" in table and "tf_efficientnet_lite0" in table
     assert (tmp_path / "demo" / "overlays.png").stat().st_size > 10_000
+
+
+def test_make_setup_refuses_a_disk_too_full_for_the_venv(tmp_path):
+    """A new .venv on a disk without room for it stops before pip, with one line that names the folder and the fix,
+    and leaves no half-made .venv behind."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(root / name, tmp_path / name)
+    need = int(shutil.disk_usage(tmp_path).free / 2**30) + 10
+    proc = subprocess.run(["make", "setup", f"SETUP_GB={need}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and not (tmp_path / ".venv").exists()
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("make:")]
+    assert len(said) == 1 and f"needs about {need} GB" in said[0] and str(tmp_path) in said[0], proc.stderr
+    assert "free some space" in said[0]

@@ -46,6 +46,15 @@ def test_initial_values_are_on_the_browser_grid(explorer):
     assert explorer.sliders["min_iou"].value == 0.001 == explorer.used.min_iou
 
 
+def test_known_case_picture_says_where_it_comes_from(explorer):
+    """The known case is hand-made whatever the detector: its footer says so and names the real saliency features;
+    an image the models scored carries the models' tag."""
+    case = explorer.item("case", "code")
+    assert explorer.footer(case) == "hand-made candidates; saliency: tf_efficientnet_lite0, ImageNet weights"
+    scored = wb.Item(None, case.image, case.mask, case.prompts, case.stages)
+    assert explorer.footer(scored) == "test"
+
+
 def test_on_grid_catches_a_value_off_the_grid():
     assert on_grid(0.001, 0.0, 0.005) == 0.0  # what happened to θ_IoU with a step of 0.005
 

@@ -96,7 +96,7 @@ def test_one_parameters_cell(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_course_structure(name):
     """Title, learning goals up front; the lesson ends with three takeaways, then one exercises section with at least
-    two exercises, each a ``### ... NN.k ...`` heading followed by its ``check``, and nothing after them. The answers
+    two exercises, each a ``### NN.k · Title`` heading followed by its ``check``, and nothing after them. The answers
     are checked in the notebook, not pointed to."""
     nb = _ipynb(name)
     md = [c.source for c in nb.cells if c.cell_type == "markdown"]
@@ -109,7 +109,10 @@ def test_course_structure(name):
     assert len(re.findall(r"^\d+\.\s", before, re.M)) == 3, f"{name}: three takeaways"
     after = md[exercises[0]:]
     assert not any(re.search(r"^#{1,2}\s", s, re.M) for s in after[1:]), f"{name}: only exercises follow 'Exercises'"
-    headed = re.findall(r"^###[^\n]*?\b(\d\d\.\d+)\b", "\n".join(after), re.M)  # "### 05.1 ..." / "### Exercise 05.1"
+    subheads = re.findall(r"^###\s[^\n]*", "\n".join(after), re.M)
+    style = re.compile(r"### (\d\d\.\d+) · \S")  # one heading style in every notebook: "### 05.1 · Top-K from scratch"
+    assert all(style.match(h) for h in subheads), f"{name}: exercise headings read '### NN.k · Title': {subheads}"
+    headed = [style.match(h).group(1) for h in subheads]
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert len(headed) >= 2, f"{name}: at least two exercises"
     assert sorted(headed) == sorted(set(CHECK.findall(code))), f"{name}: each exercise heading has its check"

@@ -21,6 +21,7 @@ from typing import Callable
 from ..config import BEHAVIOURS
 from ..prompts.saliency import saliency_key
 from ..scoring import score
+from .known_case import KnownCase
 from .viz import MapCanvas, fate_legend_html
 from .series import PROMPTS, make_config
 
@@ -103,9 +104,14 @@ class Explorer:
             self._items[key] = self.sources[name](behaviour)
         return self._items[key]
 
+    def footer(self, item) -> str:
+        """The line under ``item``'s picture: the models' tag, except for the known case, whose candidates are
+        hand-made whatever the models (its own source line)."""
+        return item.source if isinstance(item, KnownCase) else self.tag
+
     def _canvas_for(self, item) -> MapCanvas:
         if id(item.image) not in self._canvas:
-            self._canvas[id(item.image)] = MapCanvas(item.image, item.mask, side=self.side, footer=self.tag)
+            self._canvas[id(item.image)] = MapCanvas(item.image, item.mask, side=self.side, footer=self.footer(item))
         return self._canvas[id(item.image)]
 
     @staticmethod

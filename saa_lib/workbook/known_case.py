@@ -19,7 +19,7 @@ class KnownCase:
     :class:`saa_lib.records.StageOutputs` a detector could have produced (the saliency map is real: computed with
     the given backbone, for the saliency settings of the config given); names: one description per candidate, in
     order; kinds: the kind of prompt that found each; config: the :class:`saa_lib.config.SAAConfig` it was built for
-    (its behaviour and saliency settings).
+    (its behaviour and saliency settings); source: one line on where its parts come from (a figure's footer).
     """
 
     image: np.ndarray
@@ -29,6 +29,7 @@ class KnownCase:
     names: list[str]
     kinds: list[str]
     config: object = None
+    source: str = ""
 
 
 def _box(mask: np.ndarray) -> list[float]:
@@ -116,8 +117,10 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
     st = StageOutputs(image_hw=hw, entry_ids=entry_ids, prompts=prompts_identity(prompts), detections=det,
                       masks=masks, object_detections=obj, object_masks=obj_masks)
     st = st.with_saliency(saliency_key(st, prompts, config), sal)
+    weights = "ImageNet weights" if backbone.meaningful else "random weights - not meaningful"
     return KnownCase(s.image, resize_masks(s.mask[None], r)[0], prompts, st, [name for name, *_ in rows],
-                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows], config)
+                     [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows], config,
+                     source=f"hand-made candidates; saliency: {backbone.name}, {weights}")
 
 
 def candidate_regions(case: KnownCase, result) -> dict:
