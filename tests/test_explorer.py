@@ -138,6 +138,17 @@ def test_every_control_changes_the_picture_on_the_known_case(explorer):
     assert not np.array_equal(explorer.result.anomaly_map, before)
 
 
+def test_a_step_that_leaves_the_map_alone_still_changes_the_picture(explorer):
+    """The settings line under the picture is readable whatever the footer: one step of θ_IoU (0.001 → 0.002) keeps
+    the known case's map, and the picture still changes (the browser waits for that new picture)."""
+    explorer.w_image.value = "case"
+    explorer.w_behaviour.value = "paper"
+    explorer.sliders["min_iou"].value = 0.001
+    before = explorer.picture.value, explorer.result.anomaly_map
+    explorer.sliders["min_iou"].value = 0.002
+    assert np.array_equal(explorer.result.anomaly_map, before[1]) and explorer.picture.value != before[0]
+
+
 def test_picture_is_drawn_at_its_displayed_size(explorer):
     from io import BytesIO
 

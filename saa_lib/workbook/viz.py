@@ -324,12 +324,14 @@ class MapCanvas:
     Built once per image: the image resized to ``side`` pixels on its long side with the ground-truth outline, the
     colour lookup table. :meth:`render` then only resizes the (R, R) anomaly map, colours and blends it, draws the
     candidate boxes and encodes a JPEG (4:4:4, quality 92: a few ms where PNG takes tens): two panels (boxes coloured
-    by fate | map overlaid), a colour bar, and ``footer`` (e.g. the models' tag) below.
+    by fate | map overlaid), a colour bar, and two lines below: ``footer`` (e.g. the models' tag) and the ``note`` of
+    :meth:`render` (each on its own line, so a long footer never hides the note).
     """
 
     BAR = 50  #: width of the colour bar column, pixels
     GAP = 8
     TITLE = 18
+    LINE = 15  #: height of one text line below the panels
 
     def __init__(self, image: np.ndarray, mask: np.ndarray | None = None, side: int = 360, alpha: float = 0.75,
                  footer: str = ""):
@@ -348,7 +350,7 @@ class MapCanvas:
         self.small = ImageFont.load_default(size=10)
         self.width = 2 * self.size[0] + 2 * self.GAP + self.BAR
         self.footer = footer.replace("\u2014", "-")  # the built-in font has no dashes
-        self.height = self.size[1] + 2 * self.TITLE
+        self.height = self.size[1] + self.TITLE + 2 * self.LINE + 6
 
     def map_panel(self, amap: np.ndarray, vmax: float) -> np.ndarray:
         """(h, w, 3) uint8: the (r, r) map resized (bilinear) to the panel, coloured, blended onto the base image."""
@@ -362,7 +364,7 @@ class MapCanvas:
     def render(self, result, title: str = "", vmax: float | None = None, max_boxes: int = 60, note: str = "") -> bytes:
         """JPEG bytes of ``result`` (an :class:`saa_lib.pipeline.ImageResult`): boxes by fate (at most ``max_boxes``,
         the kept ones and then the most confident; kept ones labelled with their phrase) | the anomaly map on one
-        scale (``vmax``, default its max); ``note`` (e.g. the settings) follows the footer."""
+        scale (``vmax``, default its max); ``note`` (e.g. the settings) on the line below the footer."""
         import io
 
         from PIL import Image, ImageDraw
@@ -394,9 +396,9 @@ class MapCanvas:
         canvas.paste(Image.fromarray(np.repeat(ramp[:, None], 14, 1)), (x, self.TITLE))
         draw.text((x + 17, self.TITLE), f"{top:.3g}", fill="black", font=self.font)
         draw.text((x + 17, self.TITLE + ph - 13), "0", fill="black", font=self.font)
-        draw.text((2, self.TITLE + ph + 3), self.footer, fill="#B00000", font=self.font)
-        draw.text((draw.textlength(self.footer, font=self.font) + 12 if self.footer else 2, self.TITLE + ph + 3),
-                  note, fill="black", font=self.font)
+        lines = [(self.footer, "#B00000"), (note, "black")] if self.footer else [(note, "black")]
+        for i, (text, colour) in enumerate(lines):
+            draw.text((2, self.TITLE + ph + 3 + i * self.LINE), text, fill=colour, font=self.font)
         buf = io.BytesIO()
         canvas.save(buf, format="JPEG", quality=92, subsampling=0)
         return buf.getvalue()
