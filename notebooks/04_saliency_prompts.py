@@ -223,7 +223,7 @@ plt.show()
 on = wb.config(variant)
 off = workbook.switched_off(on, "saliency")
 first = next(it for it in wb.items if it.sample.label == 1)
-sal_tag = "real ImageNet features" if wb.models.saliency.meaningful else "random weights — not meaningful"
+sal_tag = "real ImageNet features" if wb.models.saliency.meaningful else workbook.NOT_MEANINGFUL
 fig = viz.map_panels(first.image, {f"saliency ({wb.models.saliency.name})": first.stages.saliency}, first.mask,
                      normalize=True, label="saliency (min-max scaled)", title=f"{first.sample.key} — {sal_tag}")
 wb.figures.save(fig, "04_dataset_saliency", readme=wb.models.saliency.meaningful and dataset == "synthetic")

@@ -96,3 +96,14 @@ def test_every_exercise_asked_in_a_notebook_is_checked():
         asked |= set(ids)
     assert asked <= set(EXERCISES), f"checked but not registered: {sorted(asked - set(EXERCISES))}"
     assert set(EXERCISES) <= asked, f"registered but never asked: {sorted(set(EXERCISES) - asked)}"
+
+
+def test_smallest_on_grid_on_a_hand_built_threshold():
+    """``holds`` becomes true from 3 on a grid of 1: 3 is right, 2 too low, 4 too high; from ``lowest`` nothing lower is
+    tried (a predicate true everywhere makes ``lowest`` the answer)."""
+    from saa_lib.workbook.exercises import smallest_on_grid
+
+    verdicts = {v: smallest_on_grid(v, 1, lambda t: t >= 3, "low", "high") for v in range(6)}
+    assert verdicts == {0: "low", 1: "low", 2: "low", 3: True, 4: "high", 5: "high"}
+    assert smallest_on_grid(1, 1, lambda t: True, "low", "high", lowest=1) is True
+    assert smallest_on_grid(1, 1, lambda t: True, "low", "high", lowest=0) == "high"

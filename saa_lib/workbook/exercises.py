@@ -146,6 +146,16 @@ def close_each(values, expected: dict, tolerance: float) -> bool | str:
     return True
 
 
+def smallest_on_grid(value, step, holds: Callable, too_low: str, too_high: str, lowest=0) -> bool | str:
+    """True when ``value`` is the smallest value on a grid of ``step`` (from ``lowest``) at which ``holds`` is true:
+    ``holds(value)`` and not ``holds(value - step)``. Otherwise ``too_low`` or ``too_high`` (never by how much)."""
+    if not holds(value):
+        return too_low
+    if value - step >= lowest and holds(value - step):
+        return too_high
+    return True
+
+
 def same_set(answer, expected, what: str = "items") -> bool | str:
     """True when ``answer`` (a string or a collection of strings) names exactly the ``expected`` strings; otherwise
     whether one is missing or one too many (never which)."""

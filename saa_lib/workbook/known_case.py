@@ -66,6 +66,7 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
     from ..prompts.language import category_prompts, prompts_identity
     from ..prompts.saliency import saliency_key, saliency_map
     from ..records import Detections, StageOutputs
+    from .series import NOT_MEANINGFUL
 
     s = synthesize(category, defect, seed=seed, index=0, size=size)
     prompts = category_prompts(category, "synthetic", behaviour=config.behaviour)
@@ -117,7 +118,7 @@ def known_case(backbone, config, category: str = "washer", defect: str = "hole",
     st = StageOutputs(image_hw=hw, entry_ids=entry_ids, prompts=prompts_identity(prompts), detections=det,
                       masks=masks, object_detections=obj, object_masks=obj_masks)
     st = st.with_saliency(saliency_key(st, prompts, config), sal)
-    weights = "ImageNet weights" if backbone.meaningful else "random weights - not meaningful"
+    weights = "ImageNet weights" if backbone.meaningful else NOT_MEANINGFUL
     return KnownCase(s.image, resize_masks(s.mask[None], r)[0], prompts, st, [name for name, *_ in rows],
                      [prompts.entries[entry_ids[e]].kind for _, _, e, _, _ in rows], config,
                      source=f"hand-made candidates; saliency: {backbone.name}, {weights}")

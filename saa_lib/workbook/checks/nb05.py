@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...prompts.confidence import official_top_k, top_k_keep
-from ..exercises import agrees_with, exercise
+from ..exercises import agrees_with, exercise, smallest_on_grid
 from .cases import keeps_hole
 
 #: the scores of exercise 05.3 (three ties at the top) and its K
@@ -53,11 +53,9 @@ def smallest_k_without_saliency(answer, case, config) -> bool | str:
     if k != answer or k < 1:
         return "K is a whole number of regions, at least 1"
     off = config.with_(use_saliency=False)
-    if not keeps_hole(case, off.with_(top_k=k)):
-        return "too small: with this K the hole is still cut away"
-    if k > 1 and keeps_hole(case, off.with_(top_k=k - 1)):
-        return "too large: a smaller K already keeps the hole"
-    return True
+    return smallest_on_grid(k, 1, lambda n: keeps_hole(case, off.with_(top_k=n)),
+                            "too small: with this K the hole is still cut away",
+                            "too large: a smaller K already keeps the hole", lowest=1)
 
 
 @exercise("05.3", "which indices the official code's argsort()[-k:] keeps on ties, and which the paper's rule keeps",

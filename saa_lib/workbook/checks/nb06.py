@@ -2,7 +2,7 @@
 candidates: meaningful whatever the detector weights)."""
 from __future__ import annotations
 
-from ..exercises import exercise
+from ..exercises import exercise, smallest_on_grid
 from .cases import base_config, fates, keeps_hole, known_case_of
 
 STEP_BOX, STEP_IOU = 0.01, 0.001
@@ -27,11 +27,9 @@ def box_threshold_drops_the_hole(answer, backbone) -> bool | str:
     if isinstance(value, str):
         return value
     case, cfg = known_case_of(backbone, "code"), base_config(backbone, "code")
-    if keeps_hole(case, cfg.with_(box_threshold=value)):
-        return "too low: at this θ_box the hole is still in the map"
-    if not keeps_hole(case, cfg.with_(box_threshold=max(0.0, value - STEP_BOX))):
-        return "too high: the hole has already left the map one step lower"
-    return True
+    return smallest_on_grid(value, STEP_BOX, lambda t: not keeps_hole(case, cfg.with_(box_threshold=t)),
+                            "too low: at this θ_box the hole is still in the map",
+                            "too high: the hole has already left the map one step lower")
 
 
 @exercise("06.2", "the candidates P^P removes in paper behaviour (indices into case.names)",
@@ -66,9 +64,6 @@ def iou_threshold_drops_the_hole(answer, backbone) -> bool | str:
     if isinstance(value, str):
         return value
     case, cfg = known_case_of(backbone, "paper"), base_config(backbone, "paper")
-    removed = fates(case, cfg.with_(min_iou=value))[0] == "property"
-    if not removed:
-        return "too low: at this θ_IoU P^P still keeps the hole"
-    if value > STEP_IOU and fates(case, cfg.with_(min_iou=value - STEP_IOU))[0] == "property":
-        return "too high: one step lower P^P already removes the hole"
-    return True
+    return smallest_on_grid(value, STEP_IOU, lambda t: fates(case, cfg.with_(min_iou=t))[0] == "property",
+                            "too low: at this θ_IoU P^P still keeps the hole",
+                            "too high: one step lower P^P already removes the hole")
